@@ -1,0 +1,111 @@
+"""The only entry point: every task a maintainer or CI runs is a session here.
+
+nox -s hub       run the reference hub on http://127.0.0.1:8000 (Ctrl-C stops it)
+nox -s tests     lint, every test, and the book: what CI runs (.ci/run)
+nox -s book      build the book (warnings and execution errors are fatal)
+nox -s kind      deploy the same config to a kind cluster and test it (needs Docker)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+nox.options.sessions = ["hub"]
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = True
+
+
+def install(session: nox.Session, *groups: str) -> None:
+    requirements = [
+        req for group in groups for req in nox.project.dependency_groups(PYPROJECT, group)
+    ]
+    session.install(*requirements)
+
+
+def install_proxy(session: nox.Session) -> None:
+    """configurable-http-proxy from npm into ./node_modules, as package-lock.json pins it."""
+    marker = ROOT / "node_modules" / ".package-lock.json"
+    lock = ROOT / "package-lock.json"
+    if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+
+
+def install_debian(session: nox.Session, command: str, packages: list[str]) -> None:
+    """Install Debian packages when `command` is missing and we may; otherwise say so."""
+    if shutil.which(command):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.warn(
+            f"{command} not found and cannot install {packages}: tests needing it will skip"
+        )
+        return
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run(
+        "apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages, external=True
+    )
+
+
+@nox.session(python="3.11")
+def hub(session: nox.Session) -> None:
+    """Run the reference hub locally (same values and hub-config as the cluster)."""
+    install(session, "hub", "singleuser")
+    install_proxy(session)
+    session.run("python", "scripts/local_hub.py", "run", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff for Python, yamllint for YAML, and every deployment's values merged and checked."""
+    install(session, "lint", "hub")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("yamllint", "--strict", ".")
+    session.run("python", "scripts/deployconfig.py", "check")
+
+
+@nox.session(python="3.11")
+def pytest(session: nox.Session) -> None:
+    """The pytest suite: unit, local hub, browser, and cluster (skipped without a cluster)."""
+    install(session, "hub", "singleuser", "test", "book")
+    install_proxy(session)
+    install_debian(session, "chromium", ["chromium", "chromium-driver"])
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
+def book(session: nox.Session) -> None:
+    """Build the book; chapters execute against a local hub they start and stop."""
+    install(session, "hub", "singleuser", "book")
+    install_proxy(session)
+    session.run("jupyter-book", "build", ".", "--warningiserror", "--keep-going")
+
+
+@nox.session(python="3.11", requires=["lint", "pytest", "book"])
+def tests(session: nox.Session) -> None:
+    """Everything CI runs: lint, pytest and the book (each its own session, run first)."""
+    session.log("lint, pytest and book passed")
+
+
+@nox.session(python="3.11")
+def kind(session: nox.Session) -> None:
+    """Deploy the `kind` deployment to a new kind cluster and run the cluster tests against it."""
+    install(session, "hub", "singleuser", "test")
+    for tool in ("docker", "kind", "helm", "kubectl"):
+        if not shutil.which(tool):
+            session.skip(
+                f"{tool} is not installed: the kind session needs Docker, kind, helm and kubectl"
+            )
+    session.run("python", "scripts/kind_deploy.py", "up")
+    try:
+        session.run("pytest", "-m", "cluster", *session.posargs, env={"COURSEHUB_CLUSTER": "kind"})
+    finally:
+        # COURSEHUB_KEEP_CLUSTER=1 leaves the cluster up to look around.
+        if os.environ.get("COURSEHUB_KEEP_CLUSTER") != "1":
+            session.run("python", "scripts/kind_deploy.py", "down")

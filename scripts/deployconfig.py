@@ -1,0 +1,268 @@
+"""The merged values of a deployment, exactly as the cluster and the local hub get them.
+
+A deployment (deploy/deployments.yaml) is an ordered list of values files. This
+module merges them the way Helm does, adds hub-config/ as hub.extraFiles, and
+checks the result against deploy/schema/values.schema.yaml. Every consumer goes
+through `merged_values`: the Helm deploy, the local hub, the tests and the book.
+
+    python scripts/deployconfig.py check              # every deployment
+    python scripts/deployconfig.py show staging       # merged values as YAML
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOYMENTS_FILE = "deploy/deployments.yaml"
+DEPLOYMENTS_SCHEMA = "deploy/schema/deployments.schema.yaml"
+VALUES_SCHEMA = "deploy/schema/values.schema.yaml"
+AGE_IDENTITY_ENV = "COURSEHUB_AGE_IDENTITY"
+
+
+class ConfigError(Exception):
+    """A deployment's configuration is wrong; the message says where and how."""
+
+
+@dataclass
+class Layer:
+    """One values file (or runtime addition) and what it sets."""
+
+    source: str
+    values: dict[str, Any]
+
+
+@dataclass
+class Deployment:
+    name: str
+    backend: str
+    layers: list[Layer]
+    skipped: list[str] = field(default_factory=list)
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for layer in self.layers:
+            merged = merge(merged, layer.values)
+        return merged
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merge like Helm: maps merge key by key, anything else is replaced, null deletes."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_yaml(path: Path, root: Path = ROOT) -> Any:
+    rel = _relative(path, root)
+    if not path.is_file():
+        raise ConfigError(f"{rel}: file not found")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{rel}:{where} is not valid YAML") from err
+
+
+def load_deployments(root: Path = ROOT) -> dict[str, Any]:
+    spec = read_yaml(root / DEPLOYMENTS_FILE, root)
+    schema = read_yaml(root / DEPLOYMENTS_SCHEMA, root)
+    _check(spec, schema, [Layer(DEPLOYMENTS_FILE, spec)])
+    return spec
+
+
+def load(
+    name: str,
+    *,
+    root: Path = ROOT,
+    decrypt: bool = False,
+    extra_layers: Sequence[Layer] = (),
+) -> Deployment:
+    """Read, merge and check deployment `name`.
+
+    Encrypted layers are decrypted with age when `decrypt` is true and skipped
+    (and listed in `Deployment.skipped`) otherwise. `extra_layers` come last:
+    the local hub's stand-in address and ports, or a test's changes.
+    """
+    spec = load_deployments(root)
+    deployments = spec["deployments"]
+    if name not in deployments:
+        raise ConfigError(
+            f"{DEPLOYMENTS_FILE}: no deployment {name!r}; defined: {', '.join(deployments)}"
+        )
+    entry = deployments[name]
+    layers: list[Layer] = []
+    skipped: list[str] = []
+    for item in entry["values"]:
+        if isinstance(item, str):
+            layers.append(Layer(item, _mapping(read_yaml(root / item, root), item)))
+        elif decrypt:
+            layers.append(
+                Layer(item["path"], _mapping(_decrypt(root / item["path"]), item["path"]))
+            )
+        else:
+            if not (root / item["path"]).is_file():
+                raise ConfigError(f"{item['path']}: file not found (listed by deployment {name!r})")
+            skipped.append(item["path"])
+    layers.append(Layer(spec["hubConfig"]["source"] + "/", hub_config_values(spec, root)))
+    layers.extend(extra_layers)
+    deployment = Deployment(name, entry["backend"], layers, skipped, entry)
+    check_values(deployment, root)
+    return deployment
+
+
+def hub_config_values(spec: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
+    """hub.extraFiles for every file under hub-config/, mounted at the same relative path."""
+    source = root / spec["hubConfig"]["source"]
+    mount_root = spec["hubConfig"]["mountRoot"].rstrip("/")
+    files = {}
+    for path in sorted(source.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts:
+            continue
+        rel = path.relative_to(source).as_posix()
+        files[extra_file_key(rel)] = {
+            "mountPath": f"{mount_root}/{rel}",
+            "stringData": path.read_text(),
+        }
+    return {"hub": {"extraFiles": files}}
+
+
+def extra_file_key(relative_path: str) -> str:
+    """A Kubernetes Secret key for a file: letters, digits, '-', '_' and '.' only."""
+    return "hub-config." + relative_path.replace("/", "--")
+
+
+def check_values(deployment: Deployment, root: Path = ROOT) -> None:
+    schema = read_yaml(root / VALUES_SCHEMA, root)
+    _check(deployment.values, schema, deployment.layers)
+
+
+def _check(instance: Any, schema: dict[str, Any], layers: list[Layer]) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return
+    error = jsonschema.exceptions.best_match(errors)
+    key_path, problem = _describe(error)
+    source = _source_of(key_path, layers)
+    dotted = ".".join(str(part) for part in key_path) or "(top level)"
+    raise ConfigError(f"{source}: {dotted}: {problem}")
+
+
+def _describe(error: jsonschema.ValidationError) -> tuple[list[Any], str]:
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        return path + unknown[:1], f"unknown key; allowed here: {', '.join(allowed)}"
+    if "propertyNames" in error.relative_schema_path:
+        allowed = error.validator_value if error.validator == "enum" else None
+        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+        if error.validator == "pattern":
+            hint = f"; names here must match {error.validator_value}"
+        return [*path, error.instance], f"unknown key{hint}"
+    if error.validator == "required":
+        return path, error.message.replace("is a required property", "is required but missing")
+    return path, f"{error.message} (found {type(error.instance).__name__})"
+
+
+def _source_of(key_path: list[Any], layers: list[Layer]) -> str:
+    """The last layer that sets `key_path`: the one to fix."""
+    for layer in reversed(layers):
+        node: Any = layer.values
+        for part in key_path:
+            in_dict = isinstance(node, dict) and part in node
+            in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+            if in_dict or in_list:
+                node = node[part]
+            else:
+                break
+        else:
+            return layer.source
+    return " + ".join(layer.source for layer in layers)
+
+
+def _mapping(data: Any, source: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: must be a mapping of values, found {type(data).__name__}")
+    return data
+
+
+def _decrypt(path: Path) -> Any:
+    identity = os.environ.get(AGE_IDENTITY_ENV)
+    if not identity:
+        raise ConfigError(
+            f"{_relative(path, ROOT)}: encrypted; set {AGE_IDENTITY_ENV} to an age identity file"
+        )
+    result = subprocess.run(
+        ["age", "--decrypt", "--identity", identity, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ConfigError(
+            f"{_relative(path, ROOT)}: age could not decrypt: {result.stderr.strip()}"
+        )
+    return yaml.safe_load(result.stdout) or {}
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="merge and check every deployment")
+    show = sub.add_parser("show", help="print a deployment's merged values")
+    show.add_argument("deployment")
+    show.add_argument("--decrypt", action="store_true", help=f"decrypt with ${AGE_IDENTITY_ENV}")
+    show.add_argument(
+        "--without-files", action="store_true", help="leave out hub.extraFiles' contents"
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "check":
+            for name in load_deployments()["deployments"]:
+                deployment = load(name)
+                files = " + ".join(layer.source for layer in deployment.layers)
+                note = f" (encrypted, not read: {', '.join(deployment.skipped)})"
+                print(f"{name}: ok: {files}{note if deployment.skipped else ''}")
+        else:
+            values = load(args.deployment, decrypt=args.decrypt).values
+            if args.without_files:
+                for entry in values["hub"]["extraFiles"].values():
+                    entry["stringData"] = f"<{len(entry['stringData'])} characters>"
+            print(yaml.safe_dump(values, sort_keys=False), end="")
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,322 @@
+"""Run the reference hub on this machine: same values, same hub-config, local processes.
+
+    python scripts/local_hub.py run [--port 8000] [--state-dir .localhub]
+
+It merges the `local` deployment (deploy/deployments.yaml), lays out the
+merged values and hub-config/ the way the chart mounts them in the hub pod,
+starts the GitHub stand-in, and starts JupyterHub with
+scripts/localhub/jupyterhub_config.py. Ctrl-C stops the hub, the proxy, every
+user's server and the stand-in; anything left behind is found and stopped.
+Tests and the book use `LocalHub` the same way (`with LocalHub(...) as hub:`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import requests
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import contextlib
+
+from deployconfig import ROOT, ConfigError, Layer, load, load_deployments
+
+LOCALHUB_DIR = ROOT / "scripts" / "localhub"
+FIXTURE = LOCALHUB_DIR / "github-users.yaml"
+CLIENT_ID = "coursehub-local"
+OPERATOR_SERVICE = "local-operator"
+READY_TIMEOUT = 60
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class LocalHubError(Exception):
+    """The local hub cannot start; the message says why and what to do."""
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find_chp() -> Path:
+    chp = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+    if not chp.exists():
+        raise LocalHubError(
+            f"{chp.relative_to(ROOT)} is missing: run `nox -s hub`, which installs it with npm"
+        )
+    return chp
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LocalHubError(f"{what} exited with status {process.returncode} while starting")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise LocalHubError(f"{what} did not listen on port {port} within {timeout:.0f} s")
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: have Linux send SIGTERM to the child if the runner itself dies."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def processes_marked(marker: str) -> list[int]:
+    """Processes whose environment carries COURSEHUB_LOCALHUB=<marker> (Linux /proc)."""
+    needle = f"COURSEHUB_LOCALHUB={marker}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if needle in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+@dataclass
+class LocalHub:
+    """The local reference hub: prepare, start, use, stop."""
+
+    state_dir: Path
+    port: int = 8000
+    deployment: str = "local"
+    extra_values: dict | None = None
+    log_file: IO | None = None
+    marker: str = field(default_factory=lambda: uuid.uuid4().hex)
+    hub_port: int = 0
+    proxy_api_port: int = 0
+    standin_port: int = 0
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def standin_url(self) -> str:
+        return f"http://127.0.0.1:{self.standin_port}"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.state_dir / "etc" / "jupyterhub"
+
+    @property
+    def operator_token(self) -> str:
+        return self._secret("operator-token")
+
+    def _secret(self, name: str) -> str:
+        path = self.state_dir / f"{name}.secret"
+        if not path.exists():
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def runtime_layer(self) -> Layer:
+        """What only this run can know: the stand-in's address and this hub's ports."""
+        github = {
+            "client_id": CLIENT_ID,
+            "client_secret": self._secret("github-client-secret"),
+            "github_url": self.standin_url,
+            "oauth_callback_url": f"{self.url}/hub/oauth_callback",
+        }
+        return Layer(
+            "runtime (scripts/local_hub.py)", {"hub": {"config": {"GitHubOAuthenticator": github}}}
+        )
+
+    def prepare(self) -> None:
+        """Check ports and config, then lay out <state>/etc/jupyterhub like the hub pod's."""
+        if not port_is_free(self.port):
+            raise LocalHubError(
+                f"port {self.port} on 127.0.0.1 is already in use; stop what uses it "
+                "(another hub?) or choose a free port with --port"
+            )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.hub_port, self.proxy_api_port, self.standin_port = (
+            free_port(),
+            free_port(),
+            free_port(),
+        )
+        layers = [self.runtime_layer()]
+        if self.extra_values:
+            layers.append(Layer("extra values (LocalHub.extra_values)", self.extra_values))
+        deployment = load(self.deployment, extra_layers=layers)
+        if deployment.backend != "local":
+            raise LocalHubError(
+                f"deployment {self.deployment!r} runs on {deployment.backend}, not on this machine"
+            )
+        values = deployment.values
+        shutil.rmtree(self.config_dir, ignore_errors=True)
+        (self.config_dir / "secret").mkdir(parents=True)
+        (self.config_dir / "secret" / "values.yaml").write_text(yaml.safe_dump(values))
+        mount_root = load_deployments()["hubConfig"]["mountRoot"].rstrip("/") + "/"
+        for entry in values["hub"]["extraFiles"].values():
+            target = self.config_dir / entry["mountPath"].removeprefix(mount_root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(entry["stringData"])
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            COURSEHUB_LOCALHUB=self.marker,
+            COURSEHUB_CONFIG_DIR=str(self.config_dir),
+            COURSEHUB_STATE_DIR=str(self.state_dir),
+            COURSEHUB_PUBLIC_PORT=str(self.port),
+            COURSEHUB_HUB_PORT=str(self.hub_port),
+            COURSEHUB_PROXY_API_PORT=str(self.proxy_api_port),
+            COURSEHUB_CHP=str(find_chp()),
+            COURSEHUB_OPERATOR_TOKEN=self.operator_token,
+            COURSEHUB_RUNNING_AS_ROOT="1" if os.geteuid() == 0 else "0",
+        )
+        return env
+
+    def start(self) -> None:
+        self.prepare()
+        env = self.environment()
+        output = {"stdout": self.log_file, "stderr": subprocess.STDOUT} if self.log_file else {}
+        standin = [
+            sys.executable,
+            str(ROOT / "scripts" / "github_standin.py"),
+            "--port",
+            str(self.standin_port),
+            "--fixture",
+            str(FIXTURE),
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret",
+            self._secret("github-client-secret"),
+        ]
+        spawn = {"env": env, "start_new_session": True, "preexec_fn": _die_with_parent, **output}
+        self.processes.append(subprocess.Popen(standin, **spawn))
+        _wait_for_port(self.standin_port, self.processes[-1], "the GitHub stand-in", 20)
+        hub = [sys.executable, "-m", "jupyterhub", "-f", str(LOCALHUB_DIR / "jupyterhub_config.py")]
+        self.processes.append(subprocess.Popen(hub, cwd=self.state_dir, **spawn))
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        hub = self.processes[-1]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if hub.poll() is not None:
+                self.stop()
+                raise LocalHubError(
+                    f"JupyterHub exited with status {hub.returncode} while starting; see its log"
+                )
+            try:
+                if requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise LocalHubError(f"JupyterHub did not answer on {self.url} within {timeout:.0f} s")
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        """Call the hub's REST API as the local operator service."""
+        headers = {"Authorization": f"token {self.operator_token}", **kwargs.pop("headers", {})}
+        return requests.request(
+            method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kwargs
+        )
+
+    def stop(self) -> list[int]:
+        """Stop everything this hub started; return the pids that had to be killed afterwards."""
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.processes.clear()
+        strays = processes_marked(self.marker)
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return strays
+
+    def __enter__(self) -> LocalHub:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    hub = LocalHub(state_dir=Path(args.state_dir).resolve(), port=args.port)
+    try:
+        hub.start()
+    except (ConfigError, LocalHubError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"\ncoursehub is running at {hub.url}\n"
+        f"Log in with GitHub: the local GitHub stand-in ({hub.standin_url}) asks who you are.\n"
+        "Users come from scripts/localhub/github-users.yaml: ada is a hub admin, ian and tara\n"
+        "instructors, sam and sky students; nora and olga are refused.\n"
+        f"REST API as the operator: curl -H 'Authorization: token {hub.operator_token}' "
+        f"{hub.url}/hub/api/users\n"
+        "Press Ctrl-C to stop the hub, the proxy and every server.\n",
+        flush=True,
+    )
+    try:
+        while all(process.poll() is None for process in hub.processes):
+            time.sleep(0.5)
+        print("error: a hub process exited; stopping the rest", file=sys.stderr)
+        status = 1
+    except KeyboardInterrupt:
+        status = 0
+    strays = hub.stop()
+    if strays:
+        print(f"stopped {len(strays)} process(es) left behind: {strays}", file=sys.stderr)
+    print("coursehub stopped.")
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("run", help="run the hub until Ctrl-C")
+    start.add_argument("--port", type=int, default=8000, help="public port on 127.0.0.1")
+    start.add_argument(
+        "--state-dir", default=str(ROOT / ".localhub"), help="database, homes, secrets"
+    )
+    args = parser.parse_args(argv)
+    # A terminal's Ctrl-C reaches only this process (children run in their own
+    # sessions) and LocalHub.stop stops them in order; `kill` is treated the same.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

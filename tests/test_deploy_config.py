@@ -1,0 +1,142 @@
+"""Deployments merge and validate; bad values files get a one-line error naming file and key."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from deployconfig import ROOT, ConfigError, load, load_deployments, merge
+
+pytestmark = pytest.mark.unit
+DEPLOYMENTS = list(load_deployments()["deployments"])
+
+
+@pytest.mark.parametrize("name", DEPLOYMENTS)
+def test_every_deployment_merges_and_validates(name):
+    deployment = load(name)
+    assert deployment.layers[0].source == "deploy/values/common.yaml"
+    assert deployment.values["hub"]["extraFiles"], "hub-config/ must be mounted"
+
+
+def test_merge_follows_helm():
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    assert merge(base, {"a": {"c": [3]}, "d": None}) == {"a": {"b": 1, "c": [3]}}
+    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}, "inputs are not modified"
+
+
+def test_encrypted_layers_are_listed_not_read():
+    staging = load("staging")
+    assert staging.skipped == ["deploy/secrets/staging.yaml.age"]
+    text = (ROOT / staging.skipped[0]).read_text()
+    assert text.startswith("-----BEGIN AGE ENCRYPTED FILE-----"), (
+        "secrets are committed encrypted only"
+    )
+
+
+def test_hub_config_is_mounted_file_by_file():
+    spec = load_deployments()
+    source = ROOT / spec["hubConfig"]["source"]
+    files = load("prod").values["hub"]["extraFiles"]
+    mounted = {entry["mountPath"]: entry["stringData"] for entry in files.values()}
+    for path in source.rglob("*.py"):
+        mount = f"{spec['hubConfig']['mountRoot']}/{path.relative_to(source).as_posix()}"
+        assert mounted[mount] == path.read_text()
+
+
+def copy_project(tmp_path: Path) -> Path:
+    """A copy of deploy/ and hub-config/ to break on purpose."""
+    for folder in ("deploy", "hub-config"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    return tmp_path
+
+
+def edit_yaml(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda v: v["cull"].update(timout=10),
+            "deploy/values/common.yaml: cull.timout: unknown key; allowed here: ",
+        ),
+        (
+            lambda v: v["cull"].update(timeout="an hour"),
+            "deploy/values/common.yaml: cull.timeout: 'an hour' is not of type 'integer'",
+        ),
+        (
+            lambda v: v.update(singelser={}),
+            "deploy/values/common.yaml: singelser: unknown key; allowed here: ",
+        ),
+        (
+            lambda v: v["hub"].update(extraConfig={"x": "c.JupyterHub.foo = 1"}),
+            "deploy/values/common.yaml: hub.extraConfig: unknown key",
+        ),
+        (
+            lambda v: v["custom"]["github"].update(studentTeams=["students"]),
+            "deploy/values/common.yaml: custom.github.studentTeams.0: 'students' does not match",
+        ),
+    ],
+)
+def test_bad_values_name_file_and_key(tmp_path, change, expected):
+    root = copy_project(tmp_path)
+    edit_yaml(root / "deploy/values/common.yaml", change)
+    with pytest.raises(ConfigError) as err:
+        load("staging", root=root)
+    assert str(err.value).startswith(expected)
+    assert "\n" not in str(err.value)
+
+
+def test_error_names_the_overlay_that_set_the_key(tmp_path):
+    root = copy_project(tmp_path)
+    edit_yaml(
+        root / "deploy/values/prod.yaml", lambda v: v["hub"].update(concurrentSpawnLimit="many")
+    )
+    with pytest.raises(ConfigError, match=r"^deploy/values/prod.yaml: hub.concurrentSpawnLimit: "):
+        load("prod", root=root)
+
+
+def test_missing_values_file_is_named(tmp_path):
+    root = copy_project(tmp_path)
+    (root / "deploy/values/staging.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"^deploy/values/staging.yaml: file not found$"):
+        load("staging", root=root)
+
+
+def test_unknown_deployment_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="no deployment 'production'; defined: local, kind"):
+        load("production")
+
+
+def test_deployments_file_is_checked(tmp_path):
+    root = copy_project(tmp_path)
+    edit_yaml(root / "deploy/deployments.yaml", lambda d: d["deployments"]["prod"].pop("namespace"))
+    with pytest.raises(
+        ConfigError, match=r"^deploy/deployments.yaml: deployments.prod: 'namespace' is required"
+    ):
+        load("prod", root=root)
+
+
+def test_cli_prints_one_line_and_fails(tmp_path):
+    root = copy_project(tmp_path)
+    edit_yaml(root / "deploy/values/common.yaml", lambda v: v["cull"].update(every=-1))
+    shutil.copytree(ROOT / "scripts", root / "scripts")
+    result = subprocess.run(
+        [sys.executable, "scripts/deployconfig.py", "show", "local"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: deploy/values/common.yaml: cull.every: -1 is less than the minimum of 0 (found int)"
+    ]
+    assert "Traceback" not in result.stderr
