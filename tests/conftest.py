@@ -63,9 +63,14 @@ def hub_factory(tmp_path):
 @pytest.fixture
 def browser():
     """Headless Debian Chromium driven by selenium; skips, saying why, if it is not installed."""
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    chromium = next(
+        filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
+    )
+    driver = shutil.which("chromedriver")
     if not chromium or not driver:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (nox -s pytest installs them)")
+        pytest.skip(
+            "Debian's chromium and chromium-driver are not installed (nox -s pytest installs them)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -73,9 +78,17 @@ def browser():
     options.binary_location = chromium
     # Without the background-networking flags Chromium tries Google's hosts,
     # which this closed network refuses; root needs --no-sandbox.
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1280,900"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+    ):
         options.add_argument(flag)
     session = webdriver.Chrome(service=Service(driver), options=options)
     session.set_page_load_timeout(120)

@@ -135,7 +135,11 @@ def apply_chart_values(c, get_config: GetConfig) -> None:
         c.JupyterHub.services.append(service)
         c.JupyterHub.load_roles.append(role)
     for name, service in (get_config("hub.services") or {}).items():
-        c.JupyterHub.services.append({"name": name, **service})
+        service = {"name": name, **service}
+        # The chart passes hub.services.<name>.apiToken on as the service's api_token.
+        if "apiToken" in service:
+            service["api_token"] = service.pop("apiToken")
+        c.JupyterHub.services.append(service)
     for name, role in (get_config("hub.loadRoles") or {}).items():
         c.JupyterHub.load_roles.append({"name": name, **role})
 
