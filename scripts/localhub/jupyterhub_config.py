@@ -19,6 +19,7 @@ sys.path.insert(0, str(config_dir))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chart_values import apply_chart_values, apply_local_backend, run_config_d  # noqa: E402
+
 from coursehub.values import get_config  # noqa: E402
 
 apply_chart_values(c, get_config)
