@@ -76,6 +76,7 @@ def pytest(session: nox.Session) -> None:
     install(session, "hub", "singleuser", "test", "book")
     install_proxy(session)
     install_debian(session, "chromium", ["chromium", "chromium-driver"])
+    install_debian(session, "pg_ctlcluster", ["postgresql"])
     session.run("pytest", *session.posargs)
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from deployconfig import ROOT, load
 from hub_client import login_with_standin, wait_for_server
 from local_hub import processes_marked

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import secrets
 import sys
@@ -65,8 +66,6 @@ KUBESPAWNER_TRAITS = {
 # Keys that mean something only where there are pods, nodes and a Helm
 # release; the local hub leaves them alone on purpose.
 CLUSTER_ONLY_KEYS = (
-    "hub.db.url",  # the local hub keeps its database in its state folder
-    "hub.db.password",
     "hub.extraFiles",  # laid out as files by scripts/local_hub.py instead
     "singleuser.image",
     "singleuser.memory",
@@ -108,6 +107,11 @@ def apply_chart_values(c, get_config: GetConfig) -> None:
         c.JupyterHub.db_url = "sqlite://"
     else:
         _set_if_given(c.JupyterHub, "db_url", get_config("hub.db.url"))
+    password = get_config("hub.db.password")
+    if password and db_type in ("postgres", "mysql"):
+        # The chart hands the password to the database driver through its
+        # environment, not the URL (ref: z2jh jupyterhub_config.py, hub.db.password).
+        os.environ["PGPASSWORD" if db_type == "postgres" else "MYSQL_PWD"] = password
 
     for trait in HUB_TRAITS:
         _set_if_given(c.JupyterHub, trait, get_config(f"hub.{camel(trait)}"))
