@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import nox
@@ -57,7 +58,9 @@ def hub(session: nox.Session) -> None:
     """Run the reference hub locally (same values and hub-config as the cluster)."""
     install(session, "hub", "singleuser")
     install_proxy(session)
-    session.run("python", "scripts/local_hub.py", "run", *session.posargs)
+    # Ctrl-C reaches nox and the runner together; give the runner time to stop
+    # every server before nox would escalate to SIGTERM and SIGKILL.
+    session.run("python", "scripts/local_hub.py", "run", *session.posargs, interrupt_timeout=60)
 
 
 @nox.session(python="3.11")
@@ -97,16 +100,18 @@ def tests(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def kind(session: nox.Session) -> None:
     """Deploy the `kind` deployment to a new kind cluster and run the cluster tests against it."""
-    install(session, "hub", "singleuser", "test")
     for tool in ("docker", "kind", "helm", "kubectl"):
         if not shutil.which(tool):
             session.skip(
-                f"{tool} is not installed: the kind session needs Docker, kind, helm and kubectl"
+                f"{tool} is not installed: the kind session needs Docker, kind, helm, kubectl"
             )
-    session.run("python", "scripts/kind_deploy.py", "up")
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+        session.skip("no Docker engine answers `docker info`: kind needs one")
+    install(session, "hub", "singleuser", "test")
+    session.run("python", "scripts/cluster.py", "up", "kind")
     try:
         session.run("pytest", "-m", "cluster", *session.posargs, env={"COURSEHUB_CLUSTER": "kind"})
     finally:
         # COURSEHUB_KEEP_CLUSTER=1 leaves the cluster up to look around.
         if os.environ.get("COURSEHUB_KEEP_CLUSTER") != "1":
-            session.run("python", "scripts/kind_deploy.py", "down")
+            session.run("python", "scripts/cluster.py", "down", "kind")

@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # A terminal's Ctrl-C reaches only this process (children run in their own
     # sessions) and LocalHub.stop stops them in order; `kill` is treated the same.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     return run(args)
 
