@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tornado.httpclient import AsyncHTTPClient
+
 GetConfig = Callable[..., Any]
 
 # hub.<camelCase> -> JupyterHub.<snake_case>, as the chart maps them.
@@ -98,6 +100,9 @@ def _set_if_given(section, trait: str, value: Any) -> None:
 
 def apply_chart_values(c, get_config: GetConfig) -> None:
     """Set what the chart would set from values, before jupyterhub_config.d runs."""
+    # The chart's hub uses tornado's curl client for all its HTTP calls
+    # (GitHub, the proxy API), so OAuthenticator's requests behave the same here.
+    AsyncHTTPClient.configure("tornado.curl_httpclient.CurlAsyncHTTPClient")
     db_type = get_config("hub.db.type")
     if db_type == "sqlite-pvc":
         # The chart runs the hub in /srv/jupyterhub on the PVC; the local hub
