@@ -28,11 +28,25 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENTS_FILE = "deploy/deployments.yaml"
 DEPLOYMENTS_SCHEMA = "deploy/schema/deployments.schema.yaml"
 VALUES_SCHEMA = "deploy/schema/values.schema.yaml"
+COURSES_DIR = "deploy/courses"
+COURSE_SCHEMA = "deploy/schema/course.schema.yaml"
 AGE_IDENTITY_ENV = "COURSEHUB_AGE_IDENTITY"
 
 
 class ConfigError(Exception):
     """A deployment's configuration is wrong; the message says where and how."""
+
+
+class _TextDates(yaml.SafeLoader):
+    """YAML without implicit timestamps: 2026-11-02 stays the text Helm passes on."""
+
+
+# Helm reads YAML through JSON, where a date is a string; reading it the same
+# way keeps course dates identical here, in Helm and in the hub's values.yaml.
+_TextDates.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 @dataclass
@@ -56,7 +70,8 @@ class Deployment:
         merged: dict[str, Any] = {}
         for layer in self.layers:
             merged = merge(merged, layer.values)
-        return merged
+        # Derived after merging, so a course added by any layer is pre-pulled too.
+        return merge(merged, prepuller_images(merged.get("custom", {}).get("courses", {})))
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +92,7 @@ def read_yaml(path: Path, root: Path = ROOT) -> Any:
     if not path.is_file():
         raise ConfigError(f"{rel}: file not found")
     try:
-        return yaml.safe_load(path.read_text()) or {}
+        return yaml.load(path.read_text(), Loader=_TextDates) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -124,6 +139,7 @@ def load(
             if not (root / item["path"]).is_file():
                 raise ConfigError(f"{item['path']}: file not found (listed by deployment {name!r})")
             skipped.append(item["path"])
+    layers.append(Layer(COURSES_DIR + "/", course_values(root)))
     layers.append(Layer(spec["hubConfig"]["source"] + "/", hub_config_values(spec, root)))
     layers.extend(extra_layers)
     deployment = Deployment(name, entry["backend"], layers, skipped, entry)
@@ -147,6 +163,51 @@ def hub_config_values(spec: dict[str, Any], root: Path = ROOT) -> dict[str, Any]
     return {"hub": {"extraFiles": files}}
 
 
+def course_values(root: Path = ROOT) -> dict[str, Any]:
+    """custom.courses from the registry, deploy/courses/*.yaml, one file a course."""
+    schema = read_yaml(root / COURSE_SCHEMA, root)
+    courses: dict[str, Any] = {}
+    files: dict[str, str] = {}
+    for path in sorted((root / COURSES_DIR).glob("*.yaml")):
+        source = _relative(path, root)
+        course = _mapping(read_yaml(path, root), source)
+        check_course(course, schema, [Layer(source, course)])
+        slug = course["slug"]
+        if slug in files:
+            raise ConfigError(f"{source}: slug: {slug!r} is already the slug of {files[slug]}")
+        files[slug] = source
+        courses[slug] = course
+    return {"custom": {"courses": courses}}
+
+
+def check_course(
+    course: dict[str, Any], schema: dict[str, Any], layers: list[Layer], prefix: Sequence = ()
+) -> None:
+    """A course against the schema, then what a schema cannot say: end not before start."""
+    _check(course, schema, layers, prefix)
+    if course["end"] < course["start"]:
+        key_path = [*prefix, "end"]
+        raise ConfigError(
+            f"{_source_of(key_path, layers)}: {'.'.join(key_path)}: "
+            f"{course['end']} is before start {course['start']}"
+        )
+
+
+def prepuller_images(courses: dict[str, Any]) -> dict[str, Any]:
+    """prePuller.extraImages for every course image (ref: z2jh prePuller.extraImages).
+
+    The chart pulls singleuser.profileList's images itself, but coursehub's
+    profile list is computed in the hub for each user, so the chart never sees it.
+    """
+    images = {}
+    for slug, course in courses.items():
+        # name:tag[@digest]; the chart writes "<name>:<tag>", so a digest rides on the tag.
+        reference, at, digest = course["image"].partition("@")
+        name, _, tag = reference.rpartition(":")
+        images[f"course-{slug}"] = {"name": name, "tag": tag + at + digest}
+    return {"prePuller": {"extraImages": images}} if images else {}
+
+
 def extra_file_key(relative_path: str) -> str:
     """A Kubernetes Secret key for a file: letters, digits, '-', '_' and '.' only."""
     return "hub-config." + relative_path.replace("/", "--")
@@ -154,16 +215,30 @@ def extra_file_key(relative_path: str) -> str:
 
 def check_values(deployment: Deployment, root: Path = ROOT) -> None:
     schema = read_yaml(root / VALUES_SCHEMA, root)
-    _check(deployment.values, schema, deployment.layers)
+    values = deployment.values
+    _check(values, schema, deployment.layers)
+    # Courses may come from any layer (a test adds one); each is checked as a registry file is.
+    course_schema = read_yaml(root / COURSE_SCHEMA, root)
+    for slug, course in values.get("custom", {}).get("courses", {}).items():
+        prefix = ["custom", "courses", slug]
+        check_course(course, course_schema, deployment.layers, prefix)
+        if course["slug"] != slug:
+            source = _source_of([*prefix, "slug"], deployment.layers)
+            raise ConfigError(f"{source}: {'.'.join(prefix)}.slug: must be {slug!r}")
 
 
-def _check(instance: Any, schema: dict[str, Any], layers: list[Layer]) -> None:
-    validator = jsonschema.Draft202012Validator(schema)
+def _check(
+    instance: Any, schema: dict[str, Any], layers: list[Layer], prefix: Sequence = ()
+) -> None:
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     if not errors:
         return
     error = jsonschema.exceptions.best_match(errors)
     key_path, problem = _describe(error)
+    key_path = [*prefix, *key_path]
     source = _source_of(key_path, layers)
     dotted = ".".join(str(part) for part in key_path) or "(top level)"
     raise ConfigError(f"{source}: {dotted}: {problem}")
@@ -183,6 +258,11 @@ def _describe(error: jsonschema.ValidationError) -> tuple[list[Any], str]:
         return [*path, error.instance], f"unknown key{hint}"
     if error.validator == "required":
         return path, error.message.replace("is a required property", "is required but missing")
+    if error.validator in ("pattern", "format") and "mustBe" in error.schema:
+        # A regular expression is no explanation; the schema's `mustBe` says what is meant.
+        return path, f"{error.instance!r} is not {error.schema['mustBe']}"
+    if error.validator == "const" and "description" in error.schema:
+        return path, f"must be {error.validator_value!r}, {error.schema['description']}"
     return path, f"{error.message} (found {type(error.instance).__name__})"
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
+import requests
 import yaml
 from tornado import web
 
@@ -145,6 +146,7 @@ class AuthorizeHandler(StandinHandler):
         redirect_uri = self.get_argument("redirect_uri")
         state = self.get_argument("state", "")
         if self.get_argument("deny", ""):
+            log.info("consent denied")
             query = {"error": "access_denied", "state": state}
             query["error_description"] = "The user has denied your application access."
             self.redirect(f"{redirect_uri}?{urlencode(query)}")
@@ -168,14 +170,26 @@ class TokenHandler(StandinHandler):
             self.get_argument("client_id", "") != self.world.client_id
             or self.get_argument("client_secret", "") != self.world.client_secret
         ):
-            self.write_json({"error": "incorrect_client_credentials"})
+            self.write_json(
+                {
+                    "error": "incorrect_client_credentials",
+                    "error_description": "The client_id and/or client_secret passed are incorrect.",
+                }
+            )
             return
         grant = self.world.codes.pop(self.get_argument("code", ""), None)
         if grant is None or time.monotonic() - grant[2] > CODE_LIFETIME:
             # GitHub answers 200 with an error body for a bad or reused code.
-            self.write_json({"error": "bad_verification_code"})
+            log.warning("refused an unknown, used or expired code")
+            self.write_json(
+                {
+                    "error": "bad_verification_code",
+                    "error_description": "The code passed is incorrect or expired.",
+                }
+            )
             return
         login, _redirect_uri, _issued = grant
+        log.info("issued an access token for %s", login)
         token = secrets.token_urlsafe(24)
         self.world.tokens[token] = login
         self.write_json(
@@ -273,6 +287,24 @@ def make_app(world: World) -> web.Application:
     )
 
 
+def set_membership(standin_url: str, team: str, login: str, member: bool) -> None:
+    """Add `login` to, or remove them from, team "org:team" (a test's or the book's step)."""
+    path = f"/_standin/teams/{team.replace(':', '/')}/{login}"
+    response = requests.request("PUT" if member else "DELETE", standin_url + path, timeout=10)
+    response.raise_for_status()
+
+
+@contextlib.contextmanager
+def github_fault(standin_url: str, endpoint: str, **fault):
+    """While inside, `endpoint` fails as told: status=502 and/or delay=seconds."""
+    url = f"{standin_url}/_standin/faults/{endpoint}"
+    requests.put(url, json=fault, timeout=10).raise_for_status()
+    try:
+        yield
+    finally:
+        requests.delete(url, timeout=10).raise_for_status()
+
+
 async def serve(args: argparse.Namespace) -> None:
     world = World.from_file(Path(args.fixture), args.client_id, args.client_secret)
     make_app(world).listen(args.port, address="127.0.0.1")
@@ -287,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-id", required=True)
     parser.add_argument("--client-secret", required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(name)s] %(message)s")
+    # Every line says it comes from the stand-in, so nobody reading a log
+    # mixed with the hub's mistakes it for GitHub.
+    logging.basicConfig(level=logging.INFO, format=f"[%(levelname)s {BANNER}] %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args))
     return 0

@@ -34,8 +34,9 @@ def _form_value(page: str, name: str) -> str:
     return html.unescape(match.group(1))
 
 
-def login_with_standin(hub_url: str, login: str | None, *, next_url: str = "") -> Login:
-    """Log in as fixture user `login`; None clicks "Cancel" (denies consent)."""
+def _consent(
+    hub_url: str, login: str | None, next_url: str, follow: bool
+) -> tuple[requests.Session, requests.Response]:
     session = requests.Session()
     start = f"{hub_url}/hub/oauth_login" + (
         f"?next={requests.utils.quote(next_url)}" if next_url else ""
@@ -47,8 +48,29 @@ def login_with_standin(hub_url: str, login: str | None, *, next_url: str = "") -
         "state": _form_value(consent.text, "state"),
     }
     form.update({"login": login} if login else {"deny": "1"})
-    response = session.post(consent.url.split("?")[0], data=form, timeout=120)
-    return Login(session, response)
+    response = session.post(
+        consent.url.split("?")[0], data=form, timeout=120, allow_redirects=follow
+    )
+    return session, response
+
+
+def login_with_standin(hub_url: str, login: str | None, *, next_url: str = "") -> Login:
+    """Log in as fixture user `login`; None clicks "Cancel" (denies consent)."""
+    return Login(*_consent(hub_url, login, next_url, follow=True))
+
+
+def callback_with_standin(hub_url: str, login: str) -> tuple[requests.Session, str]:
+    """Consent as `login` but stop before GitHub's redirect back: (browser, callback URL)."""
+    session, response = _consent(hub_url, login, "", follow=False)
+    return session, response.headers["Location"]
+
+
+def error_message(page: str) -> str:
+    """The text of a hub error page's message, as a person reads it."""
+    match = re.search(r'<div class="error">(.*?)</div>', page, re.S)
+    if match is None:
+        raise ValueError(f"not a hub error page: {page[:200]!r}")
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", match.group(1))).split())
 
 
 def wait_for_server(
@@ -62,3 +84,26 @@ def wait_for_server(
             return response
         time.sleep(0.5)
     raise TimeoutError(f"{user}'s server did not become ready within {timeout:.0f} s")
+
+
+def own_token(session: requests.Session, hub_url: str, user: str) -> str:
+    """A REST API token the logged-in `user` makes for themselves, as on the hub's Token page."""
+    session.get(f"{hub_url}/hub/token", timeout=30)  # sets the _xsrf cookie
+    response = session.post(
+        f"{hub_url}/hub/api/users/{user}/tokens",
+        json={"note": "made by hub_client"},
+        headers={"X-XSRFToken": session.cookies.get("_xsrf", path="/hub/")},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return response.json()["token"]
+
+
+def open_server_as(session: requests.Session, hub_url: str, owner: str) -> requests.Response:
+    """Open `owner`'s JupyterLab as someone else: the hub asks "Authorize access?", they agree."""
+    ask = session.get(f"{hub_url}/user/{owner}/lab", timeout=60)
+    if "/hub/api/oauth2/authorize" not in ask.url:
+        raise ValueError(f"expected the hub's authorize page, got {ask.status_code} {ask.url}")
+    hidden = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', ask.text)
+    form = [(name, html.unescape(value)) for name, value in hidden]
+    return session.post(ask.url, data=form, timeout=60)

@@ -283,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
         f"\ncoursehub is running at {hub.url}\n"
         f"Log in with GitHub: the local GitHub stand-in ({hub.standin_url}) asks who you are.\n"
         "Users come from scripts/localhub/github-users.yaml: ada is a hub admin, ian and tara\n"
-        "instructors, sam and sky students; nora and olga are refused.\n"
+        "instructors, sam and sky students; nora, olga and wes are refused.\n"
         f"REST API as the operator: curl -H 'Authorization: token {hub.operator_token}' "
         f"{hub.url}/hub/api/users\n"
         "Press Ctrl-C to stop the hub, the proxy and every server.\n",

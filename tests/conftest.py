@@ -10,6 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+# hub-config/ is what the hub pod has on sys.path (its coursehub package).
+sys.path.insert(0, str(ROOT / "hub-config"))
 
 from local_hub import LocalHub, find_chp, free_port  # noqa: E402
 

@@ -2,8 +2,17 @@
 
 GitHub teams become JupyterHub groups named "org:team" (the same spelling as
 GitHubOAuthenticator.allowed_organizations), so roles, courses and mounts can
-all key on groups.
+all key on groups. Membership is checked again whenever the hub refreshes a
+user's auth, so someone removed from their team loses access then.
 """
+
+from __future__ import annotations
+
+from oauthenticator.github import GitHubOAuthenticator
+from traitlets import Bool
+
+from coursehub.login_errors import LoginCallbackHandler, LoginRefused
+from coursehub.unix_ids import unix_ids
 
 
 def team_names(auth_state: dict) -> list[str]:
@@ -14,7 +23,7 @@ def team_names(auth_state: dict) -> list[str]:
 
 
 def authenticator_config(github: dict) -> dict:
-    """Traitlets config for GitHubOAuthenticator from values' custom.github."""
+    """Traitlets config for CoursehubGitHubOAuthenticator from values' custom.github."""
     teams = github["adminTeams"] + github["instructorTeams"] + github["studentTeams"]
     return {
         # Membership of any listed team lets a user in; nobody else.
@@ -25,4 +34,65 @@ def authenticator_config(github: dict) -> dict:
         "manage_groups": True,
         "auth_state_groups_key": team_names,
         "admin_groups": set(github["adminTeams"]),
+        # True would let anyone with a user row back in after leaving their
+        # team; the team is the only source of truth here.
+        "allow_existing_users": False,
+        "unix_ids_from_github": github["unixIds"],
     }
+
+
+class CoursehubGitHubOAuthenticator(GitHubOAuthenticator):
+    """GitHubOAuthenticator that re-checks team membership at every auth refresh,
+    refuses with a page that says why, and can run servers with GitHub's numeric ids."""
+
+    callback_handler = LoginCallbackHandler
+
+    unix_ids_from_github = Bool(
+        False,
+        config=True,
+        help="""Run each server with uid = the user's GitHub id and supplemental
+        gids = the ids of their GitHub teams (needs a spawner with `uid` and
+        `supplemental_gids`, such as KubeSpawner).""",
+    )
+
+    async def check_allowed(self, username, auth_model):
+        """Allow members of allowed teams; refuse anyone else with LoginRefused (403)."""
+        if auth_model is None:
+            return True
+        teams = set(team_names(auth_model["auth_state"]))
+        # The teams were fetched just before this (populate_teams_in_auth_state),
+        # with errors raised; GitHub's per-team membership calls, which the base
+        # class makes, report a GitHub failure as "not a member".
+        if teams & self.allowed_organizations or await super().check_allowed(username, auth_model):
+            return True
+        raise LoginRefused(username, sorted(teams), sorted(self.allowed_organizations))
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """Refresh as OAuthenticator does, then require membership again.
+
+        OAuthenticator's refresh_user fetches fresh teams and groups but does not
+        call check_allowed (ref: oauthenticator 17.4 oauth2.py refresh_user);
+        returning False makes JupyterHub require a new login, which refuses.
+        """
+        auth_model = await super().refresh_user(user, handler, **kwargs)
+        if not isinstance(auth_model, dict):
+            return auth_model
+        try:
+            await self.check_allowed(user.name, auth_model)
+        except LoginRefused as refused:
+            self.log.warning("Revoking %s's session: %s", user.name, refused.why)
+            if self.manage_groups:
+                # Leave the team's groups now, not at a next login that will be
+                # refused: instructors' roles and course access key on them.
+                user.sync_groups(auth_model["groups"])
+            return False
+        return auth_model
+
+    async def pre_spawn_start(self, user, spawner):
+        """Set the server's uid and supplemental gids from GitHub when configured."""
+        if not self.unix_ids_from_github:
+            return
+        uid, gids = unix_ids(await user.get_auth_state())
+        spawner.uid = uid
+        spawner.supplemental_gids = gids
+        self.log.info("Running %s's server as uid %s with groups %s", user.name, uid, gids)

@@ -1,5 +1,6 @@
 # GitHub login gated by organization teams; teams become JupyterHub groups.
 # Executed by the chart's jupyterhub_config.py (and the local hub's) with `c` defined.
+# Set on GitHubOAuthenticator, the section hub.config uses; our subclass reads it.
 from coursehub.github import authenticator_config
 from coursehub.values import get_config
 

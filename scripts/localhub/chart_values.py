@@ -63,6 +63,7 @@ KUBESPAWNER_TRAITS = {
     "extraEnv": "environment",
     "profileList": "profile_list",
     "extraPodConfig": "extra_pod_config",
+    "allowPrivilegeEscalation": "allow_privilege_escalation",
 }
 
 # Keys that mean something only where there are pods, nodes and a Helm
@@ -124,6 +125,7 @@ def apply_chart_values(c, get_config: GetConfig) -> None:
 
     for key, trait in KUBESPAWNER_TRAITS.items():
         _set_if_given(c.KubeSpawner, trait, get_config(f"singleuser.{key}"))
+    apply_storage(c, get_config)
     image = get_config("singleuser.image.name")
     if image:
         tag = get_config("singleuser.image.tag")
@@ -161,6 +163,41 @@ def apply_chart_values(c, get_config: GetConfig) -> None:
         if not section[:1].isupper():
             raise SystemExit(f"hub.config.{section}: section names must be class names")
         c[section].update(settings)
+
+
+def apply_storage(c, get_config: GetConfig) -> None:
+    """singleuser.storage -> KubeSpawner's home volume and extra volumes, as the chart does.
+
+    ref: z2jh 4.4.0 jupyterhub_config.py, "# storage"; used by the offline pod
+    manifests (the local backend has no volumes).
+    """
+    storage = get_config("singleuser.storage") or {}
+    home = storage.get("homeMountPath")
+    volumes, mounts = [], []
+    if storage.get("type") == "dynamic":
+        dynamic = storage["dynamic"]
+        c.KubeSpawner.pvc_name_template = dynamic["pvcNameTemplate"]
+        c.KubeSpawner.storage_pvc_ensure = True
+        _set_if_given(c.KubeSpawner, "storage_class", dynamic.get("storageClass"))
+        _set_if_given(c.KubeSpawner, "storage_access_modes", dynamic.get("storageAccessModes"))
+        _set_if_given(c.KubeSpawner, "storage_capacity", storage.get("capacity"))
+        name = dynamic["volumeNameTemplate"]
+        volumes.append({"name": name, "persistentVolumeClaim": {"claimName": "{pvc_name}"}})
+        mounts.append({"mountPath": home, "name": name, "subPath": dynamic.get("subPath")})
+    elif storage.get("type") == "static":
+        static = storage["static"]
+        volumes.append({"name": "home", "persistentVolumeClaim": {"claimName": static["pvcName"]}})
+        mounts.append({"mountPath": home, "name": "home", "subPath": static.get("subPath")})
+    c.KubeSpawner.volumes = volumes + _as_list(storage.get("extraVolumes"))
+    c.KubeSpawner.volume_mounts = [
+        {key: value for key, value in mount.items() if value is not None}
+        for mount in mounts + _as_list(storage.get("extraVolumeMounts"))
+    ]
+
+
+def _as_list(items) -> list:
+    """The chart takes extraVolumes and extraVolumeMounts as a list or a dict of them."""
+    return list(items.values()) if isinstance(items, dict) else list(items or [])
 
 
 def _hub_api_path(get_config: GetConfig) -> str:
@@ -214,8 +251,12 @@ def apply_local_backend(c, get_config: GetConfig, env: Mapping[str, str]) -> Non
     # Stop users' servers with the hub: locally they are child processes.
     c.JupyterHub.cleanup_servers = True
 
-    c.JupyterHub.spawner_class = "simple"
-    c.SimpleLocalProcessSpawner.home_dir_template = str(state / "homes" / "{username}")
+    # scripts/localhub/spawner.py: the cluster's course rules, local processes.
+    c.JupyterHub.spawner_class = "spawner.LocalCourseSpawner"
+    c.LocalCourseSpawner.home_dir_template = str(state / "homes" / "{username}")
+    c.LocalCourseSpawner.hooks_dir = str(Path(__file__).resolve().parents[2] / "deploy/image/hooks")
+    c.LocalCourseSpawner.shared_root = str(state / "shared")
+    c.LocalCourseSpawner.hook_log_dir = str(state / "hook-logs")
     # Every process of this hub carries the marker, so the runner can prove
     # none is left behind.
     c.Spawner.environment = {

@@ -1,0 +1,15 @@
+# Courses from the registry (deploy/courses/ -> custom.courses): who may start
+# which course and image, launch links, start-up hooks, the shared-data mount.
+# The spawner class is hub.config's CourseKubeSpawner on a cluster and the
+# local hub's LocalCourseSpawner here; both are a CourseSpawner.
+from coursehub.spawner import course_profile_list
+from coursehub.values import get_config
+
+c.CourseSpawner.courses = get_config("custom.courses")
+c.CourseSpawner.hooks_path = get_config("custom.startupHooks.path")
+c.CourseSpawner.shared_data = get_config("custom.sharedData")
+c.CourseSpawner.home_path = get_config("singleuser.storage.homeMountPath")
+c.CourseSpawner.hook_uid = get_config("singleuser.uid")
+c.CourseSpawner.hook_gid = get_config("singleuser.fsGid")
+# After the chart's own (empty) singleuser.profileList, which the schema keeps empty.
+c.KubeSpawner.profile_list = course_profile_list

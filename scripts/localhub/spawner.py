@@ -1,0 +1,127 @@
+"""The local hub's spawner: the cluster's course rules, with a process instead of a pod.
+
+It mixes hub-config's CourseSpawner (the same registry, groups, dates, launch
+links and choice form as CourseKubeSpawner) into JupyterHub's
+SimpleLocalProcessSpawner. What a pod would get from the profile it gets here
+where it means something on this machine: environment, default URL, resource
+limits (as JupyterHub's MEM_LIMIT/CPU_LIMIT variables). The image cannot be
+pulled here, so it is recorded in the server's state (`course_image`) and
+environment. The start-up hooks are the same scripts the image carries, run
+in order before the server starts, with their output kept for admins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from tornado import web
+from traitlets import Unicode
+
+from coursehub import hooks
+from coursehub.spawner import CourseSpawner
+
+
+class HookFailed(web.HTTPError):
+    """A start-up step exited non-zero; the message names it and says where its log is."""
+
+    def __init__(self, message: str):
+        # An HTTPError reaches the user as it is, where any other exception
+        # becomes "Unhandled error" (ref: jupyterhub handlers/pages.py
+        # _wrap_spawn_single_user); the hub's pages show jupyterhub_message.
+        super().__init__(500, message)
+        self.jupyterhub_message = message
+
+
+class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
+    """Courses from the registry as local JupyterLab processes, hooks first."""
+
+    hooks_dir = Unicode(
+        config=True,
+        help="This machine's copy of the hook scripts: deploy/image/hooks/, which the "
+        "course image carries at custom.startupHooks.path.",
+    )
+    shared_root = Unicode(
+        config=True,
+        help="Folder with one folder a course: the cluster's shared-data volume. Not "
+        "read-only for students here (one Unix user runs every server).",
+    )
+    hook_log_dir = Unicode(
+        config=True, help="Each start's hook output, for admins: <dir>/<user>/<step>.log."
+    )
+    course_image = Unicode("", help="The image the cluster would run for this server.")
+
+    def get_state(self):
+        state = super().get_state()
+        if self.course_image:
+            state["course_image"] = self.course_image
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.course_image = state.get("course_image", "")
+
+    def clear_state(self):
+        super().clear_state()
+        self.course_image = ""
+
+    def apply_profile(self, profile: dict) -> None:
+        """KubeSpawner's override rule (dicts merge, the rest is replaced) for this backend."""
+        for key, value in profile["kubespawner_override"].items():
+            if key == "image":
+                self.course_image = value
+            elif isinstance(value, dict) and isinstance(getattr(self, key), dict):
+                setattr(self, key, {**getattr(self, key), **value})
+            else:
+                setattr(self, key, value)
+
+    async def start(self):
+        profile = self.chosen_profile()
+        self.apply_profile(profile)
+        home = Path(self.home_dir)
+        shared = Path(self.shared_root) / profile["slug"]
+        for folder in (home, shared):
+            folder.mkdir(parents=True, exist_ok=True)
+        # The course's paths on this machine instead of the pod's.
+        self.environment = {
+            **self.environment,
+            "COURSEHUB_HOME": str(home),
+            "COURSEHUB_SHARED_DIR": str(shared),
+        }
+        for step in hooks.STEPS:
+            await self.run_hook(step)
+        return await super().start()
+
+    async def run_hook(self, step: str) -> None:
+        script = Path(self.hooks_dir) / f"{step}.sh"
+        log_file = Path(self.hook_log_dir) / self.user.name / f"{step}.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        env = {
+            **{key: value for key, value in self.environment.items() if isinstance(value, str)},
+            # The hub's Python environment has nbgitpuller's `gitpuller`, as the image does.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": self.home_dir,
+            "COURSEHUB_UID": str(os.getuid()),
+            "COURSEHUB_GID": str(os.getgid()),
+        }
+        process = await asyncio.create_subprocess_exec(
+            "sh",
+            str(script),
+            env=env,
+            cwd=self.home_dir,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await process.communicate()
+        text = output.decode(errors="replace")
+        log_file.write_text(text)
+        for line in text.splitlines():
+            self.log.info("%s %s: %s", self.user.name, step, line)
+        if process.returncode != 0:
+            raise HookFailed(
+                f"Start-up step {step!r} failed (exit status {process.returncode}), so your "
+                "server was not started. A hub admin can read its log."
+            )

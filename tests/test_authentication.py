@@ -1,0 +1,337 @@
+"""GitHub login on the local hub: who gets in, what teams make them, and every way it fails.
+
+A real JupyterHub with the real (sub-classed) GitHubOAuthenticator, talking to
+the GitHub stand-in. Team names come from the merged `local` values, users and
+teams from the stand-in's fixture file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import pytest
+import requests
+import yaml
+
+from conftest import require_local_hub
+from deployconfig import load
+from github_standin import github_fault, set_membership
+from hub_client import (
+    callback_with_standin,
+    error_message,
+    login_with_standin,
+    open_server_as,
+    own_token,
+    wait_for_server,
+)
+from local_hub import FIXTURE, LocalHub, free_port
+
+pytestmark = pytest.mark.hub
+
+GITHUB = load("local").values["custom"]["github"]
+ADMINS, INSTRUCTORS, STUDENTS = (
+    GITHUB[key][0] for key in ("adminTeams", "instructorTeams", "studentTeams")
+)
+ALLOWED = sorted(GITHUB["adminTeams"] + GITHUB["instructorTeams"] + GITHUB["studentTeams"])
+WORLD = yaml.safe_load(FIXTURE.read_text())
+# Short GitHub timeouts so "GitHub is slow" takes seconds (common.yaml's are longer).
+TIMEOUT = 2
+FAST_GITHUB = {
+    "hub": {
+        "config": {
+            "GitHubOAuthenticator": {
+                "http_request_kwargs": {"connect_timeout": TIMEOUT, "request_timeout": TIMEOUT}
+            }
+        }
+    }
+}
+
+
+def members(team: str) -> list[str]:
+    org, slug = team.split(":")
+    return WORLD["organizations"][org]["teams"][slug]["members"]
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """This module's own hub and stand-in: tests here change teams and break GitHub."""
+    require_local_hub()
+    state = tmp_path_factory.mktemp("authhub")
+    with (
+        (state / "hub.log").open("w") as log,
+        LocalHub(state, port=free_port(), extra_values=FAST_GITHUB, log_file=log) as hub,
+    ):
+        yield hub
+
+
+def assert_refused(hub: LocalHub, response: requests.Response, status: int, user: str, *says):
+    """A clear page, no traceback, a line in the hub log, and no user row."""
+    assert response.status_code == status, response.text[:500]
+    text = error_message(response.text)
+    for phrase in says:
+        assert phrase in text
+    assert "Traceback" not in response.text
+    assert f"GitHub login failed: {says[0]}" in (hub.state_dir / "hub.log").read_text()
+    assert hub.api("GET", f"/users/{user}").status_code == 404
+
+
+def with_query(url: str, **changes) -> str:
+    parts = urlsplit(url)
+    query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+    return urlunsplit(parts._replace(query=urlencode({**query, **changes})))
+
+
+# --- who gets in ---------------------------------------------------------------------------
+
+
+def test_student_gets_in_and_teams_become_groups(hub):
+    assert "sam" in members(STUDENTS)
+    login = login_with_standin(hub.url, "sam")
+    assert login.response.status_code == 200
+    user = hub.api("GET", "/users/sam").json()
+    assert STUDENTS in user["groups"]
+    assert user["admin"] is False
+
+
+def test_admin_team_is_admin(hub):
+    assert "ada" in members(ADMINS)
+    login_with_standin(hub.url, "ada")
+    user = hub.api("GET", "/users/ada").json()
+    assert user["admin"] is True
+    assert ADMINS in user["groups"]
+
+
+def teams_of(login: str) -> list[str]:
+    return sorted(
+        f"{org}:{slug}"
+        for org, spec in WORLD["organizations"].items()
+        for slug, team in spec["teams"].items()
+        if login in team["members"]
+    )
+
+
+# nora: in the organization, in no team; olga: outside it; wes: in a team the hub does not admit.
+@pytest.mark.parametrize("login", ["nora", "olga", "wes"])
+def test_non_members_and_wrong_team_are_refused(hub, login):
+    assert not set(teams_of(login)) & set(ALLOWED)
+    held = ", ".join(teams_of(login)) or "no team this hub can see"
+    allowed = ", ".join(ALLOWED)
+    response = login_with_standin(hub.url, login).response
+    assert_refused(
+        hub,
+        response,
+        403,
+        login,
+        f"Login refused for GitHub user {login}: GitHub lists {held}, "
+        f"and this hub admits members of {allowed}.",
+        "Ask your instructor to add you",
+        "approve",
+    )
+
+
+def test_teams_are_refreshed_at_login(hub):
+    assert "ian" not in members(STUDENTS)
+    set_membership(hub.standin_url, STUDENTS, "ian", True)
+    try:
+        login_with_standin(hub.url, "ian")
+        assert STUDENTS in hub.api("GET", "/users/ian").json()["groups"]
+    finally:
+        set_membership(hub.standin_url, STUDENTS, "ian", False)
+    login_with_standin(hub.url, "ian")
+    assert STUDENTS not in hub.api("GET", "/users/ian").json()["groups"]
+
+
+# --- every way a login fails -----------------------------------------------------------------
+
+
+def test_denied_consent(hub):
+    response = login_with_standin(hub.url, None).response
+    assert_refused(
+        hub,
+        response,
+        403,
+        "sky",
+        "You declined to share your GitHub identity with this hub",
+        "choose Authorize",
+    )
+
+
+def test_forged_state(hub):
+    session, url = callback_with_standin(hub.url, "sky")
+    forged = base64.urlsafe_b64encode(json.dumps({"state_id": "0" * 32}).encode()).decode()
+    response = session.get(with_query(url, state=forged), timeout=30)
+    assert_refused(
+        hub, response, 400, "sky", "This login link is not valid for this browser", "Start again"
+    )
+
+
+def test_replayed_callback(hub):
+    session, url = callback_with_standin(hub.url, "tara")
+    assert session.get(url, timeout=60).status_code == 200
+    for replay in (session, requests.Session()):  # the same browser, and someone else's
+        response = replay.get(url, timeout=30)
+        assert response.status_code == 400
+        assert "This login link is not valid for this browser" in error_message(response.text)
+
+
+def test_code_github_does_not_accept(hub):
+    session, url = callback_with_standin(hub.url, "sky")
+    response = session.get(with_query(url, code="made-up"), timeout=30)
+    assert_refused(
+        hub,
+        response,
+        403,
+        "sky",
+        "GitHub refused to confirm this login: The code passed is incorrect or expired.",
+        "tell the hub's admins",
+    )
+
+
+@pytest.mark.parametrize("endpoint, status", [("token", 502), ("user", 503), ("teams", 500)])
+def test_github_answers_5xx(hub, endpoint, status):
+    with github_fault(hub.standin_url, endpoint, status=status):
+        response = login_with_standin(hub.url, "sky").response
+    assert_refused(
+        hub,
+        response,
+        502,
+        "sky",
+        f"GitHub answered {status}",
+        "wait a minute and log in again",
+    )
+
+
+def test_github_answers_slowly(hub):
+    with github_fault(hub.standin_url, "teams", delay=TIMEOUT + 2):
+        started = time.monotonic()
+        response = login_with_standin(hub.url, "sky").response
+    assert time.monotonic() - started < TIMEOUT + 2, "the hub waited longer than its timeout"
+    assert_refused(hub, response, 504, "sky", "GitHub did not answer in time", "log in again")
+
+
+# --- instructors and TAs ---------------------------------------------------------------------
+
+
+def test_ta_reaches_student_servers_but_is_not_admin(hub):
+    assert "tara" in members(INSTRUCTORS)
+    student = login_with_standin(hub.url, "sam")
+    wait_for_server(student.session, hub.url, "sam")
+    ta = login_with_standin(hub.url, "tara")
+    as_ta = {"Authorization": f"token {own_token(ta.session, hub.url, 'tara')}"}
+
+    def api(method, path):
+        return requests.request(method, f"{hub.url}/hub/api{path}", headers=as_ta, timeout=60)
+
+    # Students: listed, readable, their servers reachable and stoppable.
+    assert "sam" in [user["name"] for user in api("GET", "/users").json()]
+    assert api("GET", "/users/sam").status_code == 200
+    lab = open_server_as(ta.session, hub.url, "sam")
+    assert lab.status_code == 200 and "/user/sam/lab" in lab.url, "the TA opens sam's server"
+    assert "JupyterLab" in lab.text
+    assert ta.session.get(f"{hub.url}/hub/admin", timeout=30).status_code == 200
+    assert api("DELETE", "/users/sam/server").status_code in (202, 204)
+    # Not admin: no one outside the student teams, no groups, no user management.
+    assert "ada" not in [user["name"] for user in api("GET", "/users").json()]
+    assert api("GET", "/users/ada").status_code in (403, 404)
+    assert api("GET", "/groups").status_code == 403
+    assert api("POST", "/users/newcomer").status_code == 403
+    assert api("DELETE", "/users/sam").status_code == 403
+    assert hub.api("GET", "/users/tara").json()["admin"] is False
+    # A student has none of it.
+    assert student.session.get(f"{hub.url}/hub/admin", timeout=30).status_code == 403
+
+
+# --- revocation ------------------------------------------------------------------------------
+
+
+def server_running(hub: LocalHub, user: str) -> bool:
+    return bool(hub.api("GET", f"/users/{user}").json()["servers"])
+
+
+def wait_stopped(hub: LocalHub, user: str) -> None:
+    hub.api("DELETE", f"/users/{user}/server")
+    deadline = time.monotonic() + 30
+    while server_running(hub, user):
+        assert time.monotonic() < deadline, f"{user}'s server did not stop"
+        time.sleep(0.3)
+
+
+def test_removed_student_cannot_start_a_server_or_log_in(hub):
+    login = login_with_standin(hub.url, "sam")
+    assert login.response.status_code == 200
+    wait_stopped(hub, "sam")
+    set_membership(hub.standin_url, STUDENTS, "sam", False)
+    try:
+        # The browser session is recent, but starting a server re-checks GitHub.
+        spawn = login.session.get(f"{hub.url}/hub/spawn", timeout=30)
+        assert spawn.status_code == 403
+        assert "login again" in error_message(spawn.text)
+        assert not server_running(hub, "sam")
+        again = login_with_standin(hub.url, "sam").response
+        assert again.status_code == 403
+        assert "Login refused for GitHub user sam" in error_message(again.text)
+        assert "Revoking sam's session" in (hub.state_dir / "hub.log").read_text()
+        assert STUDENTS not in hub.api("GET", "/users/sam").json()["groups"]
+    finally:
+        set_membership(hub.standin_url, STUDENTS, "sam", True)
+
+
+def test_removed_student_loses_the_session_at_auth_refresh(hub_factory):
+    age = 2
+    refreshing = hub_factory(
+        extra_values={"hub": {"config": {"Authenticator": {"auth_refresh_age": age}}}}
+    )
+    login = login_with_standin(refreshing.url, "sky")
+    assert login.session.get(f"{refreshing.url}/hub/home", timeout=30).url.endswith("/hub/home")
+    set_membership(refreshing.standin_url, STUDENTS, "sky", False)
+    time.sleep(age + 0.5)
+    home = login.session.get(f"{refreshing.url}/hub/home", timeout=30)
+    assert "/hub/login" in home.url, "the stale session is sent back to log in"
+
+
+# --- the whole flow in a browser -------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_browser_logs_in_through_github_and_lands_in_jupyterlab(hub, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # A student of one open course: no course choice between login and JupyterLab.
+    assert "sam" in members(STUDENTS)
+    browser.get(f"{hub.url}/hub/login")
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Sign in with GitHub").click()
+    assert "NOT GitHub" in browser.title, "the stand-in says what it is"
+    browser.find_element(By.CSS_SELECTOR, 'button[value="sam"]').click()
+    WebDriverWait(browser, 120).until(ready.url_contains("/user/sam/lab"))
+    WebDriverWait(browser, 120).until(
+        ready.presence_of_element_located((By.CSS_SELECTOR, ".jp-LabShell"))
+    )
+    assert server_running(hub, "sam")
+
+
+# --- the SSO alternative ---------------------------------------------------------------------
+
+
+def test_sso_overlay_makes_a_new_user_per_visit_and_culls_them(hub_factory):
+    values = load("local-sso").values
+    guests = values["hub"]["config"]["GuestTmpAuthenticator"]["guest_groups"]
+    sso = hub_factory(deployment="local-sso")
+    names = []
+    for _visit in range(2):
+        session = requests.Session()
+        session.get(f"{sso.url}/hub/login", timeout=60)
+        model = session.get(f"{sso.url}/hub/api/user", timeout=30).json()
+        user = model["name"]
+        assert model["groups"] == guests, "courses open to these groups are open to guests"
+        wait_for_server(session, sso.url, user)
+        names.append(user)
+    listed = {user["name"] for user in sso.api("GET", "/users").json()}
+    assert len(set(names)) == 2 and set(names) <= listed, "each visit is a new user"
+    culler = sso.api("GET", "/services/jupyterhub-idle-culler").json()["command"]
+    assert "--cull-users" in culler
+    assert f"--timeout={values['cull']['timeout']}" in culler

@@ -1,0 +1,133 @@
+"""Offline checks of the GitHub login's building blocks: roles, Unix ids, refusal pages."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from deployconfig import ROOT, ConfigError, Layer, load
+from github_standin import World
+from local_hub import FIXTURE
+
+sys.path.insert(0, str(ROOT / "hub-config"))
+
+from coursehub.github import CoursehubGitHubOAuthenticator, authenticator_config
+from coursehub.roles import SCOPES_OVER_STUDENTS, instructor_role
+from coursehub.unix_ids import FIRST_USER_ID, unix_ids
+
+pytestmark = pytest.mark.unit
+
+WORLD = World.from_file(FIXTURE, "id", "secret")
+
+
+def auth_state(login: str) -> dict:
+    """What GitHubOAuthenticator stores for `login`, from the stand-in's answers."""
+    return {"github_user": WORLD.user_model(login), "teams": WORLD.teams_of(login)}
+
+
+@pytest.mark.parametrize("deployment", ["local", "staging", "prod"])
+def test_instructor_role_covers_exactly_the_student_teams(deployment):
+    github = load(deployment).values["custom"]["github"]
+    role = instructor_role(github)
+    assert role["groups"] == github["instructorTeams"]
+    filtered = [scope for scope in role["scopes"] if "!" in scope]
+    assert {scope.split("!group=")[1] for scope in filtered} == set(github["studentTeams"])
+    assert {scope.split("!")[0] for scope in filtered} == set(SCOPES_OVER_STUDENTS)
+    assert not any(scope.startswith(("admin:", "groups", "users")) for scope in role["scopes"])
+
+
+def test_unix_ids_are_github_ids():
+    uid, gids = unix_ids(auth_state("sam"))
+    assert uid == WORLD.users["sam"]["id"]
+    assert gids == sorted(team["id"] for team in WORLD.teams_of("sam"))
+
+
+def test_unix_ids_refuse_system_uids():
+    state = auth_state("sam")
+    state["github_user"]["id"] = FIRST_USER_ID - 1
+    with pytest.raises(ValueError, match="system uid"):
+        unix_ids(state)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_kubespawner_pod_runs_as_github_ids_only_when_enabled(enabled, tmp_path, monkeypatch):
+    from kubespawner import KubeSpawner
+
+    # KubeSpawner loads a kube config when created; building a pod manifest
+    # contacts no cluster, so an unreachable one will do.
+    kubeconfig = {
+        "apiVersion": "v1",
+        "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
+        "current-context": "none",
+        "users": [{"name": "none", "user": {}}],
+    }
+    (tmp_path / "kubeconfig").write_text(json.dumps(kubeconfig))
+    monkeypatch.setattr(
+        "kubernetes_asyncio.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION",
+        str(tmp_path / "kubeconfig"),
+    )
+    spawner = KubeSpawner(_mock=True)
+
+    async def get_auth_state():
+        return auth_state("tara")
+
+    spawner.user.get_auth_state = get_auth_state
+    authenticator = CoursehubGitHubOAuthenticator(unix_ids_from_github=enabled)
+    await authenticator.pre_spawn_start(spawner.user, spawner)
+    pod = (await spawner.get_pod_manifest()).spec
+    if enabled:
+        assert pod.containers[0].security_context["runAsUser"] == WORLD.users["tara"]["id"]
+        assert pod.security_context["supplementalGroups"] == [
+            team["id"] for team in WORLD.teams_of("tara")
+        ]
+    else:
+        assert "supplementalGroups" not in (pod.security_context or {})
+        assert "runAsUser" not in pod.containers[0].security_context
+
+
+def test_unix_ids_are_off_unless_a_deployment_turns_them_on():
+    for deployment in ("local", "kind", "staging", "prod"):
+        github = load(deployment).values["custom"]["github"]
+        assert authenticator_config(github)["unix_ids_from_github"] is False
+
+
+@pytest.mark.parametrize("key", ["enabled", "users"])
+def test_sso_overlay_refuses_to_run_without_user_culling(key):
+    assert load("local-sso").values["cull"][key] is True
+    with pytest.raises(ConfigError, match=rf"^test layer: cull\.{key}: must be True"):
+        load("local-sso", extra_layers=[Layer("test layer", {"cull": {key: False}})])
+
+
+AUTH_FILES = [
+    "deploy/values/sso.yaml",
+    "hub-config/coursehub/github.py",
+    "hub-config/coursehub/login_errors.py",
+    "hub-config/coursehub/roles.py",
+    "hub-config/coursehub/sso.py",
+    "hub-config/coursehub/unix_ids.py",
+    "hub-config/jupyterhub_config.d/10-github.py",
+    "hub-config/jupyterhub_config.d/11-roles.py",
+]
+
+
+@pytest.mark.parametrize("path", AUTH_FILES)
+def test_authentication_chapter_shows_the_file(path):
+    assert (ROOT / path).is_file()
+    chapter = (ROOT / "book" / "authentication.md").read_text()
+    assert f"```{{literalinclude}} ../{path}\n" in chapter
+
+
+def test_local_sso_sets_only_keys_the_local_hub_maps_or_declares_cluster_only():
+    from localhub.chart_values import CLUSTER_ONLY_KEYS
+    from test_local_matches_cluster import MAPPED_KEYS, covered, leaf_paths
+
+    values = load("local-sso").values
+    unaccounted = [
+        path
+        for path in sorted(leaf_paths(values))
+        if not covered(path, MAPPED_KEYS) and not covered(path, CLUSTER_ONLY_KEYS)
+    ]
+    assert unaccounted == []

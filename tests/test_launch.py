@@ -1,0 +1,271 @@
+"""Launch links, end to end on a real local hub: good links open the notebook, bad ones say why.
+
+The hub runs the real registry plus courses derived from its first course
+(closed, not open yet, staff only, failing hooks), with "today" fixed at that
+course's start date, so nothing here depends on the real date. Expectations
+come from the merged values and coursehub's own rules.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import time
+from datetime import date, timedelta
+from urllib.parse import quote, urlencode
+
+import pytest
+import requests
+
+from coursehub import launch
+from coursehub.courses import load_courses, open_to
+from deployconfig import Layer, load
+from example_content import NOTEBOOK as CONTENT_NOTEBOOK
+from example_content import TITLE, make_content_repo
+from hub_client import login_with_standin
+
+REGISTRY = load("local").values["custom"]["courses"]
+BASE = min(REGISTRY.values(), key=lambda course: (course["start"], course["slug"]))
+TODAY = date.fromisoformat(BASE["start"])
+STUDENTS = BASE["groups"]["students"]
+INSTRUCTORS = BASE["groups"]["instructors"]
+NOTEBOOK = f"{BASE['slug']}/{CONTENT_NOTEBOOK}"
+PREFIX = launch.notebook_prefix("/hub/")
+
+
+def derived(slug: str, **changes) -> dict:
+    course = copy.deepcopy(BASE)
+    course.update(slug=slug, title=f"Test course {slug}", **changes)
+    return course
+
+
+def courses_for_tests(content_repo: str) -> dict:
+    day = timedelta(days=1)
+    return {
+        BASE["slug"]: {
+            "content": {"repo": content_repo, "branch": "main"},
+            "defaultNotebook": NOTEBOOK,
+        },
+        "closed-course": derived(
+            "closed-course",
+            start=(TODAY - 30 * day).isoformat(),
+            end=(TODAY - day).isoformat(),
+        ),
+        "future-course": derived(
+            "future-course", start=(TODAY + day).isoformat(), end=(TODAY + 30 * day).isoformat()
+        ),
+        "staff-only": derived("staff-only", groups={"instructors": INSTRUCTORS, "students": []}),
+        "broken-hooks": derived(
+            "broken-hooks",
+            groups={"instructors": INSTRUCTORS, "students": []},
+            content={"repo": "file:///nonexistent/course-content", "branch": "main"},
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def course_hub(tmp_path_factory):
+    from conftest import require_local_hub
+    from local_hub import LocalHub, free_port
+
+    require_local_hub()
+    state = tmp_path_factory.mktemp("coursehub")
+    extra = {
+        "hub": {"config": {"CourseSpawner": {"today": TODAY.isoformat()}}},
+        "custom": {"courses": courses_for_tests(make_content_repo(state / "content"))},
+    }
+    with (
+        (state / "hub.log").open("w") as log,
+        LocalHub(state / "hub", port=free_port(), extra_values=extra, log_file=log) as hub,
+    ):
+        hub.merged = load("local", extra_layers=[Layer("test", extra)]).values
+        yield hub
+
+
+def link(profile: str | None = None, next_path: str | None = None, **extra) -> str:
+    query = {**({"profile": profile} if profile else {}), **extra}
+    if next_path is not None:
+        query["next"] = next_path
+    return "/hub/spawn?" + urlencode(query)
+
+
+def wait(condition, timeout: float = 120, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not met within {timeout:.0f} s")
+
+
+def server(hub, user: str) -> dict | None:
+    return hub.api("GET", f"/users/{user}").json()["servers"].get("")
+
+
+# --- the rules, without a hub -----------------------------------------------------------------
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("next_path", "problem"),
+    [
+        (PREFIX + "course/intro.ipynb", None),
+        (PREFIX + quote("course/week 1.ipynb"), None),
+        (PREFIX + "../../etc/passwd", "inside your home folder"),
+        (PREFIX + "course/../../x.ipynb", "inside your home folder"),
+        (PREFIX + "/etc/passwd", "absolute"),
+        (PREFIX + "%2e%2e/%2e%2e/etc/passwd", "inside your home folder"),
+        (PREFIX + "%252e%252e/etc/passwd", "encoded more than once"),
+        (PREFIX + "%2Fetc%2Fpasswd", "absolute"),
+        (PREFIX + "x.ipynb?reset", "only name a file"),
+        (PREFIX, "inside your home folder"),
+        ("/user/ian/lab/tree/x.ipynb", "must open a notebook under"),
+        ("https://example.org" + PREFIX + "x.ipynb", "must open a notebook under"),
+    ],
+)
+def test_notebook_paths(next_path, problem):
+    found = launch.notebook_problem(next_path, PREFIX)
+    assert (found is None) if problem is None else (problem in found)
+
+
+@pytest.mark.unit
+def test_a_launch_link_of_every_course_is_accepted_on_its_first_day():
+    for course in load_courses(REGISTRY):
+        url = launch.launch_link("/hub/", course, "intro.ipynb")
+        query = dict(part.split("=", 1) for part in url.split("?", 1)[1].split("&"))
+        chosen = launch.choose_course(
+            [course],
+            sorted(course.student_groups or course.instructor_groups),
+            course.start,
+            {"profile": [course.slug]},
+            requests.utils.unquote(query["next"]),
+            "/hub/",
+        )
+        assert chosen == course
+
+
+# --- on the local hub -------------------------------------------------------------------------
+
+
+@pytest.mark.hub
+def test_launch_link_starts_the_course_and_opens_the_notebook(course_hub):
+    hub = course_hub
+    url = link(BASE["slug"], PREFIX + quote(NOTEBOOK))
+    login = login_with_standin(hub.url, "sky", next_url=url)
+    wait(lambda: (server(hub, "sky") or {}).get("ready"), what="sky's server ready")
+    # The spawn-pending page sends the browser on to `next` once the server is up.
+    landed = login.session.get(login.response.url, timeout=60)
+    assert landed.status_code == 200
+    assert landed.url == f"{hub.url}/user/sky/lab/tree/{NOTEBOOK}"
+    contents = login.session.get(f"{hub.url}/user/sky/api/contents/{NOTEBOOK}", timeout=30)
+    assert contents.status_code == 200 and contents.json()["type"] == "notebook"
+    state = server(hub, "sky")
+    assert state["user_options"] == {"profile": BASE["slug"]}
+    assert state["state"]["course_image"] == BASE["image"], "the registry's image, recorded"
+    assert "pulling" in (hub.state_dir / "hook-logs/sky/as-user.log").read_text()
+
+
+def open_courses_for(hub, groups) -> list:
+    return open_to(load_courses(hub.merged["custom"]["courses"]), groups, TODAY)
+
+
+REFUSED = [
+    (
+        "unknown",
+        link("no-such-course", PREFIX + "x.ipynb"),
+        404,
+        "There is no course 'no-such-course'",
+    ),
+    ("future", link("future-course"), 403, "opens on "),
+    ("closed", link("closed-course"), 403, "closed on "),
+    ("not-enrolled", link("staff-only"), 403, "You are not enrolled in"),
+    ("image-tag", link(BASE["slug"], tag="latest"), 400, "'tag'"),
+    ("image-name", link(BASE["slug"], image="evil/miner:1"), 400, "'image'"),
+    ("two-courses", f"{link(BASE['slug'])}&profile=staff-only", 400, "exactly one course"),
+    ("dotdot", link(BASE["slug"], PREFIX + "../../etc/passwd"), 400, "inside your home"),
+    ("absolute", link(BASE["slug"], PREFIX + "/etc/passwd"), 400, "absolute"),
+    ("double-encoded", link(BASE["slug"], PREFIX + "%2e%2e/%2e%2e/etc"), 400, "inside your home"),
+    ("triple-encoded", link(BASE["slug"], PREFIX + "%252e%252e/etc"), 400, "more than once"),
+    ("elsewhere", link(BASE["slug"], "/user/ian/lab/tree/x.ipynb"), 400, "must open a notebook"),
+]
+
+
+@pytest.mark.hub
+@pytest.mark.parametrize(
+    ("url", "status", "message"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED]
+)
+def test_a_bad_link_is_refused_with_a_page_listing_what_may_be_started(
+    course_hub, url, status, message
+):
+    hub = course_hub
+    # Logging in lands on the home page, not on /hub/spawn, which would start a server.
+    login = login_with_standin(hub.url, "sam", next_url="/hub/home")
+    page = login.session.get(f"{hub.url}{url}", timeout=60)
+    assert page.status_code == status
+    assert message in html.unescape(page.text)
+    open_courses = open_courses_for(hub, STUDENTS)
+    assert open_courses, "the student may start something"
+    for course in load_courses(hub.merged["custom"]["courses"]):
+        listed = f'value="{course.slug}"' in page.text
+        assert listed is (course in open_courses), course.slug
+    assert server(hub, "sam") is None, "nothing was started"
+
+
+@pytest.mark.hub
+def test_one_open_course_means_no_form_several_mean_a_choice(course_hub):
+    hub = course_hub
+    instructor = login_with_standin(hub.url, "ian", next_url="/hub/home")
+    form = instructor.session.get(f"{hub.url}/hub/spawn", timeout=60)
+    choices = open_courses_for(hub, INSTRUCTORS)
+    assert len(choices) > 1
+    for course in choices:
+        assert f'value="{course.slug}"' in form.text
+    assert server(hub, "ian") is None, "the form waits for a choice"
+
+    assert len(open_courses_for(hub, STUDENTS)) == 1
+    student = login_with_standin(hub.url, "sam", next_url="/hub/home")
+    started = student.session.get(f"{hub.url}/hub/spawn", timeout=60)
+    assert 'name="profile"' not in started.text
+    wait(lambda: (server(hub, "sam") or {}).get("ready"), what="sam's server ready")
+    assert server(hub, "sam")["state"]["course_image"] == BASE["image"]
+
+
+@pytest.mark.hub
+def test_a_failing_hook_stops_the_start_and_says_which_step(course_hub):
+    hub = course_hub
+    login = login_with_standin(hub.url, "tara", next_url=link("broken-hooks"))
+    said = "Start-up step 'as-user' failed"
+    # Where the user lands: the hub's error page, or the pending page once it has failed.
+    first = html.unescape(login.response.text)
+
+    def failed_page():
+        page = login.session.get(f"{hub.url}/hub/spawn-pending/tara", timeout=30)
+        return html.unescape(page.text) if "failed" in page.text else None
+
+    assert said in first or said in wait(failed_page, what="the failed start")
+    assert said in wait(failed_page, what="the failed start")
+    assert server(hub, "tara") is None, "no server runs"
+    log = (hub.state_dir / "hook-logs/tara/as-user.log").read_text()
+    assert "nonexistent/course-content" in log, "the admin log has the hook's output"
+    assert "tara as-user:" in (hub.state_dir.parent / "hub.log").read_text()
+
+
+@pytest.mark.hub
+@pytest.mark.browser
+def test_browser_follows_a_course_link_to_the_notebook(course_hub, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    hub = course_hub
+    browser.get(hub.url + link(BASE["slug"], PREFIX + quote(NOTEBOOK)))
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Sign in with GitHub").click()
+    browser.find_element(By.CSS_SELECTOR, 'button[value="ian"]').click()
+    WebDriverWait(browser, 180).until(ready.url_contains(f"/user/ian/lab/tree/{NOTEBOOK}"))
+    # The notebook from the course's content repository, open and rendered.
+    WebDriverWait(browser, 120).until(
+        ready.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, ".jp-NotebookPanel .jp-RenderedMarkdown"), TITLE
+        )
+    )

@@ -1,0 +1,162 @@
+"""The pod of every registry course, for a student and an instructor, on every cluster deployment.
+
+Built offline by the configured spawner (scripts/pod_manifests.py: the chart's
+mapping of our values, hub-config's jupyterhub_config.d, CourseKubeSpawner's
+get_pod_manifest) and validated strictly with kubernetes-validate. What each pod
+must contain is read from the merged values and the registry.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from deployconfig import load, load_deployments
+
+pytestmark = pytest.mark.unit
+CLUSTER = [
+    name
+    for name, spec in load_deployments()["deployments"].items()
+    if spec["backend"] == "kubernetes"
+]
+CASES = [
+    (deployment, slug, role)
+    for deployment in CLUSTER
+    for slug in sorted(load(deployment).values["custom"]["courses"])
+    for role in ("student", "instructor")
+]
+
+
+def member_of(course: dict, role: str) -> list[str]:
+    return course["groups"]["students" if role == "student" else "instructors"][:1]
+
+
+def course_day(course: dict) -> str:
+    """A day the course is open to everyone: its start date."""
+    return course["start"]
+
+
+def manifest(deployment: str, slug: str, role: str, extra_values: dict | None = None) -> dict:
+    from pod_manifests import build
+
+    course = load(deployment).values["custom"]["courses"][slug]
+    return build(
+        deployment,
+        "sam" if role == "student" else "ian",
+        member_of(course, role),
+        course=slug,
+        today=course_day(course),
+        extra_values=extra_values,
+    )
+
+
+def container(pod: dict, name: str) -> dict:
+    containers = pod["spec"]["containers"] + pod["spec"].get("initContainers", [])
+    return next(c for c in containers if c["name"] == name)
+
+
+@pytest.mark.parametrize(("deployment", "slug", "role"), CASES)
+def test_course_pod_is_valid_and_is_the_course(deployment, slug, role):
+    import kubernetes_validate
+
+    values = load(deployment).values
+    course = values["custom"]["courses"][slug]
+    pod = manifest(deployment, slug, role)
+    kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
+
+    notebook = container(pod, "notebook")
+    assert notebook["image"] == course["image"]
+    resources = notebook["resources"]
+    assert resources["limits"]["cpu"] == course["resources"]["cpu"]["limit"]
+    assert resources["requests"]["cpu"] == course["resources"]["cpu"]["guarantee"]
+    env = {item["name"]: item["value"] for item in notebook["env"]}
+    assert int(env["MEM_LIMIT"]) == resources["limits"]["memory"]
+    assert env["COURSEHUB_COURSE"] == slug and env["COURSEHUB_ROLE"] == role
+    assert notebook["securityContext"]["runAsUser"] == values["singleuser"]["uid"]
+    assert notebook["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["spec"]["securityContext"]["fsGroup"] == values["singleuser"]["fsGid"]
+
+    # Home: the chart's volume at homeMountPath; shared data: the course's folder,
+    # read-only unless the user teaches the course.
+    mounts = {m["mountPath"]: m for m in notebook["volumeMounts"]}
+    home = mounts[values["singleuser"]["storage"]["homeMountPath"]]
+    shared = mounts[values["custom"]["sharedData"]["mountPath"]]
+    assert shared["name"] == values["custom"]["sharedData"]["volume"]
+    assert shared["subPath"] == slug
+    assert shared["readOnly"] is (role == "student")
+    volumes = {v["name"] for v in pod["spec"]["volumes"]}
+    assert {home["name"], shared["name"]} <= volumes
+
+
+@pytest.mark.parametrize(("deployment", "slug", "role"), CASES)
+def test_hooks_run_first_from_the_image_as_root_then_as_the_user(deployment, slug, role):
+    from coursehub.hooks import STEPS, container_name
+
+    values = load(deployment).values
+    course = values["custom"]["courses"][slug]
+    pod = manifest(deployment, slug, role)
+    hooks = [c for c in pod["spec"]["initContainers"] if c["name"].startswith("hook-")]
+    assert [c["name"] for c in hooks] == [container_name(step) for step in STEPS]
+    home = values["singleuser"]["storage"]["homeMountPath"]
+    for hook, step in zip(hooks, STEPS, strict=True):
+        assert hook["image"] == course["image"], "the hooks come from the course image"
+        assert hook["command"] == [f"{values['custom']['startupHooks']['path']}/{step}.sh"]
+        assert [m["mountPath"] for m in hook["volumeMounts"]] == [home]
+        context = hook["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False
+        assert "ALL" in context["capabilities"]["drop"]
+        env = {item["name"]: item["value"] for item in hook["env"]}
+        assert env["COURSEHUB_COURSE"] == slug
+        assert ("COURSEHUB_CONTENT_REPO" in env) is ("content" in course)
+    as_root, as_user = hooks
+    assert as_root["securityContext"]["runAsUser"] == 0
+    assert as_user["securityContext"]["runAsUser"] == values["singleuser"]["uid"]
+    assert as_user["securityContext"]["runAsNonRoot"] is True
+
+
+def test_nfs_homes_are_a_subpath_of_one_claim():
+    import kubernetes_validate
+
+    deployment = CLUSTER[-1]
+    slug = sorted(load(deployment).values["custom"]["courses"])[0]
+    nfs = {
+        "singleuser": {
+            "storage": {
+                "type": "static",
+                "static": {"pvcName": "home-nfs", "subPath": "{username}"},
+            }
+        }
+    }
+    pod = manifest(deployment, slug, "student", extra_values=nfs)
+    kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
+    home_path = load(deployment).values["singleuser"]["storage"]["homeMountPath"]
+    home = next(
+        m for m in container(pod, "notebook")["volumeMounts"] if m["mountPath"] == home_path
+    )
+    assert home["subPath"] == "sam"
+    claim = next(v for v in pod["spec"]["volumes"] if v["name"] == home["name"])
+    assert claim["persistentVolumeClaim"]["claimName"] == "home-nfs"
+    for hook in pod["spec"]["initContainers"]:
+        assert hook["volumeMounts"] == [home], "hooks see the same home folder"
+
+
+def test_no_pod_for_a_course_that_is_not_open_to_the_user():
+    from datetime import date, timedelta
+
+    from pod_manifests import build
+
+    deployment = CLUSTER[-1]
+    courses = load(deployment).values["custom"]["courses"]
+    for slug, course in courses.items():
+        day_before = (date.fromisoformat(course["start"]) - timedelta(days=1)).isoformat()
+        student = member_of(course, "student")
+        with pytest.raises(Exception, match="open to you today"):
+            build(deployment, "sam", student, course=slug, today=day_before)
+        with pytest.raises(Exception, match="open to you today"):
+            build(deployment, "olga", [], course=slug, today=course["start"])
+
+
+def test_the_command_line_refuses_an_unknown_deployment(capsys):
+    from pod_manifests import main
+
+    assert main(["nowhere", "sam", "coursehub-school:students"]) == 1
+    assert capsys.readouterr().err.startswith("error: deploy/deployments.yaml: no deployment")
