@@ -98,7 +98,13 @@ def test_service_layer(token: str) -> Layer:
             "services": {TEST_SERVICE: {"apiToken": token}},
             "loadRoles": {
                 TEST_SERVICE: {
-                    "scopes": ["admin:users", "admin:servers", "read:hub", "access:servers"],
+                    "scopes": [
+                        "admin:users",
+                        "admin:servers",
+                        "admin:groups",
+                        "read:hub",
+                        "access:servers",
+                    ],
                     "services": [TEST_SERVICE],
                 }
             },
