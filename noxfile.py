@@ -86,7 +86,8 @@ def pytest(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def book(session: nox.Session) -> None:
     """Build the book; chapters execute against a local hub they start and stop."""
-    install(session, "hub", "singleuser", "book")
+    # Chapters validate pod manifests and read notebooks as the tests do.
+    install(session, "hub", "singleuser", "book", "test")
     install_proxy(session)
     session.run("jupyter-book", "build", ".", "--warningiserror", "--keep-going")
 
