@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,17 +27,22 @@ def require_local_hub() -> None:
         pytest.skip(str(err))
 
 
+@contextmanager
+def running_hub(state: Path, **kwargs):
+    """A real local hub on a free port, logging to <state>/hub.log, stopped on exit."""
+    require_local_hub()
+    with (
+        (state / "hub.log").open("w") as log,
+        LocalHub(state, port=free_port(), log_file=log, **kwargs) as hub,
+    ):
+        yield hub
+
+
 @pytest.fixture(scope="session")
 def local_hub(tmp_path_factory):
     """One real hub (JupyterHub, proxy, GitHub stand-in, culler) for the whole session."""
-    require_local_hub()
-    state = tmp_path_factory.mktemp("localhub")
-    with (
-        (state / "hub.log").open("w") as log,
-        LocalHub(state, port=free_port(), log_file=log) as hub,
-    ):
+    with running_hub(tmp_path_factory.mktemp("localhub")) as hub:
         yield hub
-    print(f"local hub log: {state / 'hub.log'}")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import require_local_hub
+from conftest import running_hub
 from deployconfig import load
 from github_standin import github_fault, set_membership
 from hub_client import (
@@ -27,7 +27,7 @@ from hub_client import (
     own_token,
     wait_for_server,
 )
-from local_hub import FIXTURE, LocalHub, free_port
+from local_hub import FIXTURE, LocalHub
 
 pytestmark = pytest.mark.hub
 
@@ -58,12 +58,7 @@ def members(team: str) -> list[str]:
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     """This module's own hub and stand-in: tests here change teams and break GitHub."""
-    require_local_hub()
-    state = tmp_path_factory.mktemp("authhub")
-    with (
-        (state / "hub.log").open("w") as log,
-        LocalHub(state, port=free_port(), extra_values=FAST_GITHUB, log_file=log) as hub,
-    ):
+    with running_hub(tmp_path_factory.mktemp("authhub"), extra_values=FAST_GITHUB) as hub:
         yield hub
 
 
