@@ -8,12 +8,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 # hub-config/ is what the hub pod has on sys.path (its coursehub package).
 sys.path.insert(0, str(ROOT / "hub-config"))
 
+from deployconfig import read_yaml  # noqa: E402
 from local_hub import LocalHub, find_chp, free_port  # noqa: E402
 
 
@@ -25,6 +27,20 @@ def require_local_hub() -> None:
         find_chp()
     except Exception as err:  # LocalHubError: message says how to install it
         pytest.skip(str(err))
+
+
+def copy_project(tmp_path: Path) -> Path:
+    """A copy of deploy/ and hub-config/ to break on purpose."""
+    for folder in ("deploy", "hub-config"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    return tmp_path
+
+
+def edit_yaml(path: Path, change) -> None:
+    """Apply `change` to a YAML file's data (dates stay text, as Helm passes them)."""
+    data = read_yaml(path)
+    change(data)
+    path.write_text(yaml.safe_dump(data))
 
 
 @contextmanager

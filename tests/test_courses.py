@@ -12,8 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 
+from conftest import copy_project, edit_yaml
 from coursehub import courses
 from coursehub.hooks import STEPS
 from deployconfig import (
@@ -72,18 +72,6 @@ def test_a_course_added_by_any_layer_is_pulled_too():
 # --- bad registry files ----------------------------------------------------------------------
 
 
-def project_copy(tmp_path: Path) -> Path:
-    for folder in ("deploy", "hub-config"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    return tmp_path
-
-
-def rewrite(path: Path, change) -> None:
-    data = read_yaml(path)
-    change(data)
-    path.write_text(yaml.safe_dump(data))
-
-
 REL = FIRST.relative_to(ROOT).as_posix()
 
 
@@ -128,8 +116,8 @@ REL = FIRST.relative_to(ROOT).as_posix()
     ],
 )
 def test_a_bad_registry_file_is_named_with_its_field(tmp_path, change, expected):
-    root = project_copy(tmp_path)
-    rewrite(root / REL, change)
+    root = copy_project(tmp_path)
+    edit_yaml(root / REL, change)
     with pytest.raises(ConfigError) as err:
         load("prod", root=root)
     assert str(err.value).startswith(expected)
@@ -137,7 +125,7 @@ def test_a_bad_registry_file_is_named_with_its_field(tmp_path, change, expected)
 
 
 def test_two_courses_with_one_slug_are_refused(tmp_path):
-    root = project_copy(tmp_path)
+    root = copy_project(tmp_path)
     copy = root / COURSES_DIR / "zz-copy.yaml"
     shutil.copy(root / REL, copy)
     slug = read_yaml(FIRST)["slug"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import copy_project, edit_yaml
 from deployconfig import ROOT, ConfigError, load, load_deployments, merge
 
 pytestmark = pytest.mark.unit
@@ -46,19 +47,6 @@ def test_hub_config_is_mounted_file_by_file():
     for path in source.rglob("*.py"):
         mount = f"{spec['hubConfig']['mountRoot']}/{path.relative_to(source).as_posix()}"
         assert mounted[mount] == path.read_text()
-
-
-def copy_project(tmp_path: Path) -> Path:
-    """A copy of deploy/ and hub-config/ to break on purpose."""
-    for folder in ("deploy", "hub-config"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    return tmp_path
-
-
-def edit_yaml(path: Path, change) -> None:
-    data = yaml.safe_load(path.read_text())
-    change(data)
-    path.write_text(yaml.safe_dump(data))
 
 
 @pytest.mark.parametrize(
