@@ -4,6 +4,7 @@ nox -s hub       run the reference hub on http://127.0.0.1:8000 (Ctrl-C stops it
 nox -s tests     lint, every test, and the book: what CI runs (.ci/run)
 nox -s book      build the book (warnings and execution errors are fatal)
 nox -s kind      deploy the same config to a kind cluster and test it (needs Docker)
+nox -s deploy -- staging   deploy to a cluster with helm (CI deploys main)
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ nox.options.error_on_missing_interpreters = True
 
 
 def install(session: nox.Session, *groups: str) -> None:
+    """The pinned dependency groups, and the project itself (its tools and hub-config).
+
+    Editable, so the tools read deploy/ and hub-config/ from this checkout.
+    """
     requirements = [
         req for group in groups for req in nox.project.dependency_groups(PYPROJECT, group)
     ]
-    session.install(*requirements)
+    session.install(*requirements, "--editable", ".")
 
 
 def install_proxy(session: nox.Session) -> None:
@@ -60,7 +65,7 @@ def hub(session: nox.Session) -> None:
     install_proxy(session)
     # Ctrl-C reaches nox and the runner together; give the runner time to stop
     # every server before nox would escalate to SIGTERM and SIGKILL.
-    session.run("python", "scripts/local_hub.py", "run", *session.posargs, interrupt_timeout=60)
+    session.run("coursehub-hub", "run", *session.posargs, interrupt_timeout=60)
 
 
 @nox.session(python="3.11")
@@ -70,7 +75,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("yamllint", "--strict", ".")
-    session.run("python", "scripts/deployconfig.py", "check")
+    session.run("coursehub-config", "check")
 
 
 @nox.session(python="3.11")
@@ -109,10 +114,19 @@ def kind(session: nox.Session) -> None:
     if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
         session.skip("no Docker engine answers `docker info`: kind needs one")
     install(session, "hub", "singleuser", "test")
-    session.run("python", "scripts/cluster.py", "up", "kind")
+    session.run("coursehub-cluster", "up", "kind")
     try:
         session.run("pytest", "-m", "cluster", *session.posargs, env={"COURSEHUB_CLUSTER": "kind"})
     finally:
         # COURSEHUB_KEEP_CLUSTER=1 leaves the cluster up to look around.
         if os.environ.get("COURSEHUB_KEEP_CLUSTER") != "1":
-            session.run("python", "scripts/cluster.py", "down", "kind")
+            session.run("coursehub-cluster", "down", "kind")
+
+
+@nox.session(python="3.11")
+def deploy(session: nox.Session) -> None:
+    """Deploy a Kubernetes deployment with helm: `nox -s deploy -- staging` (CI's deploy job)."""
+    if len(session.posargs) != 1:
+        session.error("name one deployment: nox -s deploy -- staging")
+    install(session, "hub")
+    session.run("coursehub-cluster", "up", session.posargs[0])

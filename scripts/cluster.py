@@ -1,9 +1,9 @@
 """Create clusters and deploy to them: the commands, derived from deploy/, then run.
 
-    python scripts/cluster.py plan staging     # print what `up` would run
-    python scripts/cluster.py up kind          # create the kind cluster if needed, then deploy
-    python scripts/cluster.py up staging       # deploy (decrypts deploy/secrets with age)
-    python scripts/cluster.py down kind        # delete the kind cluster
+    coursehub-cluster plan staging     # print what `up` would run
+    coursehub-cluster up kind          # create the kind cluster if needed, then deploy
+    coursehub-cluster up staging       # deploy (decrypts deploy/secrets with age)
+    coursehub-cluster down kind        # delete the kind cluster
 
 A deploy is one `helm upgrade --install` of the pinned chart with one values
 file: the deployment's merged values, written by scripts/deployconfig.py, so
@@ -24,8 +24,7 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deployconfig import (
+from coursehub_tools.deployconfig import (
     DEPLOYMENTS_FILE,
     ROOT,
     ConfigError,

@@ -5,8 +5,8 @@ module merges them the way Helm does, adds hub-config/ as hub.extraFiles, and
 checks the result against deploy/schema/values.schema.yaml. Every consumer goes
 through `merged_values`: the Helm deploy, the local hub, the tests and the book.
 
-    python scripts/deployconfig.py check              # every deployment
-    python scripts/deployconfig.py show staging       # merged values as YAML
+    coursehub-config check              # every deployment
+    coursehub-config show staging       # merged values as YAML
 """
 
 from __future__ import annotations
@@ -316,6 +316,9 @@ def _relative(path: Path, root: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the project folder (default: this checkout)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("check", help="merge and check every deployment")
     show = sub.add_parser("show", help="print a deployment's merged values")
@@ -327,13 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "check":
-            for name in load_deployments()["deployments"]:
-                deployment = load(name)
+            for name in load_deployments(args.root)["deployments"]:
+                deployment = load(name, root=args.root)
                 files = " + ".join(layer.source for layer in deployment.layers)
                 note = f" (encrypted, not read: {', '.join(deployment.skipped)})"
                 print(f"{name}: ok: {files}{note if deployment.skipped else ''}")
         else:
-            values = load(args.deployment, decrypt=args.decrypt).values
+            values = load(args.deployment, root=args.root, decrypt=args.decrypt).values
             if args.without_files:
                 for entry in values["hub"]["extraFiles"].values():
                     entry["stringData"] = f"<{len(entry['stringData'])} characters>"

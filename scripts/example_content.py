@@ -1,6 +1,6 @@
 """A course content repository to try courses with on this machine: git, one notebook.
 
-    python scripts/example_content.py /tmp/course-content   # prints its file:// URL
+    python -m coursehub_tools.example_content /tmp/course-content   # prints its file:// URL
 
 An instructor's real content repository lives on GitHub; the local hub has no
 network to reach it, so the tests and the book point a course at this one

@@ -8,7 +8,7 @@ the real OAuthenticator code path with no network and no GitHub account.
 Tests steer it through /_standin/ on loopback: change team membership, make an
 endpoint fail or answer slowly.
 
-    python scripts/github_standin.py --port 8765 --fixture scripts/localhub/github-users.yaml
+    coursehub-github-standin --port 8765 --fixture scripts/localhub/github-users.yaml
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Run the reference hub on this machine: same values, same hub-config, local processes.
 
-    python scripts/local_hub.py run [--port 8000] [--state-dir .localhub]
+    coursehub-hub run [--port 8000] [--state-dir .localhub]
 
 It merges the `local` deployment (deploy/deployments.yaml), lays out the
 merged values and hub-config/ the way the chart mounts them in the hub pod,
@@ -13,6 +13,7 @@ Tests and the book use `LocalHub` the same way (`with LocalHub(...) as hub:`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import secrets
@@ -30,10 +31,7 @@ from typing import IO
 import requests
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contextlib
-
-from deployconfig import ROOT, ConfigError, Layer, load, load_deployments
+from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load, load_deployments
 
 LOCALHUB_DIR = ROOT / "scripts" / "localhub"
 FIXTURE = LOCALHUB_DIR / "github-users.yaml"
@@ -189,6 +187,10 @@ class LocalHub:
         env.update(
             COURSEHUB_LOCALHUB=self.marker,
             COURSEHUB_CONFIG_DIR=str(self.config_dir),
+            # The chart's hub imports hub-config from its config dir; so does this one.
+            PYTHONPATH=os.pathsep.join(
+                filter(None, [str(self.config_dir), os.environ.get("PYTHONPATH")])
+            ),
             COURSEHUB_STATE_DIR=str(self.state_dir),
             COURSEHUB_PUBLIC_PORT=str(self.port),
             COURSEHUB_HUB_PORT=str(self.hub_port),
@@ -205,7 +207,8 @@ class LocalHub:
         output = {"stdout": self.log_file, "stderr": subprocess.STDOUT} if self.log_file else {}
         standin = [
             sys.executable,
-            str(ROOT / "scripts" / "github_standin.py"),
+            "-m",
+            "coursehub_tools.github_standin",
             "--port",
             str(self.standin_port),
             "--fixture",

@@ -1,6 +1,6 @@
 """The pod a user's course server gets on a cluster deployment, built offline from the real config.
 
-    python scripts/pod_manifests.py prod sam coursehub-school:students [--course SLUG]
+    coursehub-pod prod sam coursehub-school:students [--course SLUG]
 
 Merges the deployment (deploy/deployments.yaml), points hub-config's get_config
 at the merged values, applies them the way the chart does
@@ -20,19 +20,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deployconfig import ROOT, ConfigError, Layer, load
-
-sys.path.insert(0, str(ROOT / "scripts" / "localhub"))
-sys.path.insert(0, str(ROOT / "hub-config"))
-from chart_values import apply_chart_values, run_config_d
 from jupyterhub.objects import Hub
 from kubernetes_asyncio.config import kube_config
 from traitlets.config import Config
 from traitlets.utils.importstring import import_item
 
 from coursehub import values as hub_values
+from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load
+from coursehub_tools.localhub.chart_values import apply_chart_values, run_config_d
 
 # KubeSpawner loads a kubeconfig when it is created; this one names a cluster
 # that is never contacted, since building a manifest makes no API call.

@@ -1,25 +1,42 @@
-"""Shared fixtures: the scripts on sys.path, and a real local hub for `hub` tests."""
+"""Shared fixtures: a copy of the project to break, and real local hubs for `hub` tests."""
 
 from __future__ import annotations
 
 import shutil
-import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-# hub-config/ is what the hub pod has on sys.path (its coursehub package).
-sys.path.insert(0, str(ROOT / "hub-config"))
-
-from deployconfig import read_yaml  # noqa: E402
-from local_hub import LocalHub, find_chp, free_port  # noqa: E402
+from coursehub_tools.deployconfig import ROOT, read_yaml
+from coursehub_tools.local_hub import LocalHub, find_chp, free_port
 
 
-def require_local_hub() -> None:
+@dataclass
+class ProjectCopy:
+    """A copy of deploy/ and hub-config/ to break on purpose."""
+
+    root: Path
+
+    def edit(self, relative_path: str, change) -> None:
+        """Apply `change` to a YAML file's data (dates stay text, as Helm passes them)."""
+        path = self.root / relative_path
+        data = read_yaml(path, self.root)
+        change(data)
+        path.write_text(yaml.safe_dump(data))
+
+
+@pytest.fixture
+def project_copy(tmp_path) -> ProjectCopy:
+    for folder in ("deploy", "hub-config"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    return ProjectCopy(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def local_hub_pieces() -> None:
     """Skip, saying why, when the pieces a local hub needs are not installed."""
     if shutil.which("jupyterhub-singleuser") is None:
         pytest.skip("jupyterhub-singleuser is not on PATH: run through `nox -s pytest`")
@@ -29,45 +46,34 @@ def require_local_hub() -> None:
         pytest.skip(str(err))
 
 
-def copy_project(tmp_path: Path) -> Path:
-    """A copy of deploy/ and hub-config/ to break on purpose."""
-    for folder in ("deploy", "hub-config"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    return tmp_path
+@pytest.fixture(scope="session")
+def start_hub(local_hub_pieces):
+    """A context manager: a real local hub on a free port, logging to <state>/hub.log."""
 
+    @contextmanager
+    def running_hub(state: Path, **kwargs):
+        with (
+            (state / "hub.log").open("w") as log,
+            LocalHub(state, port=free_port(), log_file=log, **kwargs) as hub,
+        ):
+            yield hub
 
-def edit_yaml(path: Path, change) -> None:
-    """Apply `change` to a YAML file's data (dates stay text, as Helm passes them)."""
-    data = read_yaml(path)
-    change(data)
-    path.write_text(yaml.safe_dump(data))
-
-
-@contextmanager
-def running_hub(state: Path, **kwargs):
-    """A real local hub on a free port, logging to <state>/hub.log, stopped on exit."""
-    require_local_hub()
-    with (
-        (state / "hub.log").open("w") as log,
-        LocalHub(state, port=free_port(), log_file=log, **kwargs) as hub,
-    ):
-        yield hub
+    return running_hub
 
 
 @pytest.fixture(scope="session")
-def local_hub(tmp_path_factory):
+def local_hub(tmp_path_factory, start_hub):
     """One real hub (JupyterHub, proxy, GitHub stand-in, culler) for the whole session."""
-    with running_hub(tmp_path_factory.mktemp("localhub")) as hub:
+    with start_hub(tmp_path_factory.mktemp("localhub")) as hub:
         yield hub
 
 
 @pytest.fixture
-def hub_factory(tmp_path):
+def hub_factory(tmp_path, local_hub_pieces):
     """Start extra hubs (other values, other ports) that stop at the end of the test."""
     hubs = []
 
     def start(**kwargs) -> LocalHub:
-        require_local_hub()
         log = (tmp_path / f"hub{len(hubs)}.log").open("w")
         hub = LocalHub(
             tmp_path / f"state{len(hubs)}",

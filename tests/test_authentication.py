@@ -16,10 +16,9 @@ import pytest
 import requests
 import yaml
 
-from conftest import running_hub
-from deployconfig import load
-from github_standin import github_fault, set_membership
-from hub_client import (
+from coursehub_tools.deployconfig import load
+from coursehub_tools.github_standin import github_fault, set_membership
+from coursehub_tools.hub_client import (
     callback_with_standin,
     error_message,
     login_with_standin,
@@ -27,7 +26,7 @@ from hub_client import (
     own_token,
     wait_for_server,
 )
-from local_hub import FIXTURE, LocalHub
+from coursehub_tools.local_hub import FIXTURE, LocalHub
 
 pytestmark = pytest.mark.hub
 
@@ -56,9 +55,9 @@ def members(team: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
+def hub(tmp_path_factory, start_hub):
     """This module's own hub and stand-in: tests here change teams and break GitHub."""
-    with running_hub(tmp_path_factory.mktemp("authhub"), extra_values=FAST_GITHUB) as hub:
+    with start_hub(tmp_path_factory.mktemp("authhub"), extra_values=FAST_GITHUB) as hub:
         yield hub
 
 

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
-
-from deployconfig import ROOT, ConfigError, Layer, load
-from github_standin import World
-from local_hub import FIXTURE
-
-sys.path.insert(0, str(ROOT / "hub-config"))
 
 from coursehub.github import CoursehubGitHubOAuthenticator, authenticator_config
 from coursehub.roles import SCOPES_OVER_STUDENTS, instructor_role
 from coursehub.unix_ids import FIRST_USER_ID, unix_ids
+from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load
+from coursehub_tools.github_standin import World
+from coursehub_tools.local_hub import FIXTURE
 
 pytestmark = pytest.mark.unit
 
@@ -121,8 +117,9 @@ def test_authentication_chapter_shows_the_file(path):
 
 
 def test_local_sso_sets_only_keys_the_local_hub_maps_or_declares_cluster_only():
-    from localhub.chart_values import CLUSTER_ONLY_KEYS
     from test_local_matches_cluster import MAPPED_KEYS, covered, leaf_paths
+
+    from coursehub_tools.localhub.chart_values import CLUSTER_ONLY_KEYS
 
     values = load("local-sso").values
     unaccounted = [

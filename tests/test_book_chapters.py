@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deployconfig import ROOT
+from coursehub_tools.deployconfig import ROOT
 
 pytestmark = pytest.mark.hub
 
@@ -27,14 +27,11 @@ def has_code(path: Path) -> bool:
 
 
 @pytest.mark.parametrize("chapter", [p for p in chapters() if has_code(p)], ids=lambda p: p.stem)
-def test_chapter_executes(chapter):
+def test_chapter_executes(chapter, local_hub_pieces):
     import jupytext
     import nbclient
     from nbclient.exceptions import CellExecutionError
 
-    from conftest import require_local_hub
-
-    require_local_hub()
     notebook = jupytext.read(chapter)
     client = nbclient.NotebookClient(
         notebook,

@@ -17,9 +17,15 @@ import pytest
 import requests
 import yaml
 
-from cluster import TEST_TOKEN_FILE, cluster_commands, helm_command, runtime_layers, write_values
 from coursehub.courses import load_courses, open_to
-from deployconfig import ROOT, load, load_deployments, read_yaml
+from coursehub_tools.cluster import (
+    TEST_TOKEN_FILE,
+    cluster_commands,
+    helm_command,
+    runtime_layers,
+    write_values,
+)
+from coursehub_tools.deployconfig import ROOT, load, load_deployments, read_yaml
 
 SPEC = load_deployments()
 

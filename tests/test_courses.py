@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_project, edit_yaml
 from coursehub import courses
 from coursehub.hooks import STEPS
-from deployconfig import (
+from coursehub_tools.deployconfig import (
     COURSES_DIR,
     ROOT,
     ConfigError,
@@ -115,17 +114,16 @@ REL = FIRST.relative_to(ROOT).as_posix()
         "end-first",
     ],
 )
-def test_a_bad_registry_file_is_named_with_its_field(tmp_path, change, expected):
-    root = copy_project(tmp_path)
-    edit_yaml(root / REL, change)
+def test_a_bad_registry_file_is_named_with_its_field(project_copy, change, expected):
+    project_copy.edit(REL, change)
     with pytest.raises(ConfigError) as err:
-        load("prod", root=root)
+        load("prod", root=project_copy.root)
     assert str(err.value).startswith(expected)
     assert "\n" not in str(err.value)
 
 
-def test_two_courses_with_one_slug_are_refused(tmp_path):
-    root = copy_project(tmp_path)
+def test_two_courses_with_one_slug_are_refused(project_copy):
+    root = project_copy.root
     copy = root / COURSES_DIR / "zz-copy.yaml"
     shutil.copy(root / REL, copy)
     slug = read_yaml(FIRST)["slug"]

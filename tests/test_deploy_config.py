@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_project, edit_yaml
-from deployconfig import ROOT, ConfigError, load, load_deployments, merge
+from coursehub_tools.deployconfig import ROOT, ConfigError, load, load_deployments, merge
 
 pytestmark = pytest.mark.unit
 DEPLOYMENTS = list(load_deployments()["deployments"])
@@ -74,26 +72,26 @@ def test_hub_config_is_mounted_file_by_file():
         ),
     ],
 )
-def test_bad_values_name_file_and_key(tmp_path, change, expected):
-    root = copy_project(tmp_path)
-    edit_yaml(root / "deploy/values/common.yaml", change)
+def test_bad_values_name_file_and_key(project_copy, change, expected):
+    root = project_copy.root
+    project_copy.edit("deploy/values/common.yaml", change)
     with pytest.raises(ConfigError) as err:
         load("staging", root=root)
     assert str(err.value).startswith(expected)
     assert "\n" not in str(err.value)
 
 
-def test_error_names_the_overlay_that_set_the_key(tmp_path):
-    root = copy_project(tmp_path)
-    edit_yaml(
-        root / "deploy/values/prod.yaml", lambda v: v["hub"].update(concurrentSpawnLimit="many")
+def test_error_names_the_overlay_that_set_the_key(project_copy):
+    root = project_copy.root
+    project_copy.edit(
+        "deploy/values/prod.yaml", lambda v: v["hub"].update(concurrentSpawnLimit="many")
     )
     with pytest.raises(ConfigError, match=r"^deploy/values/prod.yaml: hub.concurrentSpawnLimit: "):
         load("prod", root=root)
 
 
-def test_missing_values_file_is_named(tmp_path):
-    root = copy_project(tmp_path)
+def test_missing_values_file_is_named(project_copy):
+    root = project_copy.root
     (root / "deploy/values/staging.yaml").unlink()
     with pytest.raises(ConfigError, match=r"^deploy/values/staging.yaml: file not found$"):
         load("staging", root=root)
@@ -104,22 +102,30 @@ def test_unknown_deployment_lists_the_known_ones():
         load("production")
 
 
-def test_deployments_file_is_checked(tmp_path):
-    root = copy_project(tmp_path)
-    edit_yaml(root / "deploy/deployments.yaml", lambda d: d["deployments"]["prod"].pop("namespace"))
+def test_deployments_file_is_checked(project_copy):
+    root = project_copy.root
+    project_copy.edit(
+        "deploy/deployments.yaml", lambda d: d["deployments"]["prod"].pop("namespace")
+    )
     with pytest.raises(
         ConfigError, match=r"^deploy/deployments.yaml: deployments.prod: 'namespace' is required"
     ):
         load("prod", root=root)
 
 
-def test_cli_prints_one_line_and_fails(tmp_path):
-    root = copy_project(tmp_path)
-    edit_yaml(root / "deploy/values/common.yaml", lambda v: v["cull"].update(every=-1))
-    shutil.copytree(ROOT / "scripts", root / "scripts")
+def test_cli_prints_one_line_and_fails(project_copy):
+    root = project_copy.root
+    project_copy.edit("deploy/values/common.yaml", lambda v: v["cull"].update(every=-1))
     result = subprocess.run(
-        [sys.executable, "scripts/deployconfig.py", "show", "local"],
-        cwd=root,
+        [
+            sys.executable,
+            "-m",
+            "coursehub_tools.deployconfig",
+            "--root",
+            str(root),
+            "show",
+            "local",
+        ],
         capture_output=True,
         text=True,
         check=False,

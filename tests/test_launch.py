@@ -19,10 +19,10 @@ import requests
 
 from coursehub import launch
 from coursehub.courses import load_courses, open_to
-from deployconfig import Layer, load
-from example_content import NOTEBOOK as CONTENT_NOTEBOOK
-from example_content import TITLE, make_content_repo
-from hub_client import login_with_standin
+from coursehub_tools.deployconfig import Layer, load
+from coursehub_tools.example_content import NOTEBOOK as CONTENT_NOTEBOOK
+from coursehub_tools.example_content import TITLE, make_content_repo
+from coursehub_tools.hub_client import login_with_standin
 
 REGISTRY = load("local").values["custom"]["courses"]
 BASE = min(REGISTRY.values(), key=lambda course: (course["start"], course["slug"]))
@@ -64,11 +64,9 @@ def courses_for_tests(content_repo: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def course_hub(tmp_path_factory):
-    from conftest import require_local_hub
-    from local_hub import LocalHub, free_port
+def course_hub(tmp_path_factory, local_hub_pieces):
+    from coursehub_tools.local_hub import LocalHub, free_port
 
-    require_local_hub()
     state = tmp_path_factory.mktemp("coursehub")
     extra = {
         "hub": {"config": {"CourseSpawner": {"today": TODAY.isoformat()}}},

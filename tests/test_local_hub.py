@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from deployconfig import ROOT, load
-from hub_client import login_with_standin, wait_for_server
-from local_hub import processes_marked
+from coursehub_tools.deployconfig import ROOT, load
+from coursehub_tools.hub_client import login_with_standin, wait_for_server
+from coursehub_tools.local_hub import processes_marked
 
 pytestmark = pytest.mark.hub
 
@@ -57,7 +57,7 @@ def test_local_hub_runs_the_merged_local_values(local_hub):
 
 def run_cli(*args, **kwargs):
     return subprocess.Popen(
-        [sys.executable, "scripts/local_hub.py", "run", *args],
+        [sys.executable, "-m", "coursehub_tools.local_hub", "run", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -76,11 +76,9 @@ def test_port_in_use_is_a_one_line_error(local_hub, tmp_path):
     ]
 
 
-def test_ctrl_c_stops_everything(tmp_path):
-    from conftest import require_local_hub
-    from local_hub import free_port
+def test_ctrl_c_stops_everything(tmp_path, local_hub_pieces):
+    from coursehub_tools.local_hub import free_port
 
-    require_local_hub()
     port = free_port()
     cli = run_cli("--port", str(port), "--state-dir", str(tmp_path))
     lines = []

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from deployconfig import load, load_deployments
-from localhub.chart_values import (
+from coursehub_tools.deployconfig import load, load_deployments
+from coursehub_tools.localhub.chart_values import (
     CLUSTER_ONLY_KEYS,
     HUB_TRAITS,
     KUBESPAWNER_TRAITS,

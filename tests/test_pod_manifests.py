@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployconfig import load, load_deployments
+from coursehub_tools.deployconfig import load, load_deployments
 
 pytestmark = pytest.mark.unit
 CLUSTER = [
@@ -36,7 +36,7 @@ def course_day(course: dict) -> str:
 
 
 def manifest(deployment: str, slug: str, role: str, extra_values: dict | None = None) -> dict:
-    from pod_manifests import build
+    from coursehub_tools.pod_manifests import build
 
     course = load(deployment).values["custom"]["courses"][slug]
     return build(
@@ -142,7 +142,7 @@ def test_nfs_homes_are_a_subpath_of_one_claim():
 def test_no_pod_for_a_course_that_is_not_open_to_the_user():
     from datetime import date, timedelta
 
-    from pod_manifests import build
+    from coursehub_tools.pod_manifests import build
 
     deployment = CLUSTER[-1]
     courses = load(deployment).values["custom"]["courses"]
@@ -156,7 +156,7 @@ def test_no_pod_for_a_course_that_is_not_open_to_the_user():
 
 
 def test_the_command_line_refuses_an_unknown_deployment(capsys):
-    from pod_manifests import main
+    from coursehub_tools.pod_manifests import main
 
     assert main(["nowhere", "sam", "coursehub-school:students"]) == 1
     assert capsys.readouterr().err.startswith("error: deploy/deployments.yaml: no deployment")

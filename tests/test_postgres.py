@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from deployconfig import load
-from hub_client import login_with_standin, wait_for_server
-from local_hub import free_port
+from coursehub_tools.deployconfig import load
+from coursehub_tools.hub_client import login_with_standin, wait_for_server
+from coursehub_tools.local_hub import free_port
 
 pytestmark = pytest.mark.hub
 

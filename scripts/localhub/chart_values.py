@@ -252,7 +252,7 @@ def apply_local_backend(c, get_config: GetConfig, env: Mapping[str, str]) -> Non
     c.JupyterHub.cleanup_servers = True
 
     # scripts/localhub/spawner.py: the cluster's course rules, local processes.
-    c.JupyterHub.spawner_class = "spawner.LocalCourseSpawner"
+    c.JupyterHub.spawner_class = "coursehub_tools.localhub.spawner.LocalCourseSpawner"
     c.LocalCourseSpawner.home_dir_template = str(state / "homes" / "{username}")
     c.LocalCourseSpawner.hooks_dir = str(Path(__file__).resolve().parents[2] / "deploy/image/hooks")
     c.LocalCourseSpawner.shared_root = str(state / "shared")

@@ -6,22 +6,25 @@
 # then executes hub-config's jupyterhub_config.d/*.py in name order. Only the
 # backend differs: local processes with a home folder each instead of pods, a
 # proxy started here, SQLite in the state folder. scripts/local_hub.py lays out
-# the config dir and starts the hub with this file.
+# the config dir, puts it first on the hub's PYTHONPATH (the chart puts its
+# config dir on sys.path, so hub-config's `coursehub` imports from the mounted
+# files, not from anywhere else) and starts the hub with this file.
 c = get_config()
 
-import os  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import os
+from pathlib import Path
 
-config_dir = Path(os.environ["COURSEHUB_CONFIG_DIR"])
-# The chart puts its config dir on sys.path so hub-config's package imports.
-sys.path.insert(0, str(config_dir))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from chart_values import apply_chart_values, apply_local_backend, run_config_d  # noqa: E402
-
-from coursehub.values import get_config  # noqa: E402
+from coursehub.values import get_config
+from coursehub_tools.localhub.chart_values import (
+    apply_chart_values,
+    apply_local_backend,
+    run_config_d,
+)
 
 apply_chart_values(c, get_config)
 apply_local_backend(c, get_config, os.environ)
-run_config_d(c, config_dir / "jupyterhub_config.d", Path(os.environ["COURSEHUB_STATE_DIR"]))
+run_config_d(
+    c,
+    Path(os.environ["COURSEHUB_CONFIG_DIR"]) / "jupyterhub_config.d",
+    Path(os.environ["COURSEHUB_STATE_DIR"]),
+)
