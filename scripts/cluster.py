@@ -34,7 +34,6 @@ from coursehub_tools.deployconfig import (
     read_yaml,
 )
 
-RELEASE = "coursehub"
 TEST_SERVICE = "cluster-tests"
 TEST_TOKEN_FILE = ROOT / ".localhub" / "cluster-tests.token"
 
@@ -43,7 +42,7 @@ def helm_command(name: str, values_file: Path) -> list[str]:
     spec = load_deployments()
     chart, deployment = spec["chart"], spec["deployments"][name]
     return [
-        "helm", "upgrade", "--install", RELEASE, chart["name"],
+        "helm", "upgrade", "--install", deployment["release"], chart["name"],
         "--repo", chart["repository"], "--version", chart["version"],
         "--namespace", deployment["namespace"], "--create-namespace",
         "--values", str(values_file), "--wait", "--timeout", "10m",
