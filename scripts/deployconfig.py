@@ -24,29 +24,15 @@ from typing import Any
 import jsonschema
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from coursehub_tools import chart
+from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml, relative
+
 DEPLOYMENTS_FILE = "deploy/deployments.yaml"
 DEPLOYMENTS_SCHEMA = "deploy/schema/deployments.schema.yaml"
 VALUES_SCHEMA = "deploy/schema/values.schema.yaml"
 COURSES_DIR = "deploy/courses"
 COURSE_SCHEMA = "deploy/schema/course.schema.yaml"
 AGE_IDENTITY_ENV = "COURSEHUB_AGE_IDENTITY"
-
-
-class ConfigError(Exception):
-    """A deployment's configuration is wrong; the message says where and how."""
-
-
-class _TextDates(yaml.SafeLoader):
-    """YAML without implicit timestamps: 2026-11-02 stays the text Helm passes on."""
-
-
-# Helm reads YAML through JSON, where a date is a string; reading it the same
-# way keeps course dates identical here, in Helm and in the hub's values.yaml.
-_TextDates.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 
 
 @dataclass
@@ -64,6 +50,7 @@ class Deployment:
     layers: list[Layer]
     skipped: list[str] = field(default_factory=list)
     spec: dict[str, Any] = field(default_factory=dict)
+    chart: dict[str, str] = field(default_factory=dict)
 
     @property
     def values(self) -> dict[str, Any]:
@@ -72,6 +59,22 @@ class Deployment:
             merged = merge(merged, layer.values)
         # Derived after merging, so a course added by any layer is pre-pulled too.
         return merge(merged, prepuller_images(merged.get("custom", {}).get("courses", {})))
+
+    def mounted_values(self) -> dict[str, Any]:
+        """The hub pod's secret/values.yaml: the values plus the chart's and release's names.
+
+        ref: z2jh templates/hub/secret.yaml adds `Chart` (Name, Version,
+        AppVersion) and `Release` (Name, Namespace, Service) to the values it mounts;
+        the chart's config reads them for user pods' labels and cluster-wide names.
+        """
+        mounted = {**self.values, "Chart": dict(self.chart)}
+        if "release" in self.spec:
+            mounted["Release"] = {
+                "Name": self.spec["release"],
+                "Namespace": self.spec["namespace"],
+                "Service": "Helm",
+            }
+        return mounted
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -85,18 +88,6 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
-
-
-def read_yaml(path: Path, root: Path = ROOT) -> Any:
-    rel = _relative(path, root)
-    if not path.is_file():
-        raise ConfigError(f"{rel}: file not found")
-    try:
-        return yaml.load(path.read_text(), Loader=_TextDates) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{rel}:{where} is not valid YAML") from err
 
 
 def load_deployments(root: Path = ROOT) -> dict[str, Any]:
@@ -126,7 +117,8 @@ def load(
             f"{DEPLOYMENTS_FILE}: no deployment {name!r}; defined: {', '.join(deployments)}"
         )
     entry = deployments[name]
-    layers: list[Layer] = []
+    pin = chart.pinned(root)
+    layers = [Layer(relative(pin.folder / "values.yaml", root), chart.defaults(root))]
     skipped: list[str] = []
     for item in entry["values"]:
         if isinstance(item, str):
@@ -142,7 +134,7 @@ def load(
     layers.append(Layer(COURSES_DIR + "/", course_values(root)))
     layers.append(Layer(spec["hubConfig"]["source"] + "/", hub_config_values(spec, root)))
     layers.extend(extra_layers)
-    deployment = Deployment(name, entry["backend"], layers, skipped, entry)
+    deployment = Deployment(name, entry["backend"], layers, skipped, entry, chart.metadata(root))
     check_values(deployment, root)
     return deployment
 
@@ -169,7 +161,7 @@ def course_values(root: Path = ROOT) -> dict[str, Any]:
     courses: dict[str, Any] = {}
     files: dict[str, str] = {}
     for path in sorted((root / COURSES_DIR).glob("*.yaml")):
-        source = _relative(path, root)
+        source = relative(path, root)
         course = _mapping(read_yaml(path, root), source)
         check_course(course, schema, [Layer(source, course)])
         slug = course["slug"]
@@ -214,9 +206,11 @@ def extra_file_key(relative_path: str) -> str:
 
 
 def check_values(deployment: Deployment, root: Path = ROOT) -> None:
+    """Ours first (stricter, clearer messages), then the pinned chart's own schema."""
     schema = read_yaml(root / VALUES_SCHEMA, root)
     values = deployment.values
     _check(values, schema, deployment.layers)
+    _check(values, chart.values_schema(root), deployment.layers, draft=jsonschema.Draft7Validator)
     # Courses may come from any layer (a test adds one); each is checked as a registry file is.
     course_schema = read_yaml(root / COURSE_SCHEMA, root)
     for slug, course in values.get("custom", {}).get("courses", {}).items():
@@ -228,17 +222,29 @@ def check_values(deployment: Deployment, root: Path = ROOT) -> None:
 
 
 def _check(
-    instance: Any, schema: dict[str, Any], layers: list[Layer], prefix: Sequence = ()
+    instance: Any,
+    schema: dict[str, Any],
+    layers: list[Layer],
+    prefix: Sequence = (),
+    draft: type = jsonschema.Draft202012Validator,
 ) -> None:
-    validator = jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
+    validator = draft(schema, format_checker=draft.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     if not errors:
         return
     error = jsonschema.exceptions.best_match(errors)
     key_path, problem = _describe(error)
     key_path = [*prefix, *key_path]
+    if error.validator == "required":
+        missing = [*key_path, _missing_key(error)]
+        removed_by = _source_of(missing, layers, removed=True)
+        if removed_by:
+            # Merging with null deletes a key; name the layer that did.
+            dotted = ".".join(str(part) for part in missing)
+            raise ConfigError(
+                f"{removed_by}: {dotted}: set to null, which removes a chart default "
+                "hub-config relies on; give it a value instead"
+            )
     source = _source_of(key_path, layers)
     dotted = ".".join(str(part) for part in key_path) or "(top level)"
     raise ConfigError(f"{source}: {dotted}: {problem}")
@@ -261,13 +267,22 @@ def _describe(error: jsonschema.ValidationError) -> tuple[list[Any], str]:
     if error.validator in ("pattern", "format") and "mustBe" in error.schema:
         # A regular expression is no explanation; the schema's `mustBe` says what is meant.
         return path, f"{error.instance!r} is not {error.schema['mustBe']}"
+    if error.validator == "maxProperties" and "description" in error.schema:
+        return path, error.schema["description"]
     if error.validator == "const" and "description" in error.schema:
         return path, f"must be {error.validator_value!r}, {error.schema['description']}"
     return path, f"{error.message} (found {type(error.instance).__name__})"
 
 
-def _source_of(key_path: list[Any], layers: list[Layer]) -> str:
-    """The last layer that sets `key_path`: the one to fix."""
+def _missing_key(error: jsonschema.ValidationError) -> str:
+    return next(key for key in error.validator_value if key not in error.instance)
+
+
+def _source_of(key_path: list[Any], layers: list[Layer], removed: bool = False) -> str:
+    """The last layer that sets `key_path`: the one to fix.
+
+    With `removed`, the last layer that sets it to null, or "" if none does.
+    """
     for layer in reversed(layers):
         node: Any = layer.values
         for part in key_path:
@@ -278,8 +293,9 @@ def _source_of(key_path: list[Any], layers: list[Layer]) -> str:
             else:
                 break
         else:
-            return layer.source
-    return " + ".join(layer.source for layer in layers)
+            if not removed or node is None:
+                return layer.source
+    return "" if removed else " + ".join(layer.source for layer in layers)
 
 
 def _mapping(data: Any, source: str) -> dict[str, Any]:
@@ -292,7 +308,7 @@ def _decrypt(path: Path) -> Any:
     identity = os.environ.get(AGE_IDENTITY_ENV)
     if not identity:
         raise ConfigError(
-            f"{_relative(path, ROOT)}: encrypted; set {AGE_IDENTITY_ENV} to an age identity file"
+            f"{relative(path, ROOT)}: encrypted; set {AGE_IDENTITY_ENV} to an age identity file"
         )
     result = subprocess.run(
         ["age", "--decrypt", "--identity", identity, str(path)],
@@ -301,17 +317,8 @@ def _decrypt(path: Path) -> Any:
         check=False,
     )
     if result.returncode != 0:
-        raise ConfigError(
-            f"{_relative(path, ROOT)}: age could not decrypt: {result.stderr.strip()}"
-        )
+        raise ConfigError(f"{relative(path, ROOT)}: age could not decrypt: {result.stderr.strip()}")
     return yaml.safe_load(result.stdout) or {}
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,19 +1,22 @@
 """The pod a user's course server gets on a cluster deployment, built offline from the real config.
 
-    coursehub-pod prod sam coursehub-school:students [--course SLUG]
+    coursehub-pod prod sam coursehub-school:students [--course SLUG] [--github-id N]
 
-Merges the deployment (deploy/deployments.yaml), points hub-config's get_config
-at the merged values, applies them the way the chart does
-(scripts/localhub/chart_values.py), runs hub-config/jupyterhub_config.d, then
-asks the spawner class that config names (CourseKubeSpawner) for the user's pod
-manifest. No cluster is contacted: KubeSpawner builds manifests locally. The
-tests validate these manifests with kubernetes-validate; the book shows them.
+Merges the deployment (the chart's defaults, then deploy/deployments.yaml's
+files), points hub-config's get_config at those values, applies them the way
+the chart does (scripts/localhub/chart_values.py), runs
+hub-config/jupyterhub_config.d, then walks JupyterHub's spawn path: the
+configured authenticator's pre_spawn_start, then the configured spawner
+(CourseKubeSpawner) loads the course and builds the pod. No cluster is
+contacted: KubeSpawner builds manifests locally. The tests validate these
+manifests with kubernetes-validate; the book shows them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import sys
 import tempfile
 from pathlib import Path
@@ -26,7 +29,7 @@ from traitlets.config import Config
 from traitlets.utils.importstring import import_item
 
 from coursehub import values as hub_values
-from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load
+from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load, load_deployments
 from coursehub_tools.localhub.chart_values import apply_chart_values, run_config_d
 
 # KubeSpawner loads a kubeconfig when it is created; this one names a cluster
@@ -41,17 +44,22 @@ OFFLINE_KUBECONFIG = {
 }
 
 
-def hub_config(values: dict, work: Path) -> Config:
-    """The hub's traitlets config for these merged values, as the chart would build it."""
+def offline_secret(key: str) -> str:
+    """Stands for a secret helm would generate: fixed, so manifests are reproducible."""
+    return hashlib.sha256(f"offline {key}".encode()).hexdigest()
+
+
+def hub_config(mounted_values: dict, work: Path) -> Config:
+    """The hub's traitlets config for a deployment's mounted values, as the chart builds it."""
     values_file = work / "values.yaml"
-    values_file.write_text(yaml.safe_dump(values))
-    # The chart mounts one values file where coursehub.values looks; here the
-    # same reader is pointed at this deployment's file instead.
-    hub_values.VALUES_FILE = values_file
-    hub_values._values.cache_clear()
+    values_file.write_text(yaml.safe_dump(mounted_values))
+    # The chart mounts the values where coursehub.values looks; here the same
+    # reader is pointed at this deployment's file instead.
+    hub_values.read_values_from(values_file)
     config = Config()
-    apply_chart_values(config, hub_values.get_config)
-    run_config_d(config, ROOT / "hub-config" / "jupyterhub_config.d", work)
+    apply_chart_values(config, hub_values.get_config, offline_secret)
+    config_d = ROOT / load_deployments()["hubConfig"]["source"] / "jupyterhub_config.d"
+    run_config_d(config, hub_values.get_config, config_d)
     kubeconfig = work / "kubeconfig.yaml"
     kubeconfig.write_text(yaml.safe_dump(OFFLINE_KUBECONFIG))
     # Read when KubeSpawner is created; the module took $KUBECONFIG at import.
@@ -59,24 +67,50 @@ def hub_config(values: dict, work: Path) -> Config:
     return config
 
 
-def make_spawner(config: Config, user: str, groups: list[str], today: str | None = None):
-    """The configured spawner for `user` (in `groups`), without a cluster behind it."""
-    if today:
-        config.CourseSpawner.today = today
-    spawner_class = import_item(config.JupyterHub.spawner_class)
-    person = SimpleNamespace(
+def github_auth_state(user: str, groups: list[str], github_id: int) -> dict:
+    """What GitHubOAuthenticator keeps for a member of `groups` (org:team), ids included."""
+    teams = [
+        {"organization": {"login": org}, "slug": team, "id": github_id + index + 1}
+        for index, (org, _, team) in enumerate(group.partition(":") for group in groups)
+    ]
+    return {"github_user": {"login": user, "id": github_id}, "teams": teams}
+
+
+def make_user(user: str, groups: list[str], github_id: int) -> SimpleNamespace:
+    """The parts of a JupyterHub user the authenticator and the spawner read."""
+    auth_state = github_auth_state(user, groups, github_id)
+
+    async def get_auth_state():
+        return auth_state
+
+    return SimpleNamespace(
         name=user,
         id=1,
         url=f"/user/{user}/",
         escaped_name=user,
         groups=[SimpleNamespace(name=group) for group in groups],
+        get_auth_state=get_auth_state,
     )
+
+
+def make_spawner(config: Config, person: SimpleNamespace, today: str | None = None):
+    """The configured spawner for `person`, without a cluster behind it."""
+    if today:
+        config.CourseSpawner.today = today
+    spawner_class = import_item(config.JupyterHub.spawner_class)
     # _mock: KubeSpawner's own switch for building objects without a cluster.
     return spawner_class(config=config, user=person, hub=Hub(base_url="/hub/"), _mock=True)
 
 
-async def pod_manifest(spawner, course: str | None = None) -> dict:
-    """The pod `spawner` would create for `course` (its default if None), as plain data."""
+async def pod_manifest(config: Config, spawner, course: str | None = None) -> dict:
+    """The pod `spawner` would create for `course` (its default if None), as plain data.
+
+    In JupyterHub's order (ref: jupyterhub/user.py User.spawn): the
+    authenticator's pre_spawn_start (GitHub uid/gids), then the spawner's start
+    (KubeSpawner loads the profile, then builds the pod).
+    """
+    authenticator = import_item(config.JupyterHub.authenticator_class)(config=config)
+    await authenticator.pre_spawn_start(spawner.user, spawner)
     spawner.user_options = {"profile": course} if course else {}
     await spawner.load_user_options()
     pod = await spawner.get_pod_manifest()
@@ -91,15 +125,17 @@ async def build_async(
     course: str | None = None,
     today: str | None = None,
     extra_values: dict | None = None,
+    github_id: int = 0,
 ) -> dict:
     """One pod manifest, from the deployment's merged values (plus `extra_values`)."""
     layers = [Layer("extra values", extra_values)] if extra_values else []
-    values = load(deployment, extra_layers=layers).values
+    mounted = load(deployment, extra_layers=layers).mounted_values()
     with tempfile.TemporaryDirectory() as work:
+        config = hub_config(mounted, Path(work))
         # KubeSpawner makes its (unused) API client on the running event loop.
-        spawner = make_spawner(hub_config(values, Path(work)), user, groups, today)
+        spawner = make_spawner(config, make_user(user, groups, github_id), today)
         try:
-            return await pod_manifest(spawner, course)
+            return await pod_manifest(config, spawner, course)
         finally:
             await spawner.api.api_client.close()
 
@@ -116,9 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("groups", nargs="+", help="the user's groups, organization:team")
     parser.add_argument("--course", help="a course slug (default: the user's first)")
     parser.add_argument("--today", help="pretend today is this date, YYYY-MM-DD")
+    parser.add_argument(
+        "--github-id", type=int, default=0, help="the user's GitHub id (custom.github.unixIds)"
+    )
     args = parser.parse_args(argv)
     try:
-        manifest = build(args.deployment, args.user, args.groups, args.course, args.today)
+        manifest = build(
+            args.deployment,
+            args.user,
+            args.groups,
+            args.course,
+            args.today,
+            github_id=args.github_id,
+        )
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

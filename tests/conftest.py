@@ -10,8 +10,41 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coursehub_tools.deployconfig import ROOT, read_yaml
+from coursehub_tools.deployconfig import DEPLOYMENTS_FILE, ROOT, read_yaml
 from coursehub_tools.local_hub import LocalHub, find_chp, free_port
+
+DEPLOYMENT_PARAMETERS = {
+    "deployment": None,
+    "cluster_deployment": "kubernetes",
+    "local_deployment": "local",
+}
+
+
+def pytest_generate_tests(metafunc):
+    """Run a test once per deployment it asks for by parameter name (see DEPLOYMENT_PARAMETERS).
+
+    deploy/deployments.yaml is read here without checks, so a broken file
+    fails the tests that load it (with load()'s one-line error), not collection.
+    """
+    parametrized = {
+        name.strip()
+        for marker in metafunc.definition.iter_markers("parametrize")
+        for name in (
+            marker.args[0].split(",") if isinstance(marker.args[0], str) else marker.args[0]
+        )
+    }
+    for parameter, backend in DEPLOYMENT_PARAMETERS.items():
+        if parameter in metafunc.fixturenames and parameter not in parametrized:
+            try:
+                deployments = yaml.safe_load((ROOT / DEPLOYMENTS_FILE).read_text())["deployments"]
+                names = [
+                    name
+                    for name, spec in deployments.items()
+                    if backend is None or spec.get("backend") == backend
+                ]
+            except Exception as err:  # any breakage: one failing case that says what
+                names = [f"unreadable {DEPLOYMENTS_FILE}: {err}"]
+            metafunc.parametrize(parameter, names)
 
 
 @dataclass

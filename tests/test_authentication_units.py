@@ -114,17 +114,3 @@ def test_authentication_chapter_shows_the_file(path):
     assert (ROOT / path).is_file()
     chapter = (ROOT / "book" / "authentication.md").read_text()
     assert f"```{{literalinclude}} ../{path}\n" in chapter
-
-
-def test_local_sso_sets_only_keys_the_local_hub_maps_or_declares_cluster_only():
-    from test_local_matches_cluster import MAPPED_KEYS, covered, leaf_paths
-
-    from coursehub_tools.localhub.chart_values import CLUSTER_ONLY_KEYS
-
-    values = load("local-sso").values
-    unaccounted = [
-        path
-        for path in sorted(leaf_paths(values))
-        if not covered(path, MAPPED_KEYS) and not covered(path, CLUSTER_ONLY_KEYS)
-    ]
-    assert unaccounted == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from coursehub_tools.deployconfig import load, load_deployments
+from coursehub_tools.deployconfig import load
 from coursehub_tools.localhub.chart_values import (
     CLUSTER_ONLY_KEYS,
     HUB_TRAITS,
@@ -16,13 +16,9 @@ from coursehub_tools.localhub.chart_values import (
 )
 
 pytestmark = pytest.mark.unit
-CLUSTER_DEPLOYMENTS = [
-    name
-    for name, spec in load_deployments()["deployments"].items()
-    if spec["backend"] == "kubernetes"
-]
 
-# Keys read by chart_values.apply_chart_values besides the trait tables.
+# Keys chart_values.apply_chart_values and apply_local_backend read besides
+# the trait tables, and `custom`, which hub-config reads.
 MAPPED_KEYS = {
     "hub.db.type",
     "hub.db.url",
@@ -35,11 +31,12 @@ MAPPED_KEYS = {
     "singleuser.defaultUrl",
     "singleuser.startTimeout",
     "singleuser.extraEnv",
+    "singleuser.allowPrivilegeEscalation",
     "cull",
     "debug",
     "custom",
     *(f"hub.{camel(trait)}" for trait in HUB_TRAITS),
-    *(f"singleuser.{key}" for key in KUBESPAWNER_TRAITS),
+    *(f"singleuser.{key}" for key in KUBESPAWNER_TRAITS.values()),
 }
 
 
@@ -58,12 +55,12 @@ def covered(path: str, keys) -> bool:
     return any(path == key or path.startswith(f"{key}.") for key in keys)
 
 
-@pytest.mark.parametrize("name", ["local", *CLUSTER_DEPLOYMENTS])
-def test_every_key_set_is_used_locally_or_declared_cluster_only(name):
-    values = load(name).values
+def test_every_key_our_files_set_is_used_locally_or_declared_cluster_only(deployment):
+    layers = load(deployment).layers[1:]  # the first is the chart's own defaults
     unaccounted = sorted(
         path
-        for path in leaf_paths(values)
+        for layer in layers
+        for path in leaf_paths(layer.values)
         if not covered(path, MAPPED_KEYS) and not covered(path, CLUSTER_ONLY_KEYS)
     )
     assert unaccounted == [], (
@@ -71,14 +68,21 @@ def test_every_key_set_is_used_locally_or_declared_cluster_only(name):
     )
 
 
-@pytest.mark.parametrize("name", CLUSTER_DEPLOYMENTS)
-def test_local_hub_config_is_the_clusters(name):
-    assert load("local").values["hub"]["extraFiles"] == load(name).values["hub"]["extraFiles"]
+def test_local_hub_config_is_the_clusters(cluster_deployment):
+    local = load("local").values["hub"]["extraFiles"]
+    assert local == load(cluster_deployment).values["hub"]["extraFiles"]
 
 
-@pytest.mark.parametrize("name", CLUSTER_DEPLOYMENTS)
-def test_local_differs_from_cluster_only_in_cluster_keys(name):
-    local, cluster = load("local").values, load(name).values
+def test_every_deployment_starts_from_the_pinned_charts_defaults(deployment):
+    from coursehub_tools import chart
+
+    first = load(deployment).layers[0]
+    assert first.source == f"deploy/chart/{chart.pinned().folder.name}/values.yaml"
+    assert first.values == chart.defaults()
+
+
+def test_local_differs_from_cluster_only_in_cluster_keys(cluster_deployment):
+    local, cluster = load("local").values, load(cluster_deployment).values
     differing = {
         path
         for path in leaf_paths(local) ^ leaf_paths(cluster)

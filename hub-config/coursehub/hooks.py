@@ -47,8 +47,13 @@ def init_containers(
     home_mount: Mapping,
     uid: int,
     gid: int,
-) -> dict[str, dict]:
-    """One init container a step, in order, in the course image (keyed by name, see storage)."""
+) -> list[dict]:
+    """One init container a step, in order, in the course image.
+
+    `uid` and `gid` are the server's own (the spawner's, after the
+    authenticator set them), so the home the as-root step hands over is the
+    one the server and the as-user step run as.
+    """
     env_list = [{"name": key, "value": value} for key, value in sorted(env.items())]
     ids = [
         {"name": "COURSEHUB_UID", "value": str(uid)},
@@ -64,10 +69,8 @@ def init_containers(
         "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]},
     }
     user = {**not_escalating, "runAsUser": uid, "runAsGroup": gid, "runAsNonRoot": True}
-    # Init containers run in name order of the dict's keys (KubeSpawner sorts
-    # them), so the keys carry the step's position.
-    return {
-        f"{index}-{step}": {
+    return [
+        {
             "name": container_name(step),
             "image": course.image,
             "command": [f"{hooks_path}/{step}.sh"],
@@ -75,5 +78,5 @@ def init_containers(
             "volumeMounts": [dict(home_mount)],
             "securityContext": root if step == "as-root" else user,
         }
-        for index, step in enumerate(STEPS)
-    }
+        for step in STEPS
+    ]

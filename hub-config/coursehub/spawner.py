@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 
 from kubespawner import KubeSpawner
 from tornado import web
-from traitlets import Dict, Int, List, Unicode, default
+from traitlets import Dict, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from coursehub import hooks, launch, storage
@@ -58,8 +58,6 @@ class CourseSpawner(LoggingConfigurable):
     home_path = Unicode(
         "/home/jovyan", config=True, help="Where the home folder is mounted in the server."
     )
-    hook_uid = Int(1000, config=True, help="The user id servers (and the as-user hook) run as.")
-    hook_gid = Int(100, config=True, help="The group id servers (and the as-user hook) run as.")
 
     def course_date(self) -> date:
         return date.fromisoformat(self.today) if self.today else datetime.now(UTC).date()
@@ -180,13 +178,26 @@ class CourseKubeSpawner(CourseSpawner, KubeSpawner):
             # singleuser.storage.type none: the home lives and dies with the
             # server's own container, so there is nothing for hooks to prepare.
             return profile
-        override["init_containers"] = {
-            **storage.keyed_by_name(self.init_containers),
-            **hooks.init_containers(
-                course, self.hooks_path, override["environment"], home, self.hook_uid, self.hook_gid
-            ),
-        }
+        uid, gid = self.server_ids()
+        steps = hooks.init_containers(
+            course, self.hooks_path, override["environment"], home, uid, gid
+        )
+        # The chart's own init containers (the cloud-metadata block) stay, and run first.
+        override["init_containers"] = storage.in_order(self.init_containers, steps)
         return profile
+
+    def server_ids(self) -> tuple[int, int]:
+        """The uid and gid the server runs as: what the hooks must hand the home to.
+
+        KubeSpawner.uid is singleuser.uid, or the user's GitHub id once the
+        authenticator's pre_spawn_start has set it (custom.github.unixIds); the
+        primary group is KubeSpawner.gid if set, else the image's, which the
+        chart's fsGid (100, docker-stacks' `users`) matches.
+        """
+        uid, gid, fs_gid = (
+            value(self) if callable(value) else value for value in (self.uid, self.gid, self.fs_gid)
+        )
+        return uid, fs_gid if gid is None else gid
 
     async def load_user_options(self):
         # Refuse before KubeSpawner would fall back to singleuser.image for

@@ -14,26 +14,58 @@ from collections.abc import Iterable, Mapping
 from coursehub.courses import INSTRUCTOR, Course
 
 
-def keyed_by_name(items: Iterable[Mapping] | Mapping) -> dict:
-    """A list of volumes, mounts or containers as a dict keyed by name.
+def name_of(item) -> str:
+    """The name of a volume, mount or container given as a dict or a kubernetes model object.
+
+    The chart builds some of them as model objects (its cloud-metadata init
+    container is a V1Container), hub.config and our values as dicts.
+    """
+    return item["name"] if isinstance(item, Mapping) else item.name
+
+
+def keyed_by_name(items: Iterable | Mapping) -> dict:
+    """A list of volumes or mounts as a dict keyed by name.
 
     KubeSpawner accepts either form; only dicts merge with a profile's
     kubespawner_override (a list would be replaced whole, losing the home
-    volume or the chart's own init containers).
+    volume or the chart's own mounts).
     ref: https://jupyterhub-kubespawner.readthedocs.io/en/latest/spawner.html
     (KubeSpawner.volumes, volume_mounts, init_containers)
     """
     if isinstance(items, Mapping):
         return dict(items)
-    return {item["name"]: item for item in items}
+    return {name_of(item): item for item in items}
 
 
-def home_mount(volume_mounts: Mapping[str, Mapping], home: str) -> dict | None:
+def in_order(first: Iterable | Mapping, then: Iterable) -> dict:
+    """Containers as a dict whose sorted keys keep this order: `first`, then `then`.
+
+    KubeSpawner runs a dict of init containers in the order of its sorted keys;
+    the chart's own (the cloud-metadata block) must run before the course's hooks.
+    """
+    if isinstance(first, Mapping):
+        first = [first[key] for key in sorted(first)]
+    ordered = [*first, *then]
+    return {f"{index:02d}-{name_of(item)}": item for index, item in enumerate(ordered)}
+
+
+def home_mount(volume_mounts: Mapping, home: str) -> dict | None:
     """The chart's mount of the home volume (at singleuser.storage.homeMountPath), if any."""
     for mount in volume_mounts.values():
+        if not isinstance(mount, Mapping):
+            mount = _as_dict(mount)
         if mount["mountPath"] == home:
             return dict(mount)
     return None
+
+
+def _as_dict(model) -> dict:
+    """A kubernetes model object (V1VolumeMount) as the camelCase dict KubeSpawner also takes."""
+    return {
+        model.attribute_map[attribute]: value
+        for attribute, value in model.to_dict().items()
+        if value is not None
+    }
 
 
 def shared_data_mount(shared: Mapping, course: Course, role: str) -> dict:

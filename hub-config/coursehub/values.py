@@ -12,12 +12,20 @@ from pathlib import Path
 import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent
-VALUES_FILE = CONFIG_DIR / "secret" / "values.yaml"
+MOUNTED_VALUES = CONFIG_DIR / "secret" / "values.yaml"
+_source = {"file": MOUNTED_VALUES}
+
+
+def read_values_from(path: Path) -> None:
+    """Read another values file from now on: for tools that build a hub's config
+    outside the hub pod (scripts/pod_manifests.py), where nothing is mounted."""
+    _source["file"] = Path(path)
+    _values.cache_clear()
 
 
 @cache
 def _values() -> dict:
-    with VALUES_FILE.open() as f:
+    with _source["file"].open() as f:
         return yaml.safe_load(f) or {}
 
 

@@ -9,7 +9,5 @@ c.CourseSpawner.courses = get_config("custom.courses")
 c.CourseSpawner.hooks_path = get_config("custom.startupHooks.path")
 c.CourseSpawner.shared_data = get_config("custom.sharedData")
 c.CourseSpawner.home_path = get_config("singleuser.storage.homeMountPath")
-c.CourseSpawner.hook_uid = get_config("singleuser.uid")
-c.CourseSpawner.hook_gid = get_config("singleuser.fsGid")
 # After the chart's own (empty) singleuser.profileList, which the schema keeps empty.
 c.KubeSpawner.profile_list = course_profile_list

@@ -19,12 +19,15 @@ from coursehub_tools.localhub.chart_values import (
     apply_chart_values,
     apply_local_backend,
     run_config_d,
+    state_secrets,
 )
 
-apply_chart_values(c, get_config)
+state = Path(os.environ["COURSEHUB_STATE_DIR"])
+apply_chart_values(c, get_config, state_secrets(state))
 apply_local_backend(c, get_config, os.environ)
 run_config_d(
     c,
+    get_config,
     Path(os.environ["COURSEHUB_CONFIG_DIR"]) / "jupyterhub_config.d",
-    Path(os.environ["COURSEHUB_STATE_DIR"]),
+    record=state / "loaded-config.json",
 )

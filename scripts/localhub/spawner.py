@@ -19,7 +19,7 @@ from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from tornado import web
-from traitlets import Unicode
+from traitlets import Unicode, default
 
 from coursehub import hooks
 from coursehub.spawner import CourseSpawner
@@ -53,6 +53,12 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
         config=True, help="Each start's hook output, for admins: <dir>/<user>/<step>.log."
     )
     course_image = Unicode("", help="The image the cluster would run for this server.")
+
+    @default("env_keep")
+    def _env_keep_without_pythonpath(self):
+        # The local hub finds hub-config through PYTHONPATH (its config dir);
+        # users' servers have no business with it, as on the cluster.
+        return [key for key in super()._env_keep_default() if key != "PYTHONPATH"]
 
     def get_state(self):
         state = super().get_state()
