@@ -54,8 +54,17 @@ class Deployment:
 
     @property
     def values(self) -> dict[str, Any]:
+        """Everything the hub and its pods see: the chart's defaults, then our layers."""
+        return self._merged(self.layers)
+
+    @property
+    def helm_values(self) -> dict[str, Any]:
+        """What is handed to helm: our layers only, as the chart adds its defaults itself."""
+        return self._merged(self.layers[1:])
+
+    def _merged(self, layers: list[Layer]) -> dict[str, Any]:
         merged: dict[str, Any] = {}
-        for layer in self.layers:
+        for layer in layers:
             merged = merge(merged, layer.values)
         # Derived after merging, so a course added by any layer is pre-pulled too.
         return merge(merged, prepuller_images(merged.get("custom", {}).get("courses", {})))

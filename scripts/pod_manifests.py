@@ -60,11 +60,16 @@ def hub_config(mounted_values: dict, work: Path) -> Config:
     apply_chart_values(config, hub_values.get_config, offline_secret)
     config_d = ROOT / load_deployments()["hubConfig"]["source"] / "jupyterhub_config.d"
     run_config_d(config, hub_values.get_config, config_d)
+    use_offline_kubeconfig(work)
+    return config
+
+
+def use_offline_kubeconfig(work: Path) -> None:
+    """Give KubeSpawner a kubeconfig to load that names no reachable cluster."""
     kubeconfig = work / "kubeconfig.yaml"
     kubeconfig.write_text(yaml.safe_dump(OFFLINE_KUBECONFIG))
     # Read when KubeSpawner is created; the module took $KUBECONFIG at import.
     kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(kubeconfig)
-    return config
 
 
 def github_auth_state(user: str, groups: list[str], github_id: int) -> dict:
@@ -99,7 +104,9 @@ def make_spawner(config: Config, person: SimpleNamespace, today: str | None = No
         config.CourseSpawner.today = today
     spawner_class = import_item(config.JupyterHub.spawner_class)
     # _mock: KubeSpawner's own switch for building objects without a cluster.
-    return spawner_class(config=config, user=person, hub=Hub(base_url="/hub/"), _mock=True)
+    # The hub as user pods reach it (the chart's hub Service), as JupyterHub builds it.
+    hub = Hub(base_url="/hub/", connect_url=config.JupyterHub.hub_connect_url)
+    return spawner_class(config=config, user=person, hub=hub, _mock=True)
 
 
 async def pod_manifest(config: Config, spawner, course: str | None = None) -> dict:

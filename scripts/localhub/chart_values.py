@@ -102,6 +102,12 @@ DECLARED_DIFFERENCES = {
     ("CryptKeeper", "keys"): "random secrets helm generates into the hub's Secret",
 }
 
+# Where the values the chart mounts for the hub differ from our merge, and why.
+DECLARED_VALUES_DIFFERENCES = {
+    "proxy.traefik": "with proxy.https on, the chart's autohttps templates merge their traefik "
+    "settings into the values before the hub's Secret is rendered; the hub never reads them",
+}
+
 # Keys that mean something only where there are pods, nodes and a Helm
 # release: the local backend does not use them (tests/test_local_matches_cluster.py).
 CLUSTER_ONLY_KEYS = (
@@ -198,6 +204,8 @@ def apply_chart_values(c, get_config: GetConfig, get_secret: GetSecret) -> None:
     if pull_secrets:
         c.KubeSpawner.image_pull_secrets = pull_secrets
     _apply_scheduling(c, get_config, names)
+    if get_config("singleuser.storage.type") == "dynamic":
+        _apply_dynamic_claims(c, get_config)
     c.KubeSpawner.volumes, c.KubeSpawner.volume_mounts = storage_volumes(get_config, names)
     _apply_services(c, get_config, get_secret)
     if get_config("singleuser.cmd", _UNSET) is not _UNSET:
@@ -283,6 +291,22 @@ def _apply_scheduling(c, get_config: GetConfig, names: Mapping[str, str]) -> Non
     )
     if tolerations:
         c.KubeSpawner.tolerations = tolerations
+
+
+def _apply_dynamic_claims(c, get_config: GetConfig) -> None:
+    """One PVC a user server, created by KubeSpawner on first start."""
+    _set_if_given(
+        c.KubeSpawner,
+        "pvc_name_template",
+        get_config("singleuser.storage.dynamic.pvcNameTemplate") or None,
+    )
+    c.KubeSpawner.storage_pvc_ensure = True
+    for trait, key in (
+        ("storage_class", "dynamic.storageClass"),
+        ("storage_access_modes", "dynamic.storageAccessModes"),
+        ("storage_capacity", "capacity"),
+    ):
+        _set_if_given(c.KubeSpawner, trait, get_config(f"singleuser.storage.{key}"))
 
 
 def storage_volumes(get_config: GetConfig, names: Mapping[str, str]) -> tuple[dict, dict]:

@@ -1,0 +1,126 @@
+"""The pinned chart's own jupyterhub_config.py and our emulation agree, deployment by deployment.
+
+Runs wherever the chart can be had and helm runs (GitHub Actions; a maintainer's
+machine; COURSEHUB_CHART_DIR names an unpacked chart); elsewhere it skips and
+says why. Differences must be declared in chart_values.DECLARED_DIFFERENCES.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from coursehub_tools import chart, chart_parity
+from coursehub_tools.deployconfig import load
+from coursehub_tools.localhub.chart_values import (
+    DECLARED_DIFFERENCES,
+    DECLARED_VALUES_DIFFERENCES,
+    resource_names,
+)
+from coursehub_tools.pod_manifests import hub_config
+
+pytestmark = pytest.mark.chart
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    binary = chart_parity.helm_binary()
+    if binary is None:
+        pytest.skip(f"helm is not installed (or name it with ${chart_parity.HELM_ENV})")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def packaged_chart(tmp_path_factory) -> dict[str, bytes]:
+    try:
+        return chart.download(chart.pinned())
+    except chart.ChartUnavailable as err:
+        pytest.skip(f"{err}: the chart's own code runs where its repository can be reached (CI)")
+
+
+@pytest.fixture(scope="session")
+def chart_dir(tmp_path_factory, request) -> Path:
+    named = os.environ.get(chart_parity.CHART_DIR_ENV)
+    if named:
+        return Path(named)
+    files = request.getfixturevalue("packaged_chart")
+    return chart.unpack(files, tmp_path_factory.mktemp("chart"))
+
+
+def test_kept_chart_files_are_the_packaged_ones(packaged_chart):
+    assert chart.stale_files(chart.pinned(), packaged_chart) == []
+
+
+def cases(values: dict) -> list[dict]:
+    """A student and an instructor of every course, each on the course's first day."""
+    return [
+        {
+            "user": role[:-1],
+            "groups": course["groups"][role][:1],
+            "course": slug,
+            "today": course["start"],
+        }
+        for slug, course in sorted(values["custom"]["courses"].items())
+        for role in ("students", "instructors")
+    ]
+
+
+def test_chart_and_emulation_agree(cluster_deployment, helm, chart_dir, tmp_path):
+    import kubernetes_validate
+
+    deployment = load(cluster_deployment)
+    spec = deployment.spec
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(deployment.helm_values))
+    objects = chart_parity.render(helm, chart_dir, spec["release"], spec["namespace"], values_file)
+
+    mounted = deployment.mounted_values()
+    hub_name = resource_names(lambda key, default=None: _get(mounted, key, default))["hub"]
+    root = tmp_path / "hub-pod"
+    env = chart_parity.lay_out_hub_pod(objects, hub_name, root)
+    env["POD_NAMESPACE"] = spec["namespace"]
+    # What the hub reads: the chart's merge of its defaults and ours, and ours.
+    charts_merge = yaml.safe_load((root / "secret" / "values.yaml").read_text())
+    assert _without(charts_merge, DECLARED_VALUES_DIFFERENCES) == _without(
+        mounted, DECLARED_VALUES_DIFFERENCES
+    )
+
+    theirs = chart_parity.run_in_subprocess(root, env, cases(mounted))
+    config = hub_config(mounted, tmp_path)
+    ours = {"config": chart_parity.plain(config), "pods": chart_parity.pods(config, cases(mounted))}
+    assert (
+        chart_parity.differences(
+            theirs["config"],
+            ours["config"],
+            lambda section, trait: (section, trait) in DECLARED_DIFFERENCES,
+        )
+        == []
+    )
+    for pod in theirs["pods"]:
+        kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
+        names = [c["name"] for c in pod["spec"]["initContainers"]]
+        assert names[0] == "block-cloud-metadata", "the chart's own init container runs first"
+    assert theirs["pods"] == ours["pods"]
+
+
+def _without(values: dict, paths) -> dict:
+    trimmed = copy.deepcopy(values)
+    for path in paths:
+        *parents, last = path.split(".")
+        node = trimmed
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(last, None)
+    return trimmed
+
+
+def _get(values: dict, key: str, default=None):
+    for part in key.split("."):
+        if not isinstance(values, dict) or part not in values:
+            return default
+        values = values[part]
+    return values
