@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-from coursehub_tools.deployconfig import load, load_deployments
+from coursehub_tools.deployconfig import load
 
 pytestmark = pytest.mark.unit
-CLUSTER = [
-    name
-    for name, spec in load_deployments()["deployments"].items()
-    if spec["backend"] == "kubernetes"
-]
-CASES = [
-    (deployment, slug, role)
-    for deployment in CLUSTER
-    for slug in sorted(load(deployment).values["custom"]["courses"])
-    for role in ("student", "instructor")
-]
+ROLES = ("student", "instructor")
+
+
+def courses_of(deployment: str) -> dict:
+    return load(deployment).values["custom"]["courses"]
 
 
 def member_of(course: dict, role: str) -> list[str]:
@@ -54,8 +48,14 @@ def container(pod: dict, name: str) -> dict:
     return next(c for c in containers if c["name"] == name)
 
 
-@pytest.mark.parametrize(("deployment", "slug", "role"), CASES)
-def test_course_pod_is_valid_and_is_the_course(deployment, slug, role):
+@pytest.mark.parametrize("role", ROLES)
+def test_course_pods_are_valid_and_are_the_course(cluster_deployment, role, subtests):
+    for slug in sorted(courses_of(cluster_deployment)):
+        with subtests.test(course=slug):
+            check_course_pod(cluster_deployment, slug, role)
+
+
+def check_course_pod(deployment, slug, role):
     import kubernetes_validate
 
     values = load(deployment).values
@@ -87,8 +87,14 @@ def test_course_pod_is_valid_and_is_the_course(deployment, slug, role):
     assert {home["name"], shared["name"]} <= volumes
 
 
-@pytest.mark.parametrize(("deployment", "slug", "role"), CASES)
-def test_hooks_run_first_from_the_image_as_root_then_as_the_user(deployment, slug, role):
+@pytest.mark.parametrize("role", ROLES)
+def test_hooks_run_from_the_image_as_root_then_as_the_user(cluster_deployment, role, subtests):
+    for slug in sorted(courses_of(cluster_deployment)):
+        with subtests.test(course=slug):
+            check_hooks(cluster_deployment, slug, role)
+
+
+def check_hooks(deployment, slug, role):
     from coursehub.hooks import STEPS, container_name
 
     values = load(deployment).values
@@ -113,11 +119,11 @@ def test_hooks_run_first_from_the_image_as_root_then_as_the_user(deployment, slu
     assert as_user["securityContext"]["runAsNonRoot"] is True
 
 
-def test_nfs_homes_are_a_subpath_of_one_claim():
+def test_nfs_homes_are_a_subpath_of_one_claim(cluster_deployment):
     import kubernetes_validate
 
-    deployment = CLUSTER[-1]
-    slug = sorted(load(deployment).values["custom"]["courses"])[0]
+    deployment = cluster_deployment
+    slug = sorted(courses_of(deployment))[0]
     nfs = {
         "singleuser": {
             "storage": {
@@ -141,13 +147,13 @@ def test_nfs_homes_are_a_subpath_of_one_claim():
         assert hook["volumeMounts"] == [home], "hooks see the same home folder"
 
 
-def test_no_pod_for_a_course_that_is_not_open_to_the_user():
+def test_no_pod_for_a_course_that_is_not_open_to_the_user(cluster_deployment):
     from datetime import date, timedelta
 
     from coursehub_tools.pod_manifests import build
 
-    deployment = CLUSTER[-1]
-    courses = load(deployment).values["custom"]["courses"]
+    deployment = cluster_deployment
+    courses = courses_of(deployment)
     for slug, course in courses.items():
         day_before = (date.fromisoformat(course["start"]) - timedelta(days=1)).isoformat()
         student = member_of(course, "student")
@@ -162,3 +168,41 @@ def test_the_command_line_refuses_an_unknown_deployment(capsys):
 
     assert main(["nowhere", "sam", "coursehub-school:students"]) == 1
     assert capsys.readouterr().err.startswith("error: deploy/deployments.yaml: no deployment")
+
+
+def test_the_charts_cloud_metadata_block_runs_first(cluster_deployment):
+    values = load(cluster_deployment).values
+    metadata = values["singleuser"]["cloudMetadata"]
+    assert metadata["blockWithIptables"] is True, "the chart's default, kept"
+    slug = sorted(courses_of(cluster_deployment))[0]
+    pod = manifest(cluster_deployment, slug, "student")
+    first, *others = pod["spec"]["initContainers"]
+    assert first["name"] == "block-cloud-metadata"
+    assert metadata["ip"] in first["command"]
+    assert [c["name"] for c in others] == [
+        c["name"] for c in others if c["name"].startswith("hook-")
+    ]
+
+
+def test_with_github_unix_ids_the_hooks_hand_the_home_to_the_github_uid(cluster_deployment):
+    from coursehub_tools.pod_manifests import build
+
+    github_id = 583231
+    course_slug, course = sorted(courses_of(cluster_deployment).items())[0]
+    pod = build(
+        cluster_deployment,
+        "sam",
+        member_of(course, "student"),
+        course=course_slug,
+        today=course_day(course),
+        extra_values={"custom": {"github": {"unixIds": True}}},
+        github_id=github_id,
+    )
+    notebook = container(pod, "notebook")
+    as_root, as_user = container(pod, "hook-as-root"), container(pod, "hook-as-user")
+    assert notebook["securityContext"]["runAsUser"] == github_id
+    assert as_user["securityContext"]["runAsUser"] == github_id
+    chown_to = {item["name"]: item["value"] for item in as_root["env"]}
+    assert chown_to["COURSEHUB_UID"] == str(github_id)
+    assert chown_to["COURSEHUB_GID"] == str(pod["spec"]["securityContext"]["fsGroup"])
+    assert github_id + 1 in pod["spec"]["securityContext"]["supplementalGroups"], "team ids"
