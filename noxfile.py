@@ -103,6 +103,28 @@ def tests(session: nox.Session) -> None:
     session.log("lint, pytest and book passed")
 
 
+def load_course_images(session: nox.Session, deployment: str) -> None:
+    """Build deploy/image/ and load it into kind under every registry course's image name.
+
+    kind cannot pull the registry's ghcr.io/coursehub/* images (private, or not
+    pushed yet for this change); the template image built from this checkout
+    stands in for each, so course servers really start. The names come from
+    the registry through the deployment's values (`coursehub-cluster images`).
+    """
+    images = session.run("coursehub-cluster", "images", deployment, silent=True).split()
+    if not images:
+        session.error(f"the {deployment} deployment has no course images to load")
+    cluster = session.run(
+        "python", "-c",
+        "import sys; from coursehub_tools.cluster import kind_cluster_name;"
+        "print(kind_cluster_name(sys.argv[1]))",
+        deployment, silent=True,
+    ).strip()  # fmt: skip
+    tags = [arg for image in images for arg in ("--tag", image)]
+    session.run("docker", "build", *tags, str(ROOT / "deploy" / "image"), external=True)
+    session.run("kind", "load", "docker-image", "--name", cluster, *images, external=True)
+
+
 @nox.session(python="3.11")
 def kind(session: nox.Session) -> None:
     """Deploy the `kind` deployment to a new kind cluster and run the cluster tests against it."""
@@ -114,8 +136,12 @@ def kind(session: nox.Session) -> None:
     if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
         session.skip("no Docker engine answers `docker info`: kind needs one")
     install(session, "hub", "singleuser", "test")
-    session.run("coursehub-cluster", "up", "kind")
     try:
+        # The cluster first, then the course images in it, then the chart: helm
+        # waits for the image puller, which can only finish once they are there.
+        session.run("coursehub-cluster", "create", "kind")
+        load_course_images(session, "kind")
+        session.run("coursehub-cluster", "up", "kind")
         session.run("pytest", "-m", "cluster", *session.posargs, env={"COURSEHUB_CLUSTER": "kind"})
     finally:
         # COURSEHUB_KEEP_CLUSTER=1 leaves the cluster up to look around.

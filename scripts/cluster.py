@@ -1,15 +1,19 @@
 """Create clusters and deploy to them: the commands, derived from deploy/, then run.
 
-    coursehub-cluster plan staging     # print what `up` would run
+    coursehub-cluster plan staging     # print what `up` would run and apply
     coursehub-cluster up kind          # create the kind cluster if needed, then deploy
     coursehub-cluster up staging       # deploy (decrypts deploy/secrets with age)
+    coursehub-cluster create kind      # only create the kind cluster, if it is missing
+    coursehub-cluster images kind      # the registry's course images, one a line
     coursehub-cluster down kind        # delete the kind cluster
 
-A deploy is one `helm upgrade --install` of the pinned chart with one values
-file: the deployment's merged values, written by scripts/deployconfig.py, so
-what is deployed is exactly what was checked. GKE clusters are created by
-hand from the printed gcloud commands (creating one is rare and costs money);
-kind clusters are created and deleted here.
+A deploy is the objects the chart does not make (the database, the shared-data
+server: scripts/cluster_services.py) applied with kubectl, then one `helm
+upgrade --install` of the pinned chart with one values file: the deployment's
+merged values, written by scripts/deployconfig.py, so what is deployed is
+exactly what was checked. GKE clusters are created by hand from the printed
+gcloud commands (creating one is rare and costs money); kind clusters are
+created and deleted here.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from pathlib import Path
 
 import yaml
 
+from coursehub_tools import cluster_services
 from coursehub_tools.deployconfig import (
     DEPLOYMENTS_FILE,
     ROOT,
     ConfigError,
+    Deployment,
     Layer,
     load,
     load_deployments,
@@ -36,6 +42,12 @@ from coursehub_tools.deployconfig import (
 
 TEST_SERVICE = "cluster-tests"
 TEST_TOKEN_FILE = ROOT / ".localhub" / "cluster-tests.token"
+# `plan` prints the cluster services' manifests after this line, as YAML documents.
+MANIFESTS_HEADER = "# the cluster services' manifests (applied before the chart):"
+
+
+class DeployError(Exception):
+    """The cluster did not answer as a deploy needs; the message says what is missing."""
 
 
 def helm_command(name: str, values_file: Path) -> list[str]:
@@ -49,10 +61,21 @@ def helm_command(name: str, values_file: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def cluster_spec(name: str) -> tuple[str, dict]:
+    cluster_file = load_deployments()["deployments"][name]["cluster"]
+    return cluster_file, read_yaml(ROOT / cluster_file)
+
+
+def kind_cluster_name(name: str) -> str | None:
+    """The kind cluster's name from its config file; None if `name` is not on kind."""
+    _, spec = cluster_spec(name)
+    # kind's own default when the config names none.
+    return spec.get("name", "kind") if spec.get("kind") == "Cluster" else None
+
+
 def cluster_commands(name: str) -> list[list[str]]:
     """The commands that create the cluster deployment `name` runs on."""
-    cluster_file = load_deployments()["deployments"][name]["cluster"]
-    spec = read_yaml(ROOT / cluster_file)
+    cluster_file, spec = cluster_spec(name)
     if spec.get("kind") == "Cluster":
         return [["kind", "create", "cluster", "--config", cluster_file]]
     if spec["provider"] == "gke":
@@ -90,9 +113,17 @@ def _pool_flags(pool: dict) -> list[str]:
 
 
 def test_service_layer(token: str) -> Layer:
-    """A service token for the cluster tests, only on a throwaway cluster."""
+    """A service token for the cluster tests, only on a throwaway cluster.
+
+    The test users are made through the REST API, not by logging in with
+    GitHub, so they have no GitHub token for the re-check before a server
+    starts (Authenticator.refresh_pre_spawn), which would refuse them ("auth
+    has expired", 403). It is off here only; the re-check itself is tested
+    against the local GitHub stand-in (tests/test_authentication.py).
+    """
     values = {
         "hub": {
+            "config": {"Authenticator": {"refresh_pre_spawn": False}},
             "services": {TEST_SERVICE: {"apiToken": token}},
             "loadRoles": {
                 TEST_SERVICE: {
@@ -121,44 +152,121 @@ def runtime_layers(name: str) -> list[Layer]:
     return [test_service_layer(TEST_TOKEN_FILE.read_text().strip())]
 
 
-def write_values(name: str, directory: Path, *, decrypt: bool) -> Path:
-    values = load(name, decrypt=decrypt, extra_layers=runtime_layers(name)).values
-    path = directory / f"{name}.values.yaml"
-    path.write_text(yaml.safe_dump(values, sort_keys=False))
+def deployed(name: str, *, decrypt: bool) -> Deployment:
+    """The deployment as a deploy run has it: its layers plus the runtime ones."""
+    return load(name, decrypt=decrypt, extra_layers=runtime_layers(name))
+
+
+def values_file(deployment: Deployment, directory: Path) -> Path:
+    path = directory / f"{deployment.name}.values.yaml"
+    path.write_text(yaml.safe_dump(deployment.values, sort_keys=False))
     path.chmod(0o600)
     return path
 
 
-def _run(command: list[str]) -> None:
+def write_values(name: str, directory: Path, *, decrypt: bool) -> Path:
+    return values_file(deployed(name, decrypt=decrypt), directory)
+
+
+def dump_manifests(objects: list[dict]) -> str:
+    """YAML documents, every object written out in full (no anchors for shared labels)."""
+    dumper = type("PlainDumper", (yaml.SafeDumper,), {"ignore_aliases": lambda *_: True})
+    return yaml.dump_all(objects, Dumper=dumper, sort_keys=False, explicit_start=True)
+
+
+def apply_command(namespace: str) -> list[str]:
+    return ["kubectl", "apply", "--namespace", namespace, "-f", "-"]
+
+
+def cluster_ip_command(namespace: str, service: str) -> list[str]:
+    return [
+        "kubectl", "get", "service", service, "--namespace", namespace,
+        "--output", "jsonpath={.spec.clusterIP}",
+    ]  # fmt: skip
+
+
+def _run(command: list[str], stdin: str | None = None) -> None:
     print("+", shlex.join(command), flush=True)
-    subprocess.run(command, check=True)
+    subprocess.run(command, input=stdin, text=True, check=True)
 
 
-def kind_cluster_exists() -> bool:
+def kind_cluster_exists(name: str) -> bool:
     listed = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True, check=True)
-    return "coursehub" in listed.stdout.split()
+    return kind_cluster_name(name) in listed.stdout.split()
+
+
+def create_kind_cluster(name: str) -> None:
+    if not kind_cluster_exists(name):
+        for command in cluster_commands(name):
+            _run(command)
+
+
+def apply_cluster_services(deployment: Deployment) -> None:
+    """The database and the shared-data server, then the volume that needs the server's address."""
+    namespace = deployment.spec["namespace"]
+    objects = cluster_services.manifests(deployment, secrets=True)
+    if not objects:
+        return
+    first = [o for o in objects if o["kind"] != "PersistentVolume"]
+    _run(apply_command(namespace), stdin=dump_manifests(first))
+    service = cluster_services.nfs_service(deployment)
+    if service is None:
+        return
+    command = cluster_ip_command(namespace, service)
+    print("+", shlex.join(command), flush=True)
+    address = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+    if not address or address == "None":
+        raise DeployError(f"Service {service} in {namespace} has no cluster IP for NFS")
+    objects = cluster_services.manifests(deployment, secrets=True, nfs_server=address)
+    volumes = [o for o in objects if o["kind"] == "PersistentVolume"]
+    _run(apply_command(namespace), stdin=dump_manifests(volumes))
 
 
 def up(name: str, is_kind: bool) -> None:
-    if is_kind and not kind_cluster_exists():
-        for command in cluster_commands(name):
-            _run(command)
+    # Real deployments need their encrypted layer; the throwaway kind one has none.
+    deployment = deployed(name, decrypt=not is_kind)
+    # Refuse before anything runs if a service cannot be made (no database password).
+    cluster_services.manifests(deployment, secrets=True)
+    if is_kind:
+        create_kind_cluster(name)
+    apply_cluster_services(deployment)
     with tempfile.TemporaryDirectory() as tmp:
-        # Real deployments need their encrypted layer; the throwaway kind one has none.
-        _run(helm_command(name, write_values(name, Path(tmp), decrypt=not is_kind)))
+        _run(helm_command(name, values_file(deployment, Path(tmp))))
 
 
 def plan(name: str) -> None:
+    deployment = load(name)
+    namespace = deployment.spec["namespace"]
+    objects = cluster_services.manifests(deployment)
     print("# create the cluster (once):")
     for command in cluster_commands(name):
         print(shlex.join(command))
+    if objects:
+        service = cluster_services.nfs_service(deployment)
+        print("# the database and the shared-data server (every change, before the chart):")
+        print(shlex.join(apply_command(namespace)), " # all but the PersistentVolume")
+        if service:
+            print(shlex.join(cluster_ip_command(namespace, service)))
+            print(shlex.join(apply_command(namespace)), " # the PersistentVolume, at that address")
+    else:
+        why = cluster_services.why_none(deployment)
+        print(f"# no database or shared-data server to create: {why}")
     print("# deploy (every change):")
     print(shlex.join(helm_command(name, Path(f"<merged values of {name}>"))))
+    if objects:
+        print(MANIFESTS_HEADER)
+        print(dump_manifests(objects), end="")
+
+
+def course_images(name: str) -> list[str]:
+    """Every registry course's image (custom.courses), as the users' pods will pull it."""
+    courses = load(name).values["custom"]["courses"]
+    return sorted({course["image"] for course in courses.values()})
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["plan", "up", "down"])
+    parser.add_argument("action", choices=["plan", "up", "create", "images", "down"])
     parser.add_argument("deployment")
     args = parser.parse_args(argv)
     try:
@@ -167,16 +275,23 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(
                 f"{args.deployment!r} is not a Kubernetes deployment in {DEPLOYMENTS_FILE}"
             )
-        is_kind = read_yaml(ROOT / spec["cluster"]).get("kind") == "Cluster"
+        kind_name = kind_cluster_name(args.deployment)
         if args.action == "plan":
             plan(args.deployment)
         elif args.action == "up":
-            up(args.deployment, is_kind)
-        elif is_kind:
-            _run(["kind", "delete", "cluster", "--name", "coursehub"])
+            up(args.deployment, kind_name is not None)
+        elif args.action == "images":
+            print("\n".join(course_images(args.deployment)))
+        elif kind_name is None:
+            raise ConfigError(
+                f"{spec['cluster']}: only kind clusters are created and deleted by this script; "
+                f"create this one from the commands of `coursehub-cluster plan {args.deployment}`"
+            )
+        elif args.action == "create":
+            create_kind_cluster(args.deployment)
         else:
-            raise ConfigError("only kind clusters are deleted by this script")
-    except ConfigError as err:
+            _run(["kind", "delete", "cluster", "--name", kind_name])
+    except (ConfigError, DeployError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except (subprocess.CalledProcessError, FileNotFoundError) as err:

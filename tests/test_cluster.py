@@ -12,6 +12,7 @@ import subprocess
 import time
 import tomllib
 from datetime import date
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -26,6 +27,7 @@ from coursehub_tools.cluster import (
     write_values,
 )
 from coursehub_tools.deployconfig import ROOT, load, load_deployments, read_yaml
+from coursehub_tools.localhub.chart_values import resource_names
 
 SPEC = load_deployments()
 
@@ -92,6 +94,54 @@ def test_hub_pod_mounts_hub_config():
     assert sorted(listed.split()) == expected
 
 
+# How long a server may take to be reachable: the chart's singleuser.startTimeout
+# is 300 s; pulling a course image on a fresh node can take as long again.
+SERVER_DEADLINE = 600
+
+
+def service_headers() -> dict:
+    if not TEST_TOKEN_FILE.exists():
+        pytest.skip(
+            f"no {TEST_TOKEN_FILE.name}: only the kind deployment carries a test service token"
+        )
+    return {"Authorization": f"token {TEST_TOKEN_FILE.read_text().strip()}"}
+
+
+def make_student(hub_api: str, headers: dict, values: dict, user: str) -> None:
+    """A user in the first student team's group, through the REST API as the test service."""
+    group = quote(values["custom"]["github"]["studentTeams"][0], safe="")
+    created = requests.post(f"{hub_api}/groups/{group}", headers=headers, timeout=30)
+    assert created.status_code in (201, 409), created.text  # 409: the group exists
+    created = requests.post(f"{hub_api}/users/{user}", headers=headers, timeout=30)
+    assert created.status_code in (201, 409), created.text
+    joined = requests.post(f"{hub_api}/groups/{group}/users", json={"users": [user]},
+                           headers=headers, timeout=30)  # fmt: skip
+    assert joined.status_code == 200, joined.text
+
+
+def remove_user(hub_api: str, headers: dict, user: str) -> None:
+    requests.delete(f"{hub_api}/users/{user}/server", headers=headers, timeout=30)
+    for _ in range(30):
+        if requests.delete(f"{hub_api}/users/{user}", headers=headers, timeout=30).ok:
+            return
+        time.sleep(2)  # 400 while the server is still stopping
+
+
+def mounted_config(name: str):
+    """get_config over the hub pod's values.yaml, as the chart's config reads it."""
+    mounted = load(name).mounted_values()
+
+    def get_config(key: str, default=None):
+        node = mounted
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    return get_config
+
+
 @pytest.mark.cluster
 def test_hub_runs_the_pinned_jupyterhub_and_spawns_a_pod():
     name = cluster_deployment()
@@ -100,26 +150,79 @@ def test_hub_runs_the_pinned_jupyterhub_and_spawns_a_pod():
     groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
     pinned = next(req for req in groups["hub"] if req.startswith("jupyterhub=="))
     assert version == pinned.split("==")[1]
-    if not TEST_TOKEN_FILE.exists():
-        pytest.skip(
-            f"no {TEST_TOKEN_FILE.name}: only the kind deployment carries a test service token"
-        )
-    headers = {"Authorization": f"token {TEST_TOKEN_FILE.read_text().strip()}"}
+    headers = service_headers()
     values = load(name).values
     students = values["custom"]["github"]["studentTeams"][0]
     courses = open_to(load_courses(values["custom"]["courses"]), [students], date.today())
-    requests.post(f"{hub}/users/cluster-probe", headers=headers, timeout=30)
-    requests.post(f"{hub}/groups/{students}/users", json={"users": ["cluster-probe"]},
-                  headers=headers, timeout=30)  # fmt: skip
-    started = requests.post(f"{hub}/users/cluster-probe/server", headers=headers, timeout=30)
-    assert started.status_code in (201, 202), started.text
-    # The pod is created with the course's image; whether the registry can be
-    # pulled from inside kind is not what this checks.
-    for _ in range(60):
-        image = kubectl(name, "get", "pod", "--ignore-not-found", "jupyter-cluster-probe",
-                        "-o", "jsonpath={.spec.containers[0].image}")  # fmt: skip
-        if image:
+    make_student(hub, headers, values, "cluster-probe")
+    try:
+        started = requests.post(f"{hub}/users/cluster-probe/server", headers=headers, timeout=30)
+        assert started.status_code in (201, 202), started.text
+        image = ""
+        for _ in range(60):
+            image = kubectl(name, "get", "pod", "--ignore-not-found", "jupyter-cluster-probe",
+                            "-o", "jsonpath={.spec.containers[0].image}")  # fmt: skip
+            if image:
+                break
+            time.sleep(2)
+        assert image == courses[0].image
+    finally:
+        remove_user(hub, headers, "cluster-probe")
+
+
+@pytest.mark.cluster
+def test_a_student_reaches_jupyterlab_through_the_proxy():
+    """The course image (loaded into kind by `nox -s kind`) starts and JupyterLab answers."""
+    name = cluster_deployment()
+    values = load(name).values
+    base = public_url(values)
+    hub = base + "/hub/api"
+    headers = service_headers()
+    user = "cluster-lab"
+    make_student(hub, headers, values, user)
+    try:
+        started = requests.post(f"{hub}/users/{user}/server", headers=headers, timeout=30)
+        assert started.status_code in (201, 202), started.text
+        lab = f"{base}/user/{user}/lab"
+        deadline = time.monotonic() + SERVER_DEADLINE
+        answer = None
+        while time.monotonic() < deadline:
+            # Until the server is up, the proxy sends /user/... to the hub, which
+            # redirects; 200 comes only from the user's own server.
+            answer = requests.get(lab, headers=headers, allow_redirects=False, timeout=30)
+            if answer.status_code == 200:
+                break
+            time.sleep(5)
+        status = requests.get(f"{hub}/users/{user}", headers=headers, timeout=30).json()
+        assert answer is not None and answer.status_code == 200, (
+            f"{lab} answered {answer.status_code if answer else 'nothing'} after "
+            f"{SERVER_DEADLINE} s; the hub says: {status.get('servers')}"
+        )
+        assert "JupyterLab" in answer.text
+    finally:
+        remove_user(hub, headers, user)
+
+
+@pytest.mark.cluster
+def test_continuous_image_puller_is_ready_on_every_node():
+    name = cluster_deployment()
+    values = load(name).values
+    if not values["prePuller"]["continuous"]["enabled"]:
+        pytest.skip(f"{name}: prePuller.continuous.enabled is false")
+    # The chart's names: the hub's name with its prefix (fullnameOverride), as
+    # for every object the chart makes.
+    prefix = resource_names(mounted_config(name))["hub"].removesuffix("hub")
+    daemonset = f"{prefix}continuous-image-puller"
+    deadline = time.monotonic() + SERVER_DEADLINE
+    while True:
+        # numberReady is left out while it is 0, so each side may be empty.
+        desired, _, ready = kubectl(
+            name, "get", "daemonset", daemonset, "-o",
+            "jsonpath={.status.desiredNumberScheduled}/{.status.numberReady}",
+        ).partition("/")  # fmt: skip
+        if int(desired or 0) > 0 and int(desired) == int(ready or 0):
             break
-        time.sleep(2)
-    assert image == courses[0].image
-    requests.delete(f"{hub}/users/cluster-probe/server", headers=headers, timeout=30)
+        assert time.monotonic() < deadline, (
+            f"daemonset {daemonset}: {ready} of {desired} ready after {SERVER_DEADLINE} s"
+        )
+        time.sleep(10)
