@@ -16,21 +16,11 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from urllib.parse import quote, unquote, urlencode
 
-from tornado import web
-
 from coursehub.courses import Course
+from coursehub.refusal import Refused
 
 PROFILE = "profile"
 NEXT = "next"
-
-
-class LaunchRefused(web.HTTPError):
-    """A launch link that cannot be followed; the message is shown to the user as is."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(status, message)
-        # JupyterHub shows `jupyterhub_message` on the spawn page (utils.format_exception).
-        self.jupyterhub_message = message
 
 
 def notebook_prefix(hub_base_url: str) -> str:
@@ -73,31 +63,31 @@ def choose_course(
     next_url: str | None,
     hub_base_url: str,
 ) -> Course:
-    """The course a launch link asks for, or LaunchRefused saying why not."""
+    """The course a launch link asks for, or Refused saying why not."""
     unexpected = sorted(set(query) - {PROFILE})
     if unexpected:
-        raise LaunchRefused(
+        raise Refused(
             400,
             f"This link asks for {', '.join(map(repr, unexpected))}: a launch link names "
             "a course with 'profile' and a notebook with 'next', nothing else.",
         )
     slugs = query.get(PROFILE, [])
     if len(slugs) != 1:
-        raise LaunchRefused(400, "This link must name exactly one course (profile=<course>).")
+        raise Refused(400, "This link must name exactly one course (profile=<course>).")
     slug = slugs[0]
     course = next((c for c in courses if c.slug == slug), None)
     if course is None:
-        raise LaunchRefused(404, f"There is no course {slug!r} on this hub.")
+        raise Refused(404, f"There is no course {slug!r} on this hub.")
     role = course.role(groups)
     if role is None:
-        raise LaunchRefused(403, f"You are not enrolled in {course.title} ({course.slug}).")
+        raise Refused(403, f"You are not enrolled in {course.title} ({course.slug}).")
     reason = course.closed_reason(role, today)
     if reason:
-        raise LaunchRefused(403, reason)
+        raise Refused(403, reason)
     if next_url is not None:
         problem = notebook_problem(next_url, notebook_prefix(hub_base_url))
         if problem:
-            raise LaunchRefused(400, f"This link's notebook cannot be opened: {problem}.")
+            raise Refused(400, f"This link's notebook cannot be opened: {problem}.")
     return course
 
 

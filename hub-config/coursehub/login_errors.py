@@ -13,16 +13,16 @@ from oauthenticator.oauth2 import OAuthCallbackHandler
 from tornado import web
 from tornado.httpclient import HTTPClientError
 
+from coursehub.refusal import Refused
+
 START_AGAIN = "Start again from the hub's login page."
 
 
-class LoginError(web.HTTPError):
-    """An HTTP error whose page shows `why` and `advice` (plain text, escaped by the page)."""
+class LoginError(Refused):
+    """A failed login: the page shows `why`, then `advice` (plain text, escaped by the page)."""
 
     def __init__(self, status: int, why: str, advice: str):
-        super().__init__(status, "%s", why)
-        self.why = why
-        self.jupyterhub_message = f"{why} {advice}"
+        super().__init__(status, f"{why} {advice}", why=why)
 
 
 class LoginRefused(LoginError):

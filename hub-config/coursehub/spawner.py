@@ -12,12 +12,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from kubespawner import KubeSpawner
-from tornado import web
 from traitlets import Dict, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from coursehub import hooks, launch, storage
 from coursehub.courses import Course, load_courses, open_to
+from coursehub.refusal import Refused
 
 
 class CourseSpawner(LoggingConfigurable):
@@ -98,14 +98,14 @@ class CourseSpawner(LoggingConfigurable):
         """The profile user_options names (else the first); refused if not open to the user."""
         profiles = self.course_profiles()
         if not profiles:
-            raise web.HTTPError(403, "No course is open to you today: there is nothing to start.")
+            raise Refused(403, "No course is open to you today: there is nothing to start.")
         slug = (self.user_options or {}).get(launch.PROFILE)
         if slug is None:
             return profiles[0]
         for profile in profiles:
             if profile["slug"] == slug:
                 return profile
-        raise web.HTTPError(403, f"Course {slug!r} is not open to you today.")
+        raise Refused(403, f"Course {slug!r} is not open to you today.")
 
     def options_from_query(self, query_data):
         # ref: jupyterhub/handlers/pages.py SpawnHandler: GET /hub/spawn?<query>

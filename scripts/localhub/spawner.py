@@ -18,22 +18,11 @@ import sys
 from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from tornado import web
 from traitlets import Unicode, default
 
 from coursehub import hooks
+from coursehub.refusal import Refused
 from coursehub.spawner import CourseSpawner
-
-
-class HookFailed(web.HTTPError):
-    """A start-up step exited non-zero; the message names it and says where its log is."""
-
-    def __init__(self, message: str):
-        # An HTTPError reaches the user as it is, where any other exception
-        # becomes "Unhandled error" (ref: jupyterhub handlers/pages.py
-        # _wrap_spawn_single_user); the hub's pages show jupyterhub_message.
-        super().__init__(500, message)
-        self.jupyterhub_message = message
 
 
 class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
@@ -127,7 +116,8 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
         for line in text.splitlines():
             self.log.info("%s %s: %s", self.user.name, step, line)
         if process.returncode != 0:
-            raise HookFailed(
+            raise Refused(
+                500,
                 f"Start-up step {step!r} failed (exit status {process.returncode}), so your "
-                "server was not started. A hub admin can read its log."
+                "server was not started. A hub admin can read its log.",
             )
