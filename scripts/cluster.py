@@ -159,7 +159,9 @@ def deployed(name: str, *, decrypt: bool) -> Deployment:
 
 def values_file(deployment: Deployment, directory: Path) -> Path:
     path = directory / f"{deployment.name}.values.yaml"
-    path.write_text(yaml.safe_dump(deployment.values, sort_keys=False))
+    # Our layers only: helm adds the chart's own defaults itself, and a null
+    # in them handed back to helm would delete the key instead.
+    path.write_text(yaml.safe_dump(deployment.helm_values, sort_keys=False))
     path.chmod(0o600)
     return path
 

@@ -130,6 +130,7 @@ CLUSTER_ONLY_KEYS = (
     "prePuller",
     "proxy",
     "ingress",
+    "custom.clusterServices",  # objects scripts/cluster.py creates beside the chart
 )
 
 
