@@ -26,7 +26,7 @@ from coursehub_tools.cluster import (
     runtime_layers,
     write_values,
 )
-from coursehub_tools.deployconfig import ROOT, load, load_deployments, read_yaml
+from coursehub_tools.deployconfig import ROOT, load, load_deployments, merge, read_yaml
 from coursehub_tools.localhub.chart_values import resource_names
 
 SPEC = load_deployments()
@@ -42,7 +42,12 @@ def test_helm_deploys_the_pinned_chart_with_the_checked_values(name, tmp_path):
     assert command[command.index("--version") + 1] == SPEC["chart"]["version"]
     assert command[command.index("--namespace") + 1] == SPEC["deployments"][name]["namespace"]
     deployed = yaml.safe_load(values_file.read_text())
-    assert deployed == load(name, extra_layers=runtime_layers(name)).values
+    checked = load(name, extra_layers=runtime_layers(name))
+    assert deployed == checked.helm_values
+    # The chart adds its defaults itself (dropping its own nulls, as merging
+    # does): with ours on top, that is what was checked.
+    chart_defaults = merge({}, checked.layers[0].values)
+    assert merge(chart_defaults, deployed) == checked.values
 
 
 @pytest.mark.unit
