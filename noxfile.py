@@ -5,6 +5,7 @@ nox -s tests     lint, every test, and the book: what CI runs (.ci/run)
 nox -s book      build the book (warnings and execution errors are fatal)
 nox -s kind      deploy the same config to a kind cluster and test it (needs Docker)
 nox -s deploy -- staging   deploy to a cluster with helm (CI deploys main)
+nox -s chart     the pinned chart's own hub config beside our emulation (needs helm, network)
 """
 
 from __future__ import annotations
@@ -156,3 +157,13 @@ def deploy(session: nox.Session) -> None:
         session.error("name one deployment: nox -s deploy -- staging")
     install(session, "hub")
     session.run("coursehub-cluster", "up", session.posargs[0])
+
+
+@nox.session(python="3.11")
+def chart(session: nox.Session) -> None:
+    """The pinned chart's own hub config beside ours (needs the chart repository and helm)."""
+    install(session, "hub", "test")
+    # Fails, rather than skips, when the chart cannot be downloaded or the kept
+    # copy of its defaults is stale: this session exists to run the comparison.
+    session.run("coursehub-chart", "check")
+    session.run("pytest", "-m", "chart", *session.posargs)
