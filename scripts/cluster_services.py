@@ -190,13 +190,39 @@ def database(deployment: Deployment, *, secrets: bool) -> list[dict[str, Any]]:
             "type": "Opaque",
             "stringData": {"password": database_password(deployment, secrets=secrets)},
         },
+        # The volume is made writable for the postgres group.
+        *_one_server(
+            name, namespace, labels, container, target["port"], ("data", spec["storage"]),
+            pod_security={"fsGroup": POSTGRES_UID},
+        ),
+    ]  # fmt: skip
+
+
+def _one_server(
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    container: dict[str, Any],
+    port: int,
+    volume: tuple[str, str],
+    pod_security: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """A Service and a one-replica StatefulSet with its own volume, for `container`.
+
+    The Service's port is named after the container's first port, which it targets.
+    """
+    port_name = container["ports"][0]["name"]
+    pod_spec = {"containers": [container]}
+    if pod_security:
+        pod_spec["securityContext"] = pod_security
+    return [
         {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": _meta(name, namespace, labels),
             "spec": {
                 "selector": labels,
-                "ports": [{"name": "postgres", "port": target["port"], "targetPort": "postgres"}],
+                "ports": [{"name": port_name, "port": port, "targetPort": port_name}],
             },
         },
         {
@@ -207,15 +233,8 @@ def database(deployment: Deployment, *, secrets: bool) -> list[dict[str, Any]]:
                 "serviceName": name,
                 "replicas": 1,
                 "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        # The volume is made writable for the postgres group.
-                        "securityContext": {"fsGroup": POSTGRES_UID},
-                        "containers": [container],
-                    },
-                },
-                "volumeClaimTemplates": [_claim_template("data", spec["storage"], labels)],
+                "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+                "volumeClaimTemplates": [_claim_template(*volume, labels)],
             },
         },
     ]
@@ -293,30 +312,7 @@ def shared_data(deployment: Deployment, *, nfs_server: str | None = None) -> lis
     # Cluster-scoped, so named after the namespace too: staging and prod share a cluster.
     volume = f"{namespace}-{claim}"
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": _meta(name, namespace, labels),
-            "spec": {
-                "selector": labels,
-                "ports": [{"name": "nfs", "port": NFS_PORT, "targetPort": "nfs"}],
-            },
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "StatefulSet",
-            "metadata": _meta(name, namespace, labels),
-            "spec": {
-                "serviceName": name,
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [container]},
-                },
-                "volumeClaimTemplates": [_claim_template("exports", spec["storage"], labels)],
-            },
-        },
+        *_one_server(name, namespace, labels, container, NFS_PORT, ("exports", spec["storage"])),
         {
             "apiVersion": "v1",
             "kind": "PersistentVolume",

@@ -13,32 +13,31 @@ Tests and the book use `LocalHub` the same way (`with LocalHub(...) as hub:`).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import os
-import secrets
-import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import requests
-import yaml
 
 from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load, load_deployments
+from coursehub_tools.localhub.chart_values import state_secrets
+from coursehub_tools.localhub.layout import lay_out
+from coursehub_tools.localhub.supervisor import (
+    ProcessFailed,
+    Supervisor,
+    wait_for_port,
+)
 
 LOCALHUB_DIR = ROOT / "scripts" / "localhub"
 FIXTURE = LOCALHUB_DIR / "github-users.yaml"
 CLIENT_ID = "coursehub-local"
 OPERATOR_SERVICE = "local-operator"
 READY_TIMEOUT = 60
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class LocalHubError(Exception):
@@ -69,38 +68,6 @@ def find_chp() -> Path:
     return chp
 
 
-def _wait_for_port(port: int, process: subprocess.Popen, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise LocalHubError(f"{what} exited with status {process.returncode} while starting")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise LocalHubError(f"{what} did not listen on port {port} within {timeout:.0f} s")
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: have Linux send SIGTERM to the child if the runner itself dies."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def processes_marked(marker: str) -> list[int]:
-    """Processes whose environment carries COURSEHUB_LOCALHUB=<marker> (Linux /proc)."""
-    needle = f"COURSEHUB_LOCALHUB={marker}".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            if needle in (proc / "environ").read_bytes().split(b"\0"):
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
-
-
 @dataclass
 class LocalHub:
     """The local reference hub: prepare, start, use, stop."""
@@ -110,11 +77,18 @@ class LocalHub:
     deployment: str = "local"
     extra_values: dict | None = None
     log_file: IO | None = None
-    marker: str = field(default_factory=lambda: uuid.uuid4().hex)
     hub_port: int = 0
     proxy_api_port: int = 0
     standin_port: int = 0
-    processes: list[subprocess.Popen] = field(default_factory=list)
+    supervisor: Supervisor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(self.log_file)
+
+    @property
+    def marker(self) -> str:
+        """What every process of this hub carries in its environment."""
+        return self.supervisor.marker
 
     @property
     def url(self) -> str:
@@ -133,11 +107,7 @@ class LocalHub:
         return self._secret("operator-token")
 
     def _secret(self, name: str) -> str:
-        path = self.state_dir / f"{name}.secret"
-        if not path.exists():
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        return state_secrets(self.state_dir)(name)
 
     def runtime_layer(self) -> Layer:
         """What only this run can know: the stand-in's address and this hub's ports."""
@@ -172,20 +142,11 @@ class LocalHub:
             raise LocalHubError(
                 f"deployment {self.deployment!r} runs on {deployment.backend}, not on this machine"
             )
-        values = deployment.values
-        shutil.rmtree(self.config_dir, ignore_errors=True)
-        (self.config_dir / "secret").mkdir(parents=True)
-        (self.config_dir / "secret" / "values.yaml").write_text(yaml.safe_dump(values))
-        mount_root = load_deployments()["hubConfig"]["mountRoot"].rstrip("/") + "/"
-        for entry in values["hub"]["extraFiles"].values():
-            target = self.config_dir / entry["mountPath"].removeprefix(mount_root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(entry["stringData"])
+        lay_out(deployment, self.config_dir, load_deployments()["hubConfig"]["mountRoot"])
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
-            COURSEHUB_LOCALHUB=self.marker,
             COURSEHUB_CONFIG_DIR=str(self.config_dir),
             # The chart's hub imports hub-config from its config dir; so does this one.
             PYTHONPATH=os.pathsep.join(
@@ -204,7 +165,6 @@ class LocalHub:
     def start(self) -> None:
         self.prepare()
         env = self.environment()
-        output = {"stdout": self.log_file, "stderr": subprocess.STDOUT} if self.log_file else {}
         standin = [
             sys.executable,
             "-m",
@@ -218,15 +178,19 @@ class LocalHub:
             "--client-secret",
             self._secret("github-client-secret"),
         ]
-        spawn = {"env": env, "start_new_session": True, "preexec_fn": _die_with_parent, **output}
-        self.processes.append(subprocess.Popen(standin, **spawn))
-        _wait_for_port(self.standin_port, self.processes[-1], "the GitHub stand-in", 20)
-        hub = [sys.executable, "-m", "jupyterhub", "-f", str(LOCALHUB_DIR / "jupyterhub_config.py")]
-        self.processes.append(subprocess.Popen(hub, cwd=self.state_dir, **spawn))
-        self.wait_ready()
+        try:
+            process = self.supervisor.start(standin, env)
+            wait_for_port(self.standin_port, process, "the GitHub stand-in", 20)
+        except ProcessFailed as err:
+            self.stop()
+            raise LocalHubError(str(err)) from err
+        config = LOCALHUB_DIR / "jupyterhub_config.py"
+        hub = self.supervisor.start(
+            [sys.executable, "-m", "jupyterhub", "-f", str(config)], env, cwd=self.state_dir
+        )
+        self.wait_ready(hub)
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        hub = self.processes[-1]
+    def wait_ready(self, hub, timeout: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if hub.poll() is not None:
@@ -252,20 +216,7 @@ class LocalHub:
 
     def stop(self) -> list[int]:
         """Stop everything this hub started; return the pids that had to be killed afterwards."""
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-        self.processes.clear()
-        strays = processes_marked(self.marker)
-        for pid in strays:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        return strays
+        return self.supervisor.stop()
 
     def __enter__(self) -> LocalHub:
         self.start()
@@ -293,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        while all(process.poll() is None for process in hub.processes):
+        while hub.supervisor.all_running():
             time.sleep(0.5)
         print("error: a hub process exited; stopping the rest", file=sys.stderr)
         status = 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -30,11 +31,6 @@ from coursehub_tools.local_hub import FIXTURE, LocalHub
 
 pytestmark = pytest.mark.hub
 
-GITHUB = load("local").values["custom"]["github"]
-ADMINS, INSTRUCTORS, STUDENTS = (
-    GITHUB[key][0] for key in ("adminTeams", "instructorTeams", "studentTeams")
-)
-ALLOWED = sorted(GITHUB["adminTeams"] + GITHUB["instructorTeams"] + GITHUB["studentTeams"])
 WORLD = yaml.safe_load(FIXTURE.read_text())
 # Short GitHub timeouts so "GitHub is slow" takes seconds (common.yaml's are longer).
 TIMEOUT = 2
@@ -47,6 +43,24 @@ FAST_GITHUB = {
         }
     }
 }
+
+
+@dataclass(frozen=True)
+class Teams:
+    """The first admin, instructor and student team of custom.github, and all allowed ones."""
+
+    admins: str
+    instructors: str
+    students: str
+    allowed: list[str]
+
+
+@pytest.fixture(scope="module")
+def teams() -> Teams:
+    github = load("local").values["custom"]["github"]
+    kinds = ("adminTeams", "instructorTeams", "studentTeams")
+    allowed = sorted(team for kind in kinds for team in github[kind])
+    return Teams(*(github[kind][0] for kind in kinds), allowed)
 
 
 def members(team: str) -> list[str]:
@@ -81,21 +95,21 @@ def with_query(url: str, **changes) -> str:
 # --- who gets in ---------------------------------------------------------------------------
 
 
-def test_student_gets_in_and_teams_become_groups(hub):
-    assert "sam" in members(STUDENTS)
+def test_student_gets_in_and_teams_become_groups(hub, teams):
+    assert "sam" in members(teams.students)
     login = login_with_standin(hub.url, "sam")
     assert login.response.status_code == 200
     user = hub.api("GET", "/users/sam").json()
-    assert STUDENTS in user["groups"]
+    assert teams.students in user["groups"]
     assert user["admin"] is False
 
 
-def test_admin_team_is_admin(hub):
-    assert "ada" in members(ADMINS)
+def test_admin_team_is_admin(hub, teams):
+    assert "ada" in members(teams.admins)
     login_with_standin(hub.url, "ada")
     user = hub.api("GET", "/users/ada").json()
     assert user["admin"] is True
-    assert ADMINS in user["groups"]
+    assert teams.admins in user["groups"]
 
 
 def teams_of(login: str) -> list[str]:
@@ -109,10 +123,10 @@ def teams_of(login: str) -> list[str]:
 
 # nora: in the organization, in no team; olga: outside it; wes: in a team the hub does not admit.
 @pytest.mark.parametrize("login", ["nora", "olga", "wes"])
-def test_non_members_and_wrong_team_are_refused(hub, login):
-    assert not set(teams_of(login)) & set(ALLOWED)
+def test_non_members_and_wrong_team_are_refused(hub, login, teams):
+    assert not set(teams_of(login)) & set(teams.allowed)
     held = ", ".join(teams_of(login)) or "no team this hub can see"
-    allowed = ", ".join(ALLOWED)
+    allowed = ", ".join(teams.allowed)
     response = login_with_standin(hub.url, login).response
     assert_refused(
         hub,
@@ -126,16 +140,16 @@ def test_non_members_and_wrong_team_are_refused(hub, login):
     )
 
 
-def test_teams_are_refreshed_at_login(hub):
-    assert "ian" not in members(STUDENTS)
-    set_membership(hub.standin_url, STUDENTS, "ian", True)
+def test_teams_are_refreshed_at_login(hub, teams):
+    assert "ian" not in members(teams.students)
+    set_membership(hub.standin_url, teams.students, "ian", True)
     try:
         login_with_standin(hub.url, "ian")
-        assert STUDENTS in hub.api("GET", "/users/ian").json()["groups"]
+        assert teams.students in hub.api("GET", "/users/ian").json()["groups"]
     finally:
-        set_membership(hub.standin_url, STUDENTS, "ian", False)
+        set_membership(hub.standin_url, teams.students, "ian", False)
     login_with_standin(hub.url, "ian")
-    assert STUDENTS not in hub.api("GET", "/users/ian").json()["groups"]
+    assert teams.students not in hub.api("GET", "/users/ian").json()["groups"]
 
 
 # --- every way a login fails -----------------------------------------------------------------
@@ -209,8 +223,8 @@ def test_github_answers_slowly(hub):
 # --- instructors and TAs ---------------------------------------------------------------------
 
 
-def test_ta_reaches_student_servers_but_is_not_admin(hub):
-    assert "tara" in members(INSTRUCTORS)
+def test_ta_reaches_student_servers_but_is_not_admin(hub, teams):
+    assert "tara" in members(teams.instructors)
     student = login_with_standin(hub.url, "sam")
     wait_for_server(student.session, hub.url, "sam")
     ta = login_with_standin(hub.url, "tara")
@@ -253,11 +267,11 @@ def wait_stopped(hub: LocalHub, user: str) -> None:
         time.sleep(0.3)
 
 
-def test_removed_student_cannot_start_a_server_or_log_in(hub):
+def test_removed_student_cannot_start_a_server_or_log_in(hub, teams):
     login = login_with_standin(hub.url, "sam")
     assert login.response.status_code == 200
     wait_stopped(hub, "sam")
-    set_membership(hub.standin_url, STUDENTS, "sam", False)
+    set_membership(hub.standin_url, teams.students, "sam", False)
     try:
         # The browser session is recent, but starting a server re-checks GitHub.
         spawn = login.session.get(f"{hub.url}/hub/spawn", timeout=30)
@@ -268,19 +282,19 @@ def test_removed_student_cannot_start_a_server_or_log_in(hub):
         assert again.status_code == 403
         assert "Login refused for GitHub user sam" in error_message(again.text)
         assert "Revoking sam's session" in (hub.state_dir / "hub.log").read_text()
-        assert STUDENTS not in hub.api("GET", "/users/sam").json()["groups"]
+        assert teams.students not in hub.api("GET", "/users/sam").json()["groups"]
     finally:
-        set_membership(hub.standin_url, STUDENTS, "sam", True)
+        set_membership(hub.standin_url, teams.students, "sam", True)
 
 
-def test_removed_student_loses_the_session_at_auth_refresh(hub_factory):
+def test_removed_student_loses_the_session_at_auth_refresh(hub_factory, teams):
     age = 2
     refreshing = hub_factory(
         extra_values={"hub": {"config": {"Authenticator": {"auth_refresh_age": age}}}}
     )
     login = login_with_standin(refreshing.url, "sky")
     assert login.session.get(f"{refreshing.url}/hub/home", timeout=30).url.endswith("/hub/home")
-    set_membership(refreshing.standin_url, STUDENTS, "sky", False)
+    set_membership(refreshing.standin_url, teams.students, "sky", False)
     time.sleep(age + 0.5)
     home = login.session.get(f"{refreshing.url}/hub/home", timeout=30)
     assert "/hub/login" in home.url, "the stale session is sent back to log in"
@@ -290,13 +304,13 @@ def test_removed_student_loses_the_session_at_auth_refresh(hub_factory):
 
 
 @pytest.mark.browser
-def test_browser_logs_in_through_github_and_lands_in_jupyterlab(hub, browser):
+def test_browser_logs_in_through_github_and_lands_in_jupyterlab(hub, browser, teams):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
 
     # A student of one open course: no course choice between login and JupyterLab.
-    assert "sam" in members(STUDENTS)
+    assert "sam" in members(teams.students)
     browser.get(f"{hub.url}/hub/login")
     browser.find_element(By.PARTIAL_LINK_TEXT, "Sign in with GitHub").click()
     assert "NOT GitHub" in browser.title, "the stand-in says what it is"

@@ -29,18 +29,14 @@ from coursehub_tools.cluster import (
 from coursehub_tools.deployconfig import ROOT, load, load_deployments, merge, read_yaml
 from coursehub_tools.localhub.chart_values import resource_names
 
-SPEC = load_deployments()
-
 
 @pytest.mark.unit
-@pytest.mark.parametrize(
-    "name", [n for n, d in SPEC["deployments"].items() if d["backend"] == "kubernetes"]
-)
-def test_helm_deploys_the_pinned_chart_with_the_checked_values(name, tmp_path):
+def test_helm_deploys_the_pinned_chart_with_the_checked_values(cluster_deployment, tmp_path):
+    name, spec = cluster_deployment, load_deployments()
     values_file = write_values(name, tmp_path, decrypt=False)
     command = helm_command(name, values_file)
-    assert command[command.index("--version") + 1] == SPEC["chart"]["version"]
-    assert command[command.index("--namespace") + 1] == SPEC["deployments"][name]["namespace"]
+    assert command[command.index("--version") + 1] == spec["chart"]["version"]
+    assert command[command.index("--namespace") + 1] == spec["deployments"][name]["namespace"]
     deployed = yaml.safe_load(values_file.read_text())
     checked = load(name, extra_layers=runtime_layers(name))
     assert deployed == checked.helm_values
@@ -52,7 +48,7 @@ def test_helm_deploys_the_pinned_chart_with_the_checked_values(name, tmp_path):
 
 @pytest.mark.unit
 def test_gke_node_pools_come_from_the_cluster_spec():
-    spec = read_yaml(ROOT / SPEC["deployments"]["prod"]["cluster"])
+    spec = read_yaml(ROOT / load_deployments()["deployments"]["prod"]["cluster"])
     commands = cluster_commands("prod")
     assert len(commands) == len(spec["nodePools"])
     for command, pool in zip(commands, spec["nodePools"], strict=True):
@@ -60,7 +56,7 @@ def test_gke_node_pools_come_from_the_cluster_spec():
         assert command[command.index("--max-nodes") + 1] == str(pool["maxNodes"])
 
 
-def cluster_deployment() -> str:
+def reachable_deployment() -> str:
     name = os.environ.get("COURSEHUB_CLUSTER")
     if not name:
         pytest.skip("no cluster: set COURSEHUB_CLUSTER=<deployment> (nox -s kind does) to run")
@@ -75,7 +71,7 @@ def cluster_deployment() -> str:
 
 
 def kubectl(name: str, *args: str) -> str:
-    namespace = SPEC["deployments"][name]["namespace"]
+    namespace = load_deployments()["deployments"][name]["namespace"]
     return subprocess.run(
         ["kubectl", "--namespace", namespace, *args], capture_output=True, text=True, check=True
     ).stdout
@@ -91,7 +87,7 @@ def public_url(values: dict) -> str:
 
 @pytest.mark.cluster
 def test_hub_pod_mounts_hub_config():
-    name = cluster_deployment()
+    name = reachable_deployment()
     listed = kubectl(
         name, "exec", "deploy/hub", "--", "ls", "/usr/local/etc/jupyterhub/jupyterhub_config.d"
     )
@@ -149,7 +145,7 @@ def mounted_config(name: str):
 
 @pytest.mark.cluster
 def test_hub_runs_the_pinned_jupyterhub_and_spawns_a_pod():
-    name = cluster_deployment()
+    name = reachable_deployment()
     hub = public_url(load(name).values) + "/hub/api"
     version = requests.get(hub + "/", timeout=30).json()["version"]
     groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
@@ -178,7 +174,7 @@ def test_hub_runs_the_pinned_jupyterhub_and_spawns_a_pod():
 @pytest.mark.cluster
 def test_a_student_reaches_jupyterlab_through_the_proxy():
     """The course image (loaded into kind by `nox -s kind`) starts and JupyterLab answers."""
-    name = cluster_deployment()
+    name = reachable_deployment()
     values = load(name).values
     base = public_url(values)
     hub = base + "/hub/api"
@@ -210,7 +206,7 @@ def test_a_student_reaches_jupyterlab_through_the_proxy():
 
 @pytest.mark.cluster
 def test_continuous_image_puller_is_ready_on_every_node():
-    name = cluster_deployment()
+    name = reachable_deployment()
     values = load(name).values
     if not values["prePuller"]["continuous"]["enabled"]:
         pytest.skip(f"{name}: prePuller.continuous.enabled is false")

@@ -21,12 +21,10 @@ from coursehub_tools.deployconfig import (
     ConfigError,
     Layer,
     load,
-    load_deployments,
     read_yaml,
 )
 
 pytestmark = pytest.mark.unit
-DEPLOYMENTS = list(load_deployments()["deployments"])
 REGISTRY = sorted((ROOT / COURSES_DIR).glob("*.yaml"))
 FIRST = REGISTRY[0]
 
@@ -42,14 +40,12 @@ def registry_entries() -> dict[str, dict]:
 # --- the registry reaches every deployment ---------------------------------------------------
 
 
-@pytest.mark.parametrize("name", DEPLOYMENTS)
-def test_every_registry_file_is_a_course_of_every_deployment(name):
-    assert load(name).values["custom"]["courses"] == registry_entries()
+def test_every_registry_file_is_a_course_of_every_deployment(deployment):
+    assert load(deployment).values["custom"]["courses"] == registry_entries()
 
 
-@pytest.mark.parametrize("name", DEPLOYMENTS)
-def test_the_prepuller_pulls_every_course_image(name):
-    values = load(name).values
+def test_the_prepuller_pulls_every_course_image(deployment):
+    values = load(deployment).values
     pulled = {
         f"{image['name']}:{image['tag']}" for image in values["prePuller"]["extraImages"].values()
     }

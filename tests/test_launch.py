@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import html
 import time
+from dataclasses import dataclass
 from datetime import date, timedelta
 from urllib.parse import quote, urlencode
 
@@ -24,59 +25,89 @@ from coursehub_tools.example_content import NOTEBOOK as CONTENT_NOTEBOOK
 from coursehub_tools.example_content import TITLE, make_content_repo
 from coursehub_tools.hub_client import login_with_standin
 
-REGISTRY = load("local").values["custom"]["courses"]
-BASE = min(REGISTRY.values(), key=lambda course: (course["start"], course["slug"]))
-TODAY = date.fromisoformat(BASE["start"])
-STUDENTS = BASE["groups"]["students"]
-INSTRUCTORS = BASE["groups"]["instructors"]
-NOTEBOOK = f"{BASE['slug']}/{CONTENT_NOTEBOOK}"
 PREFIX = launch.notebook_prefix("/hub/")
 
 
-def derived(slug: str, **changes) -> dict:
-    course = copy.deepcopy(BASE)
-    course.update(slug=slug, title=f"Test course {slug}", **changes)
-    return course
+@dataclass(frozen=True)
+class Registry:
+    """The local registry as these tests use it: its earliest course is the base of the rest."""
+
+    courses: dict
+    base: dict
+
+    @classmethod
+    def load(cls) -> Registry:
+        courses = load("local").values["custom"]["courses"]
+        return cls(courses, min(courses.values(), key=lambda c: (c["start"], c["slug"])))
+
+    @property
+    def today(self) -> date:
+        return date.fromisoformat(self.base["start"])
+
+    @property
+    def students(self) -> list[str]:
+        return self.base["groups"]["students"]
+
+    @property
+    def instructors(self) -> list[str]:
+        return self.base["groups"]["instructors"]
+
+    @property
+    def notebook(self) -> str:
+        return f"{self.base['slug']}/{CONTENT_NOTEBOOK}"
+
+    def derived(self, slug: str, **changes) -> dict:
+        course = copy.deepcopy(self.base)
+        course.update(slug=slug, title=f"Test course {slug}", **changes)
+        return course
 
 
-def courses_for_tests(content_repo: str) -> dict:
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry.load()
+
+
+def courses_for_tests(registry: Registry, content_repo: str) -> dict:
     day = timedelta(days=1)
+    today, instructors, derived = registry.today, registry.instructors, registry.derived
     return {
-        BASE["slug"]: {
+        registry.base["slug"]: {
             "content": {"repo": content_repo, "branch": "main"},
-            "defaultNotebook": NOTEBOOK,
+            "defaultNotebook": registry.notebook,
         },
         "closed-course": derived(
             "closed-course",
-            start=(TODAY - 30 * day).isoformat(),
-            end=(TODAY - day).isoformat(),
+            start=(today - 30 * day).isoformat(),
+            end=(today - day).isoformat(),
         ),
         "future-course": derived(
-            "future-course", start=(TODAY + day).isoformat(), end=(TODAY + 30 * day).isoformat()
+            "future-course", start=(today + day).isoformat(), end=(today + 30 * day).isoformat()
         ),
-        "staff-only": derived("staff-only", groups={"instructors": INSTRUCTORS, "students": []}),
+        "staff-only": derived("staff-only", groups={"instructors": instructors, "students": []}),
         "broken-hooks": derived(
             "broken-hooks",
-            groups={"instructors": INSTRUCTORS, "students": []},
+            groups={"instructors": instructors, "students": []},
             content={"repo": "file:///nonexistent/course-content", "branch": "main"},
         ),
     }
 
 
 @pytest.fixture(scope="module")
-def course_hub(tmp_path_factory, local_hub_pieces):
+def course_hub(tmp_path_factory, local_hub_pieces, registry):
     from coursehub_tools.local_hub import LocalHub, free_port
 
     state = tmp_path_factory.mktemp("coursehub")
+    content = make_content_repo(state / "content")
     extra = {
-        "hub": {"config": {"CourseSpawner": {"today": TODAY.isoformat()}}},
-        "custom": {"courses": courses_for_tests(make_content_repo(state / "content"))},
+        "hub": {"config": {"CourseSpawner": {"today": registry.today.isoformat()}}},
+        "custom": {"courses": courses_for_tests(registry, content)},
     }
     with (
         (state / "hub.log").open("w") as log,
         LocalHub(state / "hub", port=free_port(), extra_values=extra, log_file=log) as hub,
     ):
         hub.merged = load("local", extra_layers=[Layer("test", extra)]).values
+        hub.registry = registry
         yield hub
 
 
@@ -128,8 +159,8 @@ def test_notebook_paths(next_path, problem):
 
 
 @pytest.mark.unit
-def test_a_launch_link_of_every_course_is_accepted_on_its_first_day():
-    for course in load_courses(REGISTRY):
+def test_a_launch_link_of_every_course_is_accepted_on_its_first_day(registry):
+    for course in load_courses(registry.courses):
         url = launch.launch_link("/hub/", course, "intro.ipynb")
         query = dict(part.split("=", 1) for part in url.split("?", 1)[1].split("&"))
         chosen = launch.choose_course(
@@ -149,60 +180,72 @@ def test_a_launch_link_of_every_course_is_accepted_on_its_first_day():
 @pytest.mark.hub
 def test_launch_link_starts_the_course_and_opens_the_notebook(course_hub):
     hub = course_hub
-    url = link(BASE["slug"], PREFIX + quote(NOTEBOOK))
+    base, notebook = hub.registry.base, hub.registry.notebook
+    url = link(base["slug"], PREFIX + quote(notebook))
     login = login_with_standin(hub.url, "sky", next_url=url)
     wait(lambda: (server(hub, "sky") or {}).get("ready"), what="sky's server ready")
     # The spawn-pending page sends the browser on to `next` once the server is up.
     landed = login.session.get(login.response.url, timeout=60)
     assert landed.status_code == 200
-    assert landed.url == f"{hub.url}/user/sky/lab/tree/{NOTEBOOK}"
-    contents = login.session.get(f"{hub.url}/user/sky/api/contents/{NOTEBOOK}", timeout=30)
+    assert landed.url == f"{hub.url}/user/sky/lab/tree/{notebook}"
+    contents = login.session.get(f"{hub.url}/user/sky/api/contents/{notebook}", timeout=30)
     assert contents.status_code == 200 and contents.json()["type"] == "notebook"
     state = server(hub, "sky")
-    assert state["user_options"] == {"profile": BASE["slug"]}
-    assert state["state"]["course_image"] == BASE["image"], "the registry's image, recorded"
+    assert state["user_options"] == {"profile": base["slug"]}
+    assert state["state"]["course_image"] == base["image"], "the registry's image, recorded"
     assert "pulling" in (hub.state_dir / "hook-logs/sky/as-user.log").read_text()
 
 
 def open_courses_for(hub, groups) -> list:
-    return open_to(load_courses(hub.merged["custom"]["courses"]), groups, TODAY)
+    return open_to(load_courses(hub.merged["custom"]["courses"]), groups, hub.registry.today)
 
 
 REFUSED = [
     (
         "unknown",
-        link("no-such-course", PREFIX + "x.ipynb"),
+        lambda base: link("no-such-course", PREFIX + "x.ipynb"),
         404,
         "There is no course 'no-such-course'",
     ),
-    ("future", link("future-course"), 403, "opens on "),
-    ("closed", link("closed-course"), 403, "closed on "),
-    ("not-enrolled", link("staff-only"), 403, "You are not enrolled in"),
-    ("image-tag", link(BASE["slug"], tag="latest"), 400, "'tag'"),
-    ("image-name", link(BASE["slug"], image="evil/miner:1"), 400, "'image'"),
-    ("two-courses", f"{link(BASE['slug'])}&profile=staff-only", 400, "exactly one course"),
-    ("dotdot", link(BASE["slug"], PREFIX + "../../etc/passwd"), 400, "inside your home"),
-    ("absolute", link(BASE["slug"], PREFIX + "/etc/passwd"), 400, "absolute"),
-    ("double-encoded", link(BASE["slug"], PREFIX + "%2e%2e/%2e%2e/etc"), 400, "inside your home"),
-    ("triple-encoded", link(BASE["slug"], PREFIX + "%252e%252e/etc"), 400, "more than once"),
-    ("elsewhere", link(BASE["slug"], "/user/ian/lab/tree/x.ipynb"), 400, "must open a notebook"),
+    ("future", lambda base: link("future-course"), 403, "opens on "),
+    ("closed", lambda base: link("closed-course"), 403, "closed on "),
+    ("not-enrolled", lambda base: link("staff-only"), 403, "You are not enrolled in"),
+    ("image-tag", lambda base: link(base, tag="latest"), 400, "'tag'"),
+    ("image-name", lambda base: link(base, image="evil/miner:1"), 400, "'image'"),
+    ("two-courses", lambda base: f"{link(base)}&profile=staff-only", 400, "exactly one course"),
+    ("dotdot", lambda base: link(base, PREFIX + "../../etc/passwd"), 400, "inside your home"),
+    ("absolute", lambda base: link(base, PREFIX + "/etc/passwd"), 400, "absolute"),
+    (
+        "double-encoded",
+        lambda base: link(base, PREFIX + "%2e%2e/%2e%2e/etc"),
+        400,
+        "inside your home",
+    ),
+    ("triple-encoded", lambda base: link(base, PREFIX + "%252e%252e/etc"), 400, "more than once"),
+    (
+        "elsewhere",
+        lambda base: link(base, "/user/ian/lab/tree/x.ipynb"),
+        400,
+        "must open a notebook",
+    ),
 ]
 
 
 @pytest.mark.hub
 @pytest.mark.parametrize(
-    ("url", "status", "message"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED]
+    ("make_url", "status", "message"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED]
 )
 def test_a_bad_link_is_refused_with_a_page_listing_what_may_be_started(
-    course_hub, url, status, message
+    course_hub, make_url, status, message
 ):
     hub = course_hub
+    url = make_url(hub.registry.base["slug"])
     # Logging in lands on the home page, not on /hub/spawn, which would start a server.
     login = login_with_standin(hub.url, "sam", next_url="/hub/home")
     page = login.session.get(f"{hub.url}{url}", timeout=60)
     assert page.status_code == status
     assert message in html.unescape(page.text)
-    open_courses = open_courses_for(hub, STUDENTS)
+    open_courses = open_courses_for(hub, hub.registry.students)
     assert open_courses, "the student may start something"
     for course in load_courses(hub.merged["custom"]["courses"]):
         listed = f'value="{course.slug}"' in page.text
@@ -215,18 +258,18 @@ def test_one_open_course_means_no_form_several_mean_a_choice(course_hub):
     hub = course_hub
     instructor = login_with_standin(hub.url, "ian", next_url="/hub/home")
     form = instructor.session.get(f"{hub.url}/hub/spawn", timeout=60)
-    choices = open_courses_for(hub, INSTRUCTORS)
+    choices = open_courses_for(hub, hub.registry.instructors)
     assert len(choices) > 1
     for course in choices:
         assert f'value="{course.slug}"' in form.text
     assert server(hub, "ian") is None, "the form waits for a choice"
 
-    assert len(open_courses_for(hub, STUDENTS)) == 1
+    assert len(open_courses_for(hub, hub.registry.students)) == 1
     student = login_with_standin(hub.url, "sam", next_url="/hub/home")
     started = student.session.get(f"{hub.url}/hub/spawn", timeout=60)
     assert 'name="profile"' not in started.text
     wait(lambda: (server(hub, "sam") or {}).get("ready"), what="sam's server ready")
-    assert server(hub, "sam")["state"]["course_image"] == BASE["image"]
+    assert server(hub, "sam")["state"]["course_image"] == hub.registry.base["image"]
 
 
 @pytest.mark.hub
@@ -259,10 +302,11 @@ def test_browser_follows_a_course_link_to_the_notebook(course_hub, browser):
     from selenium.webdriver.support.ui import WebDriverWait
 
     hub = course_hub
-    browser.get(hub.url + link(BASE["slug"], PREFIX + quote(NOTEBOOK)))
+    notebook = hub.registry.notebook
+    browser.get(hub.url + link(hub.registry.base["slug"], PREFIX + quote(notebook)))
     browser.find_element(By.PARTIAL_LINK_TEXT, "Sign in with GitHub").click()
     browser.find_element(By.CSS_SELECTOR, 'button[value="ian"]').click()
-    WebDriverWait(browser, 180).until(ready.url_contains(f"/user/ian/lab/tree/{NOTEBOOK}"))
+    WebDriverWait(browser, 180).until(ready.url_contains(f"/user/ian/lab/tree/{notebook}"))
     # The notebook from the course's content repository, open and rendered.
     WebDriverWait(browser, 120).until(
         ready.text_to_be_present_in_element(

@@ -14,7 +14,7 @@ import pytest
 
 from coursehub_tools.deployconfig import ROOT, load
 from coursehub_tools.hub_client import login_with_standin, wait_for_server
-from coursehub_tools.local_hub import processes_marked
+from coursehub_tools.localhub.supervisor import processes_marked
 
 pytestmark = pytest.mark.hub
 
@@ -49,7 +49,7 @@ def test_local_hub_runs_the_merged_local_values(local_hub):
     import yaml
 
     running = yaml.safe_load((local_hub.config_dir / "secret" / "values.yaml").read_text())
-    expected = load("local", extra_layers=[local_hub.runtime_layer()]).values
+    expected = load("local", extra_layers=[local_hub.runtime_layer()]).mounted_values()
     assert running == expected
     culler = local_hub.api("GET", "/services/jupyterhub-idle-culler").json()
     assert f"--timeout={expected['cull']['timeout']}" in culler["command"]
