@@ -6,6 +6,7 @@ nox -s book      build the book (warnings and execution errors are fatal)
 nox -s kind      deploy the same config to a kind cluster and test it (needs Docker)
 nox -s deploy -- staging   deploy to a cluster with helm (CI deploys main)
 nox -s chart     the pinned chart's own hub config beside our emulation (needs helm, network)
+nox -s loadtest -- 20 30   a class of 20 arriving over 30 s, our settings and the chart's
 """
 
 from __future__ import annotations
@@ -167,3 +168,20 @@ def chart(session: nox.Session) -> None:
     # copy of its defaults is stale: this session exists to run the comparison.
     session.run("coursehub-chart", "check")
     session.run("pytest", "-m", "chart", *session.posargs)
+
+
+@nox.session(python="3.11")
+def loadtest(session: nox.Session) -> None:
+    """A class arriving at the local hub, with our settings and with the chart's stock ones.
+
+    `nox -s loadtest -- 20 30` for 20 students over 30 s; results in _build/loadtest/.
+    """
+    students, over = (session.posargs or ["20", "30"])[:2]
+    install(session, "hub", "singleuser")
+    install_proxy(session)
+    for label, flags in (("coursehub", []), ("stock", ["--stock"])):
+        output = ROOT / "_build" / "loadtest" / f"arrival-{students}-{label}.json"
+        session.run(
+            "coursehub-class-arrival", "--students", students, "--over", over,
+            "--output", str(output), *flags, success_codes=[0, 1],
+        )  # fmt: skip

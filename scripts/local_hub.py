@@ -16,6 +16,7 @@ import argparse
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -77,10 +78,13 @@ class LocalHub:
     deployment: str = "local"
     extra_values: dict | None = None
     log_file: IO | None = None
+    # Who the GitHub stand-in knows: users, organizations, teams.
+    fixture: Path = FIXTURE
     hub_port: int = 0
     proxy_api_port: int = 0
     standin_port: int = 0
     supervisor: Supervisor = field(init=False)
+    hub_process: subprocess.Popen | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.supervisor = Supervisor(self.log_file)
@@ -172,7 +176,7 @@ class LocalHub:
             "--port",
             str(self.standin_port),
             "--fixture",
-            str(FIXTURE),
+            str(self.fixture),
             "--client-id",
             CLIENT_ID,
             "--client-secret",
@@ -188,6 +192,7 @@ class LocalHub:
         hub = self.supervisor.start(
             [sys.executable, "-m", "jupyterhub", "-f", str(config)], env, cwd=self.state_dir
         )
+        self.hub_process = hub
         self.wait_ready(hub)
 
     def wait_ready(self, hub, timeout: float = READY_TIMEOUT) -> None:
