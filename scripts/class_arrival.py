@@ -176,7 +176,7 @@ def run_class(
             futures.append(pool.submit(arrive, hub, f"s{index + 1:03d}", timeout))
             time.sleep(over / students)
         arrivals = [future.result() for future in futures]
-    return summary(arrivals, watch, "stock JupyterHub" if stock else "coursehub values", over)
+    return summary(arrivals, watch, "z2jh chart defaults" if stock else "coursehub values", over)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 GetConfig = Callable[..., Any]
 GetSecret = Callable[[str], str]
+_UNSET = object()  # tells an explicit null in values from a missing key
 
 # The hub container's port and the ports of the chart's hub and proxy-api
 # Services (templates/hub/service.yaml, templates/proxy/service.yaml).
@@ -221,9 +222,6 @@ def apply_chart_values(c, get_config: GetConfig, get_secret: GetSecret) -> None:
     c.JupyterHub.cookie_secret = get_secret("hub.config.JupyterHub.cookie_secret")
     c.CryptKeeper.keys = get_secret("hub.config.CryptKeeper.keys").split(";")
     _apply_pass_through(c, get_config)
-
-
-_UNSET = object()
 
 
 def _apply_database(c, get_config: GetConfig, get_secret: GetSecret) -> None:
