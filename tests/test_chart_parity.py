@@ -19,6 +19,7 @@ from coursehub_tools.deployconfig import load
 from coursehub_tools.localhub.chart_values import (
     DECLARED_DIFFERENCES,
     DECLARED_VALUES_DIFFERENCES,
+    getter,
     resource_names,
 )
 from coursehub_tools.pod_manifests import hub_config
@@ -79,7 +80,7 @@ def test_chart_and_emulation_agree(cluster_deployment, helm, chart_dir, tmp_path
     objects = chart_parity.render(helm, chart_dir, spec["release"], spec["namespace"], values_file)
 
     mounted = deployment.mounted_values()
-    hub_name = resource_names(lambda key, default=None: _get(mounted, key, default))["hub"]
+    hub_name = resource_names(getter(mounted))["hub"]
     root = tmp_path / "hub-pod"
     env = chart_parity.lay_out_hub_pod(objects, hub_name, root)
     env["POD_NAMESPACE"] = spec["namespace"]
@@ -116,11 +117,3 @@ def _without(values: dict, paths) -> dict:
             node = node.get(part, {})
         node.pop(last, None)
     return trimmed
-
-
-def _get(values: dict, key: str, default=None):
-    for part in key.split("."):
-        if not isinstance(values, dict) or part not in values:
-            return default
-        values = values[part]
-    return values

@@ -135,6 +135,20 @@ CLUSTER_ONLY_KEYS = (
 )
 
 
+def getter(values: dict) -> GetConfig:
+    """A get_config("a.b", default) over `values` in memory, like hub-config's over the file."""
+
+    def get_config(key: str, default=None):
+        value = values
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return default
+            value = value[part]
+        return value
+
+    return get_config
+
+
 def camel(snake: str) -> str:
     return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), snake)
 
