@@ -9,10 +9,14 @@ moment past the idle timeout, so nobody waits an hour to see a cull.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from unittest import mock
 
 import jupyterhub_idle_culler
+
+from coursehub_tools.hub_client import login_with_standin
+from coursehub_tools.localhub.chart_values import culler_service, getter
 
 
 def culler_arguments(cull: dict) -> dict:
@@ -25,6 +29,75 @@ def culler_arguments(cull: dict) -> dict:
         "max_age": cull["maxAge"],
         "concurrency": cull["concurrency"],
     }
+
+
+def report_activity(hub, user: str, moment: datetime) -> None:
+    """What a server's activity report says: `user` was active at `moment` (a LocalHub's API)."""
+    stamp = moment.isoformat().replace("+00:00", "Z")
+    response = hub.api(
+        "POST",
+        f"/users/{user}/activity",
+        json={"last_activity": stamp, "servers": {"": {"last_activity": stamp}}},
+    )
+    response.raise_for_status()
+
+
+CULL_PASS_USER = "cull-pass"
+
+
+def cull_pass_role(values: dict) -> dict:
+    """A values layer giving GitHub user `cull-pass` the culler role's scopes (hub.loadRoles).
+
+    The hub makes the culler service's token itself at start, so checking it
+    costs one hash; a token written in config (the local operator's) costs
+    thousands, which at a thousand requests a pass would be measured as the
+    culler's. A load test's pass runs with a hub-made token of this user instead
+    (who must be a member of an allowed team in the stand-in's world).
+    """
+    _service, role = culler_service(getter(values), hub_api="", python="")
+    return {
+        "hub": {
+            "loadRoles": {
+                CULL_PASS_USER: {
+                    "description": "A load test's culling pass, with the culler's scopes",
+                    "scopes": role["scopes"],
+                    "users": [CULL_PASS_USER],
+                }
+            }
+        }
+    }
+
+
+def culler_token(hub) -> str:
+    """Log in as cull-pass (so the hub holds their GitHub auth) and make them a token."""
+    login_with_standin(hub.url, CULL_PASS_USER, next_url="/hub/home").response.raise_for_status()
+    response = hub.api(
+        "POST", f"/users/{CULL_PASS_USER}/tokens", json={"note": "a load test's cull pass"}
+    )
+    response.raise_for_status()
+    return response.json()["token"]
+
+
+def hub_users(hub, **params) -> list[dict]:
+    """Every user the hub lists, page by page (it answers at most a page at a time)."""
+    users: list[dict] = []
+    while page := hub.api("GET", "/users", params={**params, "offset": len(users)}).json():
+        users.extend(page)
+    return users
+
+
+def wait_for_stops(hub, names: set[str], timeout: float) -> set[str]:
+    """Wait until none of `names` has a server, even a stopping one; return who still has.
+
+    With slow_stop_timeout 0 (deploy/values/common.yaml) the hub answers a stop
+    at once and stops the server after, so a pass ends before its stops do.
+    """
+    deadline = time.monotonic() + timeout
+    while (running := names & {user["name"] for user in hub_users(hub, state="active")}) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.3)
+    return running
 
 
 async def cull_pass_at(hub_api: str, token: str, cull: dict, moment: datetime) -> None:

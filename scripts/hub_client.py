@@ -8,6 +8,7 @@ the same path a student does: /hub/oauth_login -> GitHub's consent page ->
 from __future__ import annotations
 
 import html
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -83,6 +84,33 @@ def wait_for_server(
         if response.status_code == 200 and f"/user/{user}/lab" in response.url:
             return response
         time.sleep(0.5)
+    raise TimeoutError(f"{user}'s server did not become ready within {timeout:.0f} s")
+
+
+def follow_progress(
+    session: requests.Session, hub_url: str, user: str, timeout: float = 90
+) -> requests.Response:
+    """What the spawn-pending page does: listen to the start's progress, then open the server.
+
+    The page holds one event stream open (/hub/api/users/<name>/server/progress)
+    rather than reloading, so a class waiting costs the hub one request each.
+    Raises TimeoutError when no ready event came in time and RuntimeError when
+    the hub reported the start failed (its message).
+    """
+    url = f"{hub_url}/hub/api/users/{user}/server/progress"
+    deadline = time.monotonic() + timeout
+    with session.get(url, stream=True, timeout=(30, timeout)) as stream:
+        stream.raise_for_status()
+        for line in stream.iter_lines(decode_unicode=True):
+            if not line or not line.startswith("data:"):
+                if time.monotonic() > deadline:
+                    break
+                continue
+            event = json.loads(line[len("data:") :])
+            if event.get("failed"):
+                raise RuntimeError(event.get("message", "the start failed"))
+            if event.get("ready"):
+                return session.get(f"{hub_url}{event['url']}lab", timeout=30)
     raise TimeoutError(f"{user}'s server did not become ready within {timeout:.0f} s")
 
 

@@ -26,7 +26,7 @@ from typing import IO
 import requests
 
 from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load, load_deployments
-from coursehub_tools.localhub.chart_values import state_secrets
+from coursehub_tools.localhub.chart_values import LOCAL_SPAWNERS, state_secrets
 from coursehub_tools.localhub.layout import lay_out
 from coursehub_tools.localhub.supervisor import (
     ProcessFailed,
@@ -76,10 +76,13 @@ class LocalHub:
     state_dir: Path
     port: int = 8000
     deployment: str = "local"
-    extra_values: dict | None = None
+    # Layers after the deployment's own: one dict, or several in order.
+    extra_values: dict | list[dict] | None = None
     log_file: IO | None = None
     # Who the GitHub stand-in knows: users, organizations, teams.
     fixture: Path = FIXTURE
+    # Users' servers: "jupyterlab", or "lightweight" for load tests (LOCAL_SPAWNERS).
+    server: str = "jupyterlab"
     hub_port: int = 0
     proxy_api_port: int = 0
     standin_port: int = 0
@@ -87,6 +90,10 @@ class LocalHub:
     hub_process: subprocess.Popen | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        if self.server not in LOCAL_SPAWNERS:
+            raise LocalHubError(
+                f"unknown server {self.server!r}; choose one of: {', '.join(LOCAL_SPAWNERS)}"
+            )
         self.supervisor = Supervisor(self.log_file)
 
     @property
@@ -139,8 +146,9 @@ class LocalHub:
             free_port(),
         )
         layers = [self.runtime_layer()]
-        if self.extra_values:
-            layers.append(Layer("extra values (LocalHub.extra_values)", self.extra_values))
+        extra = self.extra_values or []
+        for values in [extra] if isinstance(extra, dict) else extra:
+            layers.append(Layer("extra values (LocalHub.extra_values)", values))
         deployment = load(self.deployment, extra_layers=layers)
         if deployment.backend != "local":
             raise LocalHubError(
@@ -163,6 +171,7 @@ class LocalHub:
             COURSEHUB_CHP=str(find_chp()),
             COURSEHUB_OPERATOR_TOKEN=self.operator_token,
             COURSEHUB_RUNNING_AS_ROOT="1" if os.geteuid() == 0 else "0",
+            COURSEHUB_LOCAL_SERVER=self.server,
         )
         return env
 

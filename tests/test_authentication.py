@@ -44,6 +44,9 @@ FAST_GITHUB = {
     }
 }
 
+# Tests here change a team and start a server at once: no grace after a check.
+RECHECK_AT_EVERY_START = {"hub": {"config": {"GitHubOAuthenticator": {"membership_fresh_for": 0}}}}
+
 
 @dataclass(frozen=True)
 class Teams:
@@ -71,7 +74,9 @@ def members(team: str) -> list[str]:
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, start_hub):
     """This module's own hub and stand-in: tests here change teams and break GitHub."""
-    with start_hub(tmp_path_factory.mktemp("authhub"), extra_values=FAST_GITHUB) as hub:
+    with start_hub(
+        tmp_path_factory.mktemp("authhub"), extra_values=[FAST_GITHUB, RECHECK_AT_EVERY_START]
+    ) as hub:
         yield hub
 
 
@@ -285,6 +290,19 @@ def test_removed_student_cannot_start_a_server_or_log_in(hub, teams):
         assert teams.students not in hub.api("GET", "/users/sam").json()["groups"]
     finally:
         set_membership(hub.standin_url, teams.students, "sam", True)
+
+
+def test_a_start_right_after_login_does_not_ask_github_again(hub_factory, tmp_path):
+    fresh = hub_factory()
+    fresh_for = load("local").values["hub"]["config"]["GitHubOAuthenticator"][
+        "membership_fresh_for"
+    ]
+    assert fresh_for > 0
+    login = login_with_standin(fresh.url, "sam")
+    wait_for_server(login.session, fresh.url, "sam")
+    # The stand-in logs each call into the hub's log: the login's teams call only.
+    log = next(tmp_path.glob("hub*.log")).read_text()
+    assert log.count("GET /api/v3/user/teams") == 1
 
 
 def test_removed_student_loses_the_session_at_auth_refresh(hub_factory, teams):

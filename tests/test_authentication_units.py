@@ -114,3 +114,33 @@ def test_authentication_chapter_shows_the_file(path):
     assert (ROOT / path).is_file()
     chapter = (ROOT / "book" / "authentication.md").read_text()
     assert f"```{{literalinclude}} ../{path}\n" in chapter
+
+
+class FakeUser:
+    """Just enough of a JupyterHub user for refresh_user: a name and no stored auth state."""
+
+    name = "sam"
+
+    async def get_auth_state(self):
+        return None
+
+
+@pytest.mark.parametrize("fresh_for", [0, 60])
+async def test_a_confirmed_membership_stands_for_membership_fresh_for(fresh_for):
+    now = [1000.0]
+    authenticator = CoursehubGitHubOAuthenticator(
+        **authenticator_config(load("local").values["custom"]["github"]),
+        enable_auth_state=True,
+        membership_fresh_for=fresh_for,
+        clock=lambda: now[0],
+    )
+    model = {"name": "sam", "auth_state": auth_state("sam")}
+    assert await authenticator.check_allowed("sam", model) is True
+
+    now[0] += fresh_for / 2
+    # Within the window the last check stands; past it (or with 0) the refresh
+    # asks again, which here, with no stored auth state, means "log in again".
+    within = await authenticator.refresh_user(FakeUser())
+    assert within is bool(fresh_for)
+    now[0] += fresh_for
+    assert await authenticator.refresh_user(FakeUser()) is False

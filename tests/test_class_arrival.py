@@ -7,11 +7,19 @@ A small class here, so it fits in `nox -s tests`; `nox -s loadtest` runs larger 
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import pytest
 import yaml
 
 from coursehub_tools import chart
-from coursehub_tools.class_arrival import class_fixture, run_class, stock_settings
+from coursehub_tools.class_arrival import (
+    Arrival,
+    class_fixture,
+    run_class,
+    stock_settings,
+    why_stop,
+)
 from coursehub_tools.deployconfig import Layer, load
 from coursehub_tools.local_hub import FIXTURE
 
@@ -37,6 +45,31 @@ def test_stock_settings_are_the_charts_defaults():
     assert stock["consecutiveFailureLimit"] == defaults["consecutiveFailureLimit"]
     assert stock["concurrentSpawnLimit"] == defaults["concurrentSpawnLimit"]
     assert "http_timeout" not in stock["config"].get("Spawner", {})
+    assert "tornado_settings" not in stock["config"]["JupyterHub"]
+    assert stock["config"]["GitHubOAuthenticator"]["membership_fresh_for"] == 0
+
+
+class FakeWatch:
+    def __init__(self, exited_with=None):
+        self.exited_with = exited_with
+
+
+def done(arrival: Arrival) -> Future:
+    future = Future()
+    future.set_result(arrival)
+    return future
+
+
+@pytest.mark.unit
+def test_the_run_stops_when_the_hub_exits_or_refuses_every_login():
+    refused = [
+        done(Arrival(f"s{i}", failure="HTTP 403 from /hub/oauth_callback")) for i in range(5)
+    ]
+    assert "exited with status 1" in why_stop(FakeWatch(exited_with=1), [])
+    assert "refused every login so far (5): HTTP 403" in why_stop(FakeWatch(), refused)
+    assert why_stop(FakeWatch(), refused[:4]) is None, "too few to tell"
+    one_in = [*refused, done(Arrival("s9", login_seconds=1.0))]
+    assert why_stop(FakeWatch(), one_in) is None, "someone got in: the hub is not refusing"
 
 
 @pytest.mark.hub
@@ -46,3 +79,28 @@ def test_a_small_class_arrives_and_the_hub_stays_up(local_hub_pieces, tmp_path):
     assert result["failures"] == {}
     assert result["ready"] == 6
     assert all(a["ready_seconds"] > a["login_seconds"] for a in result["arrivals"])
+
+
+@pytest.mark.hub
+def test_a_class_the_hub_refuses_stops_early_and_leaves_nothing_running(local_hub_pieces, tmp_path):
+    # alumni: a team of the organization this hub does not admit (the stand-in's fixture).
+    result = run_class(
+        12, 3, stock=False, state=tmp_path, server="lightweight", team="coursehub-school:alumni"
+    )
+    assert "refused every login" in result["stopped_early_because"]
+    assert result["ready"] == 0
+    assert result["failures"]["not sent: the run stopped early"] >= 1
+    assert result["cull"] is None
+    assert result["processes_left"] == 0
+
+
+@pytest.mark.hub
+def test_a_lightweight_class_is_culled_in_one_pass_and_the_active_kept(local_hub_pieces, tmp_path):
+    result = run_class(12, 2, stock=False, state=tmp_path, server="lightweight", stop_seconds=0.2)
+    assert result["server"].startswith("lightweight")
+    assert result["ready"] == 12, result["failures"]
+    cull = result["cull"]
+    assert cull["active"] >= 1 and cull["idle"] == 12 - cull["active"]
+    assert cull["idle_left_running"] == 0, "every idle server stopped"
+    assert cull["active_stopped"] == 0, "nobody active stopped"
+    assert result["processes_left"] == 0

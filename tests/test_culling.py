@@ -28,17 +28,6 @@ def running(hub, user: str) -> bool:
     return model.status_code == 200 and "" in model.json()["servers"]
 
 
-def report_activity(hub, user: str, moment: datetime) -> None:
-    """What a server's activity report says: its user was active at `moment`."""
-    stamp = moment.isoformat().replace("+00:00", "Z")
-    response = hub.api(
-        "POST",
-        f"/users/{user}/activity",
-        json={"last_activity": stamp, "servers": {"": {"last_activity": stamp}}},
-    )
-    assert response.ok, response.text
-
-
 async def test_an_idle_server_is_culled_and_an_active_one_kept(hub_factory):
     hub = hub_factory()
     values = load("local").values
@@ -47,13 +36,13 @@ async def test_an_idle_server_is_culled_and_an_active_one_kept(hub_factory):
     now, timeout = datetime.now(UTC), values["cull"]["timeout"]
     # The hub takes no activity from over an hour ahead, so sky's comes at most 50 min on.
     active_at = now + timedelta(seconds=min(timeout, 3000))
-    report_activity(hub, "sky", active_at)
+    culling.report_activity(hub, "sky", active_at)
     later = now + timedelta(seconds=timeout + 60)
     assert (later - active_at).total_seconds() < timeout
 
     await cull_pass_at(hub, values, later)
 
-    assert not running(hub, "sam"), "idle longer than cull.timeout: stopped"
+    assert culling.wait_for_stops(hub, {"sam"}, timeout=30) == set(), "idle: stopped"
     assert running(hub, "sky"), "active within cull.timeout: kept"
     # cull.users is off on the GitHub hub: the user stays, only the server went.
     assert values["cull"]["users"] is False
@@ -70,6 +59,10 @@ async def test_a_temporary_user_is_removed_with_their_server(hub_factory):
     wait_for_server(session, hub.url, guest)
     later = datetime.now(UTC) + timedelta(seconds=values["cull"]["timeout"] + 60)
 
+    await cull_pass_at(hub, values, later)
+    # The hub answered "stopping" (slow_stop_timeout 0), and the culler removes
+    # a user only once their servers are gone: at its next pass.
+    assert culling.wait_for_stops(hub, {guest}, timeout=30) == set()
     await cull_pass_at(hub, values, later)
 
     assert values["cull"]["users"] is True

@@ -8,8 +8,10 @@ user's auth, so someone removed from their team loses access then.
 
 from __future__ import annotations
 
+import time
+
 from oauthenticator.github import GitHubOAuthenticator
-from traitlets import Bool
+from traitlets import Bool, Callable, Float
 
 from coursehub.login_errors import LoginCallbackHandler, LoginRefused
 from coursehub.unix_ids import unix_ids
@@ -55,6 +57,29 @@ class CoursehubGitHubOAuthenticator(GitHubOAuthenticator):
         `supplemental_gids`, such as KubeSpawner).""",
     )
 
+    membership_fresh_for = Float(
+        60,
+        config=True,
+        help="""Seconds a successful membership check stands before a server start
+        asks GitHub again. The start right after a login would otherwise repeat
+        the check the login just made; under a class's burst of logins that
+        repeat is GitHub calls and database writes for every student, and it
+        runs before JupyterHub marks the start pending, so the spawn page shows
+        "Server not running" while it waits. 0 checks at every start; never
+        longer than Authenticator.auth_refresh_age.""",
+    )
+
+    clock = Callable(
+        time.monotonic,
+        help="Seconds from any fixed point; membership_fresh_for is counted on it (tests move it).",
+    )
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # When each user's membership was last confirmed (on `clock`); in
+        # memory, so a restarted hub checks everyone again.
+        self._confirmed_at: dict[str, float] = {}
+
     async def check_allowed(self, username, auth_model):
         """Allow members of allowed teams; refuse anyone else with LoginRefused (403)."""
         if auth_model is None:
@@ -64,7 +89,9 @@ class CoursehubGitHubOAuthenticator(GitHubOAuthenticator):
         # with errors raised; GitHub's per-team membership calls, which the base
         # class makes, report a GitHub failure as "not a member".
         if teams & self.allowed_organizations or await super().check_allowed(username, auth_model):
+            self._confirmed_at[username] = self.clock()
             return True
+        self._confirmed_at.pop(username, None)
         raise LoginRefused(username, sorted(teams), sorted(self.allowed_organizations))
 
     async def refresh_user(self, user, handler=None, **kwargs):
@@ -73,7 +100,13 @@ class CoursehubGitHubOAuthenticator(GitHubOAuthenticator):
         OAuthenticator's refresh_user fetches fresh teams and groups but does not
         call check_allowed (ref: oauthenticator 17.4 oauth2.py refresh_user);
         returning False makes JupyterHub require a new login, which refuses.
+        A membership confirmed less than membership_fresh_for seconds ago stands.
         """
+        confirmed = self._confirmed_at.get(user.name)
+        # Never longer than JupyterHub's own refresh interval, which it bounds.
+        fresh_for = min(self.membership_fresh_for, self.auth_refresh_age)
+        if confirmed is not None and self.clock() - confirmed < fresh_for:
+            return True
         auth_model = await super().refresh_user(user, handler, **kwargs)
         if not isinstance(auth_model, dict):
             return auth_model

@@ -111,6 +111,12 @@ DECLARED_VALUES_DIFFERENCES = {
 
 # Keys that mean something only where there are pods, nodes and a Helm
 # release: the local backend does not use them (tests/test_local_matches_cluster.py).
+# The local backend's servers, by the name LocalHub(server=...) takes.
+LOCAL_SPAWNERS = {
+    "jupyterlab": "LocalCourseSpawner",
+    "lightweight": "LightweightCourseSpawner",
+}
+
 CLUSTER_ONLY_KEYS = (
     "hub.extraFiles",  # laid out as files by scripts/local_hub.py instead
     "singleuser.image",
@@ -475,8 +481,12 @@ def apply_local_backend(c, get_config: GetConfig, env: Mapping[str, str]) -> Non
     # Stop users' servers with the hub: locally they are child processes.
     c.JupyterHub.cleanup_servers = True
 
-    # scripts/localhub/spawner.py: the cluster's course rules, local processes.
-    c.JupyterHub.spawner_class = "coursehub_tools.localhub.spawner.LocalCourseSpawner"
+    # scripts/localhub/spawner.py: the cluster's course rules, local processes:
+    # JupyterLab, or for load tests the lightweight server (LocalHub(server=...)).
+    c.JupyterHub.spawner_class = (
+        "coursehub_tools.localhub.spawner."
+        + LOCAL_SPAWNERS[env.get("COURSEHUB_LOCAL_SERVER", "jupyterlab")]
+    )
     c.LocalCourseSpawner.home_dir_template = str(state / "homes" / "{username}")
     c.LocalCourseSpawner.hooks_dir = str(Path(__file__).resolve().parents[2] / "deploy/image/hooks")
     c.LocalCourseSpawner.shared_root = str(state / "shared")
@@ -509,6 +519,9 @@ def apply_local_backend(c, get_config: GetConfig, env: Mapping[str, str]) -> Non
                 "read:hub",
                 "read:services",
                 "access:servers",
+                # Tokens for others: a load test's cull pass runs with a token
+                # the hub made, as the culler service's is (scripts/culling.py).
+                "tokens",
             ],
             "services": ["local-operator"],
         }

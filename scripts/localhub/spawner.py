@@ -18,11 +18,13 @@ import sys
 from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from traitlets import Unicode, default
+from jupyterhub.traitlets import Command
+from traitlets import Bool, Float, Unicode, default
 
 from coursehub import hooks
 from coursehub.refusal import Refused
 from coursehub.spawner import CourseSpawner
+from coursehub_tools.localhub import lightweight_server
 
 
 class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
@@ -42,6 +44,11 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
         config=True, help="Each start's hook output, for admins: <dir>/<user>/<step>.log."
     )
     course_image = Unicode("", help="The image the cluster would run for this server.")
+    run_startup_hooks = Bool(
+        True,
+        config=True,
+        help="Run the image's start-up hooks before the server, as the pod does.",
+    )
 
     @default("env_keep")
     def _env_keep_without_pythonpath(self):
@@ -86,8 +93,9 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
             "COURSEHUB_HOME": str(home),
             "COURSEHUB_SHARED_DIR": str(shared),
         }
-        for step in hooks.STEPS:
-            await self.run_hook(step)
+        if self.run_startup_hooks:
+            for step in hooks.STEPS:
+                await self.run_hook(step)
         return await super().start()
 
     async def run_hook(self, step: str) -> None:
@@ -121,3 +129,31 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
                 f"Start-up step {step!r} failed (exit status {process.returncode}), so your "
                 "server was not started. A hub admin can read its log.",
             )
+
+
+class LightweightCourseSpawner(LocalCourseSpawner):
+    """The same course rules and hub API, with scripts/localhub/lightweight_server.py as the server.
+
+    For load tests with more students than JupyterLab processes fit on this
+    machine. The start-up hooks are left out too: on a cluster they run in the
+    user's pod, not in the hub, so leaving them out takes nothing from the hub's load.
+    """
+
+    stop_seconds = Float(
+        0,
+        config=True,
+        help="Seconds each stop waits before stopping the process: what deleting a pod "
+        "takes on a cluster, so culling is measured against realistic stops.",
+    )
+
+    @default("run_startup_hooks")
+    def _no_hooks(self):
+        return False
+
+    # Not configurable: the values' singleuser.cmd (jupyterhub-singleuser) is
+    # what this class replaces. -I -S: the standard library only, nothing to scan.
+    cmd = Command([sys.executable, "-I", "-S", lightweight_server.__file__], config=False)
+
+    async def stop(self, now=False):
+        await asyncio.sleep(self.stop_seconds)
+        await super().stop(now=now)

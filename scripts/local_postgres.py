@@ -1,0 +1,88 @@
+"""A throwaway PostgreSQL server on this machine: the database staging and prod give the hub.
+
+Debian's `postgresql` package (installed by the nox sessions that need it) on a
+free loopback port, with a `jupyterhub` role and database, removed afterwards.
+The tests use it to run the hub as staging does, and the load test to measure
+a class against the database prod runs rather than SQLite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from coursehub_tools.local_hub import free_port
+
+
+class PostgresUnavailable(Exception):
+    """PostgreSQL cannot run here; the message says why."""
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str
+    password: str
+
+    def hub_db(self, values: dict) -> dict:
+        """hub.db from a deployment's merged values, pointed at this server."""
+        return {**values["hub"]["db"], "url": self.url, "password": self.password}
+
+
+def _server_binaries() -> Path:
+    servers = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+    if not servers:
+        raise PostgresUnavailable(
+            "Debian's postgresql is not installed (nox -s pytest and nox -s loadtest install it)"
+        )
+    return Path(servers[-1]).parent
+
+
+def _as_postgres_user() -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as the `postgres` account."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError as err:
+        raise PostgresUnavailable(
+            "running as root and there is no postgres account to run PostgreSQL as"
+        ) from err
+    return ["runuser", "-u", "postgres", "--"]
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[Database]:
+    """Start a server with a `jupyterhub` role and database; stop and delete it afterwards."""
+    bindir, prefix = _server_binaries(), _as_postgres_user()
+    data = Path(tempfile.mkdtemp(prefix="coursehub-pg-"))
+    if prefix:
+        shutil.chown(data, "postgres", "postgres")
+    password = secrets.token_hex(16)
+    port = free_port()
+
+    def run(*cmd: str) -> None:
+        subprocess.run([*prefix, *cmd], check=True, capture_output=True)
+
+    # Local socket connections (this module) are trusted; TCP (the hub) needs the password.
+    run(str(bindir / "initdb"), "-D", str(data / "db"), "--username=postgres",
+        "--auth-local=trust", "--auth-host=scram-sha-256")  # fmt: skip
+    run(str(bindir / "pg_ctl"), "-D", str(data / "db"), "-w", "-l", str(data / "log"),
+        "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")  # fmt: skip
+    try:
+        sql = f"CREATE ROLE jupyterhub LOGIN PASSWORD '{password}'; "
+        run("psql", "-h", str(data), "-p", str(port), "-U", "postgres", "-c", sql)
+        run("createdb", "-h", str(data), "-p", str(port), "-U", "postgres", "-O", "jupyterhub",
+            "jupyterhub")  # fmt: skip
+        yield Database(f"postgresql://jupyterhub@127.0.0.1:{port}/jupyterhub", password)
+    finally:
+        run(str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop")
+        shutil.rmtree(data, ignore_errors=True)
