@@ -197,12 +197,25 @@ class LocalHub:
         except ProcessFailed as err:
             self.stop()
             raise LocalHubError(str(err)) from err
+        self.start_hub()
+
+    def start_hub(self) -> None:
+        """Start JupyterHub (again, after kill_hub) and wait until its API answers."""
         config = LOCALHUB_DIR / "jupyterhub_config.py"
-        hub = self.supervisor.start(
-            [sys.executable, "-m", "jupyterhub", "-f", str(config)], env, cwd=self.state_dir
+        self.hub_process = self.supervisor.start(
+            [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+            self.environment(),
+            cwd=self.state_dir,
         )
-        self.hub_process = hub
-        self.wait_ready(hub)
+        self.wait_ready(self.hub_process)
+
+    def kill_hub(self) -> None:
+        """Kill JupyterHub alone (SIGKILL), as an out-of-memory kill or a lost node would.
+
+        Users' servers and the proxy keep running, as pods do when the hub pod goes.
+        """
+        self.hub_process.kill()
+        self.hub_process.wait()
 
     def wait_ready(self, hub, timeout: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout

@@ -530,6 +530,9 @@ def apply_local_backend(c, get_config: GetConfig, env: Mapping[str, str]) -> Non
         # Same arguments; only where the hub listens and which Python runs it differ.
         hub_api = f"http://127.0.0.1:{hub}" + _hub_api_path(get_config)
         local_culler, _role = culler_service(get_config, hub_api, sys.executable)
+        # A service gets only the environment given here, not the hub's: without
+        # the marker, a culler left by a killed hub would escape the runner.
+        local_culler["environment"] = {"COURSEHUB_LOCALHUB": env["COURSEHUB_LOCALHUB"]}
         c.JupyterHub.services = [
             local_culler if service["name"] == local_culler["name"] else service
             for service in c.JupyterHub.services

@@ -1,0 +1,160 @@
+"""The hub restarted in the middle of a course: how soon it answers, and that nothing is lost.
+
+    coursehub-hub-restart --users 10000 --running 1000 --output restart.json
+
+A class of `--running` students logs in and starts lightweight servers (the
+load test's path, scripts/class_arrival.py); the hub then learns of the rest
+of the course's users (`--users` in all) through its REST API. The hub
+process alone is then killed (SIGKILL: what an out-of-memory kill or a lost
+node does to the hub pod) while the servers and the proxy run on, and started
+again with the same database. Measured: seconds until the REST API answers,
+and until every running server is routed again. Checked: every user, group
+membership and running server is still there, and students who were working
+reach their servers with the cookies they had, without logging in again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+from coursehub_tools.class_arrival import HubWatch, class_fixture, let_class_arrive, student_logins
+from coursehub_tools.culling import hub_users
+from coursehub_tools.deployconfig import ConfigError, load
+from coursehub_tools.hub_client import login_with_standin
+from coursehub_tools.local_hub import LocalHub, LocalHubError, free_port
+
+BATCH = 500  # users created per REST call
+# Students who check, after the restart, that their server still answers them.
+RETURNING_STUDENTS = 20
+
+
+def add_users(hub: LocalHub, names: list[str]) -> None:
+    for start in range(0, len(names), BATCH):
+        response = hub.api("POST", "/users", json={"usernames": names[start : start + BATCH]})
+        response.raise_for_status()
+
+
+def snapshot(hub: LocalHub) -> dict:
+    """What must survive: users, their groups, who has a running server, the proxy's routes."""
+    users = hub_users(hub)
+    return {
+        "users": sorted(user["name"] for user in users),
+        "groups": {user["name"]: sorted(user["groups"]) for user in users if user["groups"]},
+        "running": sorted(
+            user["name"] for user in users if user["servers"].get("", {}).get("ready")
+        ),
+        "routes": sorted(route for route in proxy_routes(hub) if route.startswith("/user/")),
+    }
+
+
+def proxy_routes(hub: LocalHub) -> list[str]:
+    """The proxy's routing table through the hub, page by page."""
+    routes: list[str] = []
+    while page := hub.api("GET", "/proxy", params={"offset": len(routes)}).json():
+        routes.extend(page)
+    return routes
+
+
+def seconds_until(check, timeout: float) -> float | None:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if check():
+                return round(time.monotonic() - start, 2)
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    return None
+
+
+def returning_students_reach_their_servers(hub: LocalHub, sessions: dict) -> int:
+    """How many of the sample still reach /user/<name>/lab with the cookies they had."""
+    reached = 0
+    for student, session in sessions.items():
+        page = session.get(f"{hub.url}/user/{student}/lab", timeout=60)
+        reached += page.status_code == 200 and page.url.endswith(f"/user/{student}/lab")
+    return reached
+
+
+def restart_with(users: int, running: int, *, state: Path, over: float) -> dict:
+    values = load("local").values
+    team = values["custom"]["github"]["studentTeams"][0]
+    fixture = state / "class-fixture.yaml"
+    fixture.write_text(yaml.safe_dump(class_fixture(running, team)))
+    with (
+        (state / "hub.log").open("w") as log,
+        LocalHub(
+            state / "hub", port=free_port(), log_file=log, fixture=fixture, server="lightweight"
+        ) as hub,
+    ):
+        with HubWatch(hub) as watch:
+            arrivals, stopped = let_class_arrive(
+                hub, watch, student_logins(running), over, timeout=300
+            )
+        if stopped or any(a.failure for a in arrivals):
+            raise LocalHubError(f"the class did not start: {stopped or 'see the hub log'}")
+        add_users(hub, [f"u{index:05d}" for index in range(1, users - running + 1)])
+        sessions = {
+            student: login_with_standin(hub.url, student, next_url="/hub/home").session
+            for student in student_logins(running)[:RETURNING_STUDENTS]
+        }
+        before = snapshot(hub)
+
+        hub.kill_hub()
+        start = time.monotonic()
+        hub.start_hub()
+        api_seconds = round(time.monotonic() - start, 2)
+        routed = seconds_until(lambda: snapshot(hub)["routes"] == before["routes"], timeout=300)
+        with HubWatch(hub) as watch:
+            after = snapshot(hub)
+            reached = returning_students_reach_their_servers(hub, sessions)
+            peak = watch.peak_rss_mb
+    lost = {key: sorted(set(before[key]) - set(after[key])) for key in ("users", "running")}
+    return {
+        "users": len(before["users"]),
+        "running": len(before["running"]),
+        "server": "lightweight (scripts/localhub/lightweight_server.py)",
+        "api_answering_seconds": api_seconds,
+        "all_routes_back_seconds": routed,
+        "lost": {key: len(names) for key, names in lost.items()},
+        "groups_unchanged": before["groups"] == after["groups"],
+        "returning_students": RETURNING_STUDENTS,
+        "returning_students_reached_their_server": reached,
+        "hub_rss_mb_after_restart": round(peak, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--running", type=int, default=1000)
+    parser.add_argument("--over", type=float, default=150, help="seconds the class arrives over")
+    parser.add_argument("--output", type=Path, help="write the result here as JSON")
+    args = parser.parse_args(argv)
+    if not 1 <= args.running <= args.users:
+        parser.error("need 1 <= --running <= --users")
+    try:
+        with tempfile.TemporaryDirectory() as state:
+            result = restart_with(args.users, args.running, state=Path(state), over=args.over)
+    except (ConfigError, LocalHubError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    text = json.dumps(result, indent=2)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n")
+    print(text)
+    intact = not any(result["lost"].values()) and result["groups_unchanged"]
+    return 0 if intact and result["all_routes_back_seconds"] is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

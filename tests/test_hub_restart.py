@@ -1,0 +1,43 @@
+"""The hub killed mid-course and started again: nothing is lost and students carry on.
+
+scripts/hub_restart.py at a small size; `nox -s loadtest` runs it with
+10,000 users and 1,000 running servers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coursehub_tools.hub_restart import RETURNING_STUDENTS, restart_with
+from coursehub_tools.localhub.supervisor import processes_marked
+
+pytestmark = pytest.mark.hub
+
+
+def test_a_killed_hub_comes_back_with_every_user_and_server(local_hub_pieces, tmp_path):
+    result = restart_with(60, RETURNING_STUDENTS + 5, state=tmp_path, over=3)
+    assert (result["users"], result["running"]) == (60, RETURNING_STUDENTS + 5)
+    assert result["lost"] == {"users": 0, "running": 0}
+    assert result["groups_unchanged"]
+    assert result["all_routes_back_seconds"] is not None, "every server routed again"
+    assert result["returning_students_reached_their_server"] == RETURNING_STUDENTS
+
+
+def test_nothing_a_killed_hub_started_outlives_the_local_hub(hub_factory):
+    hub = hub_factory()
+    marker = hub.marker
+    culler = [pid for pid in processes_marked(marker) if "jupyterhub_idle_culler" in cmdline(pid)]
+    assert len(culler) == 1, "the culler service carries the local hub's marker"
+    hub.kill_hub()
+    hub.start_hub()
+    assert hub.stop() == [culler[0]], "the orphaned culler was found and stopped"
+    assert processes_marked(marker) == []
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
