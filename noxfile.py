@@ -6,7 +6,7 @@ nox -s book      build the book (warnings and execution errors are fatal)
 nox -s kind      deploy the same config to a kind cluster and test it (needs Docker)
 nox -s deploy -- staging   deploy to a cluster with helm (CI deploys main)
 nox -s chart     the pinned chart's own hub config beside our emulation (needs helm, network)
-nox -s loadtest -- 20 30   a class of 20 arriving over 30 s, our settings and the chart's
+nox -s loadtest  the book's measurements: a class arriving, culled, the hub restarted
 """
 
 from __future__ import annotations
@@ -172,16 +172,11 @@ def chart(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def loadtest(session: nox.Session) -> None:
-    """A class arriving at the local hub, with our settings and with the chart's stock ones.
+    """The book's measurements: a class arriving, culled, the hub restarted (scripts/loadtest.py).
 
-    `nox -s loadtest -- 20 30` for 20 students over 30 s; results in _build/loadtest/.
+    `nox -s loadtest` runs all (about 40 minutes), `nox -s loadtest -- burst` one;
+    results in book/measurements/. Run it with nothing else on the machine.
     """
-    students, over = (session.posargs or ["20", "30"])[:2]
     install(session, "hub", "singleuser")
     install_proxy(session)
-    for label, flags in (("coursehub", []), ("stock", ["--stock"])):
-        output = ROOT / "_build" / "loadtest" / f"arrival-{students}-{label}.json"
-        session.run(
-            "coursehub-class-arrival", "--students", students, "--over", over,
-            "--output", str(output), *flags, success_codes=[0, 1],
-        )  # fmt: skip
+    session.run("coursehub-loadtest", *session.posargs)

@@ -1,0 +1,128 @@
+"""The measurements the book reports: a class arriving, a class culled, the hub restarted.
+
+    coursehub-loadtest                  every measurement below (about 40 minutes here)
+    coursehub-loadtest burst culling    some of them, by name
+
+Each writes book/measurements/<name>.json with the machine it ran on and the
+command that reproduces it; the chapters "Culling" and "Pre-pulling and
+capacity" read those files. Run it alone on the machine: anything else using
+the CPU shows up in the figures (the load average at the start is recorded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from coursehub_tools.class_arrival import run_class
+from coursehub_tools.deployconfig import ROOT, ConfigError
+from coursehub_tools.hub_restart import restart_with
+from coursehub_tools.local_hub import LocalHubError
+
+MEASUREMENTS_DIR = ROOT / "book" / "measurements"
+
+
+def machine() -> dict:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                  if line.startswith("model name")), platform.machine())  # fmt: skip
+    meminfo = Path("/proc/meminfo").read_text().split()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 2**20, 1),
+        "system": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "load_average_at_start": os.getloadavg()[0],
+    }
+
+
+def class_runs(students: int, over: float, settings: list[bool], repeat: int = 1, **kw):
+    """`repeat` runs of the class for each of our settings (False) and the chart's (True)."""
+
+    def run(state: Path) -> list[dict]:
+        results = []
+        for stock in settings:
+            for attempt in range(repeat):
+                folder = state / f"{'stock' if stock else 'ours'}-{attempt}"
+                folder.mkdir()
+                results.append(run_class(students, over, stock=stock, state=folder, **kw))
+        return results
+
+    return run
+
+
+def restart(users: int, running: int):
+    def run(state: Path) -> list[dict]:
+        return [restart_with(users, running, state=state, over=150)]
+
+    return run
+
+
+# name: (what it shows, the run, the command line that repeats one run of it)
+MEASUREMENTS: dict[str, tuple[str, Callable[[Path], list[dict]]]] = {
+    "burst": (
+        "20 students over 30 s with JupyterLab, ten runs in a row, our settings",
+        class_runs(20, 30, [False], repeat=10),
+    ),
+    "jupyterlab-40": (
+        "40 students over 60 s with JupyterLab, our settings and the chart's",
+        class_runs(40, 60, [False, True]),
+    ),
+    "class-1000": (
+        "1000 students over 60 s with lightweight servers whose stop takes 0.2 s, then "
+        "one culling pass; our settings and the chart's",
+        class_runs(1000, 60, [False, True], server="lightweight", stop_seconds=0.2),
+    ),
+    "restart-10000": (
+        "the hub killed and restarted with 10000 users and 1000 running lightweight servers",
+        restart(10_000, 1000),
+    ),
+}
+
+
+def measure(name: str) -> Path:
+    what, run = MEASUREMENTS[name]
+    started = {"machine": machine(), "started_at_unix": int(time.time())}
+    with tempfile.TemporaryDirectory() as state:
+        results = run(Path(state))
+    output = MEASUREMENTS_DIR / f"{name}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "measurement": name,
+        "what": what,
+        "command": f"nox -s loadtest -- {name}",
+        **started,
+        "results": results,
+    }
+    # One line: a thousand arrivals a run make an indented file long for nothing.
+    output.write_text(json.dumps(record) + "\n")
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", metavar="name", help=", ".join(MEASUREMENTS))
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(MEASUREMENTS))
+    if unknown:
+        parser.error(f"unknown measurement {', '.join(unknown)}; known: {', '.join(MEASUREMENTS)}")
+    for name in args.names or MEASUREMENTS:
+        print(f"measuring {name}: {MEASUREMENTS[name][0]}", flush=True)
+        try:
+            print(f"wrote {measure(name).relative_to(ROOT)}", flush=True)
+        except (ConfigError, LocalHubError) as err:
+            print(f"error: {name}: {err}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
