@@ -174,7 +174,7 @@ def chart(session: nox.Session) -> None:
 def loadtest(session: nox.Session) -> None:
     """The book's measurements: a class arriving, culled, the hub restarted (scripts/loadtest.py).
 
-    `nox -s loadtest` runs all (about 40 minutes), `nox -s loadtest -- burst` one;
+    `nox -s loadtest` runs all (about 50 minutes), `nox -s loadtest -- burst` one;
     results in book/measurements/. Run it with nothing else on the machine.
     """
     install(session, "hub", "singleuser")

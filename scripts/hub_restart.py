@@ -20,6 +20,7 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import requests
@@ -99,8 +100,12 @@ def restart_with(users: int, running: int, *, state: Path, over: float) -> dict:
             arrivals, stopped = let_class_arrive(
                 hub, watch, student_logins(running), over, timeout=300
             )
-        if stopped or any(a.failure for a in arrivals):
-            raise LocalHubError(f"the class did not start: {stopped or 'see the hub log'}")
+        failures = Counter(a.failure for a in arrivals if a.failure)
+        if stopped or failures:
+            raise LocalHubError(
+                f"the class did not start: {stopped or dict(failures)}; "
+                "arrive over a longer time (--over)"
+            )
         add_users(hub, [f"u{index:05d}" for index in range(1, users - running + 1)])
         sessions = {
             student: login_with_standin(hub.url, student, next_url="/hub/home").session
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--running", type=int, default=1000)
-    parser.add_argument("--over", type=float, default=150, help="seconds the class arrives over")
+    parser.add_argument("--over", type=float, default=300, help="seconds the class arrives over")
     parser.add_argument("--output", type=Path, help="write the result here as JSON")
     args = parser.parse_args(argv)
     if not 1 <= args.running <= args.users:
