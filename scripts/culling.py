@@ -4,7 +4,9 @@ The hub's culler service runs the same code every `cull.every` seconds with
 the flags the chart derives from `cull.*` (scripts/localhub/chart_values.py,
 culler_service). Tests and the chapter "Culling" run one pass in-process
 instead, with the culler's clock (`utcnow`, its only notion of time) set to a
-moment past the idle timeout, so nobody waits an hour to see a cull.
+moment past the idle timeout, so nobody waits an hour to see a cull. Around
+the pass: what a server's activity report says, the token a load test's pass
+runs with, and waiting for the stops the hub finishes after answering.
 """
 
 from __future__ import annotations
