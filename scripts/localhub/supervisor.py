@@ -34,6 +34,9 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+STRAYS_GONE_TIMEOUT = 10
+
+
 def processes_marked(marker: str) -> list[int]:
     """Processes whose environment carries COURSEHUB_LOCALHUB=<marker> (Linux /proc)."""
     needle = f"{MARKER_VARIABLE}={marker}".encode()
@@ -90,6 +93,10 @@ class Supervisor:
         for pid in strays:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        # SIGKILL is delivered, not awaited: return once they are gone.
+        deadline = time.monotonic() + STRAYS_GONE_TIMEOUT
+        while processes_marked(self.marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
         return strays
 
 
