@@ -106,7 +106,7 @@ def tests(session: nox.Session) -> None:
 
 
 def load_course_images(session: nox.Session, deployment: str) -> None:
-    """Build deploy/image/ and load it into kind under every registry course's image name.
+    """Build deploy/deployments/coursehub/image/ and load it into kind under every registry course's image name.
 
     kind cannot pull the registry's ghcr.io/coursehub/* images (private, or not
     pushed yet for this change); the template image built from this checkout
@@ -123,7 +123,7 @@ def load_course_images(session: nox.Session, deployment: str) -> None:
         deployment, silent=True,
     ).strip()  # fmt: skip
     tags = [arg for image in images for arg in ("--tag", image)]
-    session.run("docker", "build", *tags, str(ROOT / "deploy" / "image"), external=True)
+    session.run("docker", "build", *tags, str(ROOT / "deploy" / "deployments" / "coursehub" / "image"), external=True)
     session.run("kind", "load", "docker-image", "--name", cluster, *images, external=True)
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from coursehub_tools import chart
+from coursehub_tools import chart, hubploy_layout, sops_files
 from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml, relative
 
 DEPLOYMENTS_FILE = "deploy/deployments.yaml"
@@ -32,7 +30,7 @@ DEPLOYMENTS_SCHEMA = "deploy/schema/deployments.schema.yaml"
 VALUES_SCHEMA = "deploy/schema/values.schema.yaml"
 COURSES_DIR = "deploy/courses"
 COURSE_SCHEMA = "deploy/schema/course.schema.yaml"
-AGE_IDENTITY_ENV = "COURSEHUB_AGE_IDENTITY"
+HUBPLOY_IMAGES = "hubploy's image tags (hubploy.yaml, git)"
 
 
 @dataclass
@@ -103,6 +101,7 @@ def load_deployments(root: Path = ROOT) -> dict[str, Any]:
     spec = read_yaml(root / DEPLOYMENTS_FILE, root)
     schema = read_yaml(root / DEPLOYMENTS_SCHEMA, root)
     _check(spec, schema, [Layer(DEPLOYMENTS_FILE, spec)])
+    hubploy_layout.check(spec, root)
     return spec
 
 
@@ -115,9 +114,13 @@ def load(
 ) -> Deployment:
     """Read, merge and check deployment `name`.
 
-    Encrypted layers are decrypted with age when `decrypt` is true and skipped
-    (and listed in `Deployment.skipped`) otherwise. `extra_layers` come last:
-    the local hub's stand-in address and ports, or a test's changes.
+    The registry and hub-config/ come right after the chart's defaults: a deploy
+    carries them in the chart folder it hands hubploy (scripts/cluster.py), so
+    helm reads them before the values files. Encrypted layers are decrypted with
+    sops when `decrypt` is true and skipped (and listed in `Deployment.skipped`)
+    otherwise. hubploy's image tags follow the files, as its --set-string flags
+    do. `extra_layers` come last: the local hub's stand-in address and ports, or
+    a test's changes.
     """
     spec = load_deployments(root)
     deployments = spec["deployments"]
@@ -127,25 +130,41 @@ def load(
         )
     entry = deployments[name]
     pin = chart.pinned(root)
-    layers = [Layer(relative(pin.folder / "values.yaml", root), chart.defaults(root))]
+    layers = [
+        Layer(relative(pin.folder / "values.yaml", root), chart.defaults(root)),
+        *generated_layers(spec, root),
+    ]
     skipped: list[str] = []
     for item in entry["values"]:
         if isinstance(item, str):
             layers.append(Layer(item, _mapping(read_yaml(root / item, root), item)))
-        elif decrypt:
-            layers.append(
-                Layer(item["path"], _mapping(_decrypt(root / item["path"]), item["path"]))
-            )
+            continue
+        path = root / item["path"]
+        if not path.is_file():
+            raise ConfigError(f"{item['path']}: file not found (listed by deployment {name!r})")
+        if decrypt:
+            plain = yaml.safe_load(sops_files.decrypt(path, root)) or {}
+            layers.append(Layer(item["path"], _mapping(plain, item["path"])))
         else:
-            if not (root / item["path"]).is_file():
-                raise ConfigError(f"{item['path']}: file not found (listed by deployment {name!r})")
+            sops_files.require_encrypted(path, root)
             skipped.append(item["path"])
-    layers.append(Layer(COURSES_DIR + "/", course_values(root)))
-    layers.append(Layer(spec["hubConfig"]["source"] + "/", hub_config_values(spec, root)))
+    # Outside a git checkout (a copy of the files) there is no tag to derive,
+    # and the layer is left out; hubploy itself needs the checkout.
+    if "hubploy" in entry and hubploy_layout.in_git_checkout(root):
+        layers.append(Layer(HUBPLOY_IMAGES, hubploy_layout.image_values(spec, root)))
     layers.extend(extra_layers)
     deployment = Deployment(name, entry["backend"], layers, skipped, entry, chart.metadata(root))
     check_values(deployment, root)
     return deployment
+
+
+def generated_layers(spec: dict[str, Any], root: Path = ROOT) -> list[Layer]:
+    """What is made from the repository rather than written as values: the course
+    registry (custom.courses) and hub-config/ (hub.extraFiles)."""
+    return [
+        Layer(COURSES_DIR + "/", course_values(root)),
+        Layer(spec["hubConfig"]["source"] + "/", hub_config_values(spec, root)),
+    ]
 
 
 def hub_config_values(spec: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
@@ -313,23 +332,6 @@ def _mapping(data: Any, source: str) -> dict[str, Any]:
     return data
 
 
-def _decrypt(path: Path) -> Any:
-    identity = os.environ.get(AGE_IDENTITY_ENV)
-    if not identity:
-        raise ConfigError(
-            f"{relative(path, ROOT)}: encrypted; set {AGE_IDENTITY_ENV} to an age identity file"
-        )
-    result = subprocess.run(
-        ["age", "--decrypt", "--identity", identity, str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise ConfigError(f"{relative(path, ROOT)}: age could not decrypt: {result.stderr.strip()}")
-    return yaml.safe_load(result.stdout) or {}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -339,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check", help="merge and check every deployment")
     show = sub.add_parser("show", help="print a deployment's merged values")
     show.add_argument("deployment")
-    show.add_argument("--decrypt", action="store_true", help=f"decrypt with ${AGE_IDENTITY_ENV}")
+    show.add_argument("--decrypt", action="store_true", help="decrypt with sops ($SOPS_AGE_KEY_FILE)")
     show.add_argument(
         "--without-files", action="store_true", help="leave out hub.extraFiles' contents"
     )

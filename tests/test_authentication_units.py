@@ -98,7 +98,7 @@ def test_sso_overlay_refuses_to_run_without_user_culling(key):
 
 
 AUTH_FILES = [
-    "deploy/values/sso.yaml",
+    "deploy/deployments/coursehub/config/sso.yaml",
     "hub-config/coursehub/github.py",
     "hub-config/coursehub/login_errors.py",
     "hub-config/coursehub/roles.py",

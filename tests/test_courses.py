@@ -160,14 +160,14 @@ def test_students_only_between_start_and_end_instructors_from_before(slug):
 
 
 def test_image_template_is_pinned_and_carries_the_hooks_where_the_hub_runs_them():
-    dockerfile = (ROOT / "deploy/image/Dockerfile").read_text()
+    dockerfile = (ROOT / "deploy/deployments/coursehub/image/Dockerfile").read_text()
     base = re.search(r"^FROM (\S+)$", dockerfile, re.M).group(1)
     name, _, tag = base.rpartition(":")
     assert name and tag and tag != "latest", f"FROM {base} is not pinned by a tag"
     hooks_path = load("prod").values["custom"]["startupHooks"]["path"]
     assert re.search(rf"^COPY hooks/ {re.escape(hooks_path)}/$", dockerfile, re.M)
     assert f"chown -R root:root {Path(hooks_path).parent!s}" in dockerfile
-    hooks = sorted(p.name for p in (ROOT / "deploy/image/hooks").iterdir())
+    hooks = sorted(p.name for p in (ROOT / "deploy/deployments/coursehub/image/hooks").iterdir())
     assert hooks == sorted(f"{step}.sh" for step in STEPS)
 
 
@@ -179,7 +179,7 @@ def test_image_requirements_match_what_the_hub_runs():
         for line in groups[group]
         if isinstance(line, str)
     }
-    lines = (ROOT / "deploy/image/requirements.txt").read_text().splitlines()
+    lines = (ROOT / "deploy/deployments/coursehub/image/requirements.txt").read_text().splitlines()
     required = [line for line in lines if line and not line.startswith("#")]
     assert required, "the template installs the hub's packages"
     for line in required:

@@ -14,7 +14,11 @@ pytestmark = pytest.mark.unit
 
 def test_every_deployment_merges_and_validates(deployment):
     merged = load(deployment)
-    assert merged.layers[1].source == "deploy/values/common.yaml", "after the chart's defaults"
+    sources = [layer.source for layer in merged.layers]
+    listed = load_deployments()["deployments"][deployment]["values"]
+    first = listed[0] if isinstance(listed[0], str) else listed[0]["path"]
+    assert sources[1:3] == ["deploy/courses/", "hub-config/"], "generated, after the chart's"
+    assert sources[3] == first, "then the deployment's own files"
     assert merged.values["hub"]["extraFiles"], "hub-config/ must be mounted"
 
 
@@ -26,11 +30,9 @@ def test_merge_follows_helm():
 
 def test_encrypted_layers_are_listed_not_read():
     staging = load("staging")
-    assert staging.skipped == ["deploy/secrets/staging.yaml.age"]
-    text = (ROOT / staging.skipped[0]).read_text()
-    assert text.startswith("-----BEGIN AGE ENCRYPTED FILE-----"), (
-        "secrets are committed encrypted only"
-    )
+    listed = load_deployments()["deployments"]["staging"]["values"]
+    assert staging.skipped == [item["path"] for item in listed if isinstance(item, dict)]
+    assert staging.skipped, "staging has a secrets layer"
 
 
 def test_hub_config_is_mounted_file_by_file():
@@ -48,29 +50,29 @@ def test_hub_config_is_mounted_file_by_file():
     [
         (
             lambda v: v["cull"].update(timout=10),
-            "deploy/values/common.yaml: cull.timout: unknown key; allowed here: ",
+            "deploy/deployments/coursehub/config/common.yaml: cull.timout: unknown key; allowed here: ",
         ),
         (
             lambda v: v["cull"].update(timeout="an hour"),
-            "deploy/values/common.yaml: cull.timeout: 'an hour' is not of type 'integer'",
+            "deploy/deployments/coursehub/config/common.yaml: cull.timeout: 'an hour' is not of type 'integer'",
         ),
         (
             lambda v: v.update(singelser={}),
-            "deploy/values/common.yaml: singelser: unknown key; allowed here: ",
+            "deploy/deployments/coursehub/config/common.yaml: singelser: unknown key; allowed here: ",
         ),
         (
             lambda v: v["hub"].update(extraConfig={"x": "c.JupyterHub.foo = 1"}),
-            "deploy/values/common.yaml: hub.extraConfig: must stay empty: hub-side Python",
+            "deploy/deployments/coursehub/config/common.yaml: hub.extraConfig: must stay empty: hub-side Python",
         ),
         (
             lambda v: v["custom"]["github"].update(studentTeams=["students"]),
-            "deploy/values/common.yaml: custom.github.studentTeams.0: 'students' does not match",
+            "deploy/deployments/coursehub/config/common.yaml: custom.github.studentTeams.0: 'students' does not match",
         ),
     ],
 )
 def test_bad_values_name_file_and_key(project_copy, change, expected):
     root = project_copy.root
-    project_copy.edit("deploy/values/common.yaml", change)
+    project_copy.edit("deploy/deployments/coursehub/config/common.yaml", change)
     with pytest.raises(ConfigError) as err:
         load("staging", root=root)
     assert str(err.value).startswith(expected)
@@ -80,16 +82,16 @@ def test_bad_values_name_file_and_key(project_copy, change, expected):
 def test_error_names_the_overlay_that_set_the_key(project_copy):
     root = project_copy.root
     project_copy.edit(
-        "deploy/values/prod.yaml", lambda v: v["hub"].update(concurrentSpawnLimit="many")
+        "deploy/deployments/coursehub/config/prod.yaml", lambda v: v["hub"].update(concurrentSpawnLimit="many")
     )
-    with pytest.raises(ConfigError, match=r"^deploy/values/prod.yaml: hub.concurrentSpawnLimit: "):
+    with pytest.raises(ConfigError, match=r"^deploy/deployments/coursehub/config/prod.yaml: hub.concurrentSpawnLimit: "):
         load("prod", root=root)
 
 
 def test_missing_values_file_is_named(project_copy):
     root = project_copy.root
-    (root / "deploy/values/staging.yaml").unlink()
-    with pytest.raises(ConfigError, match=r"^deploy/values/staging.yaml: file not found$"):
+    (root / "deploy/deployments/coursehub/config/staging.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"^deploy/deployments/coursehub/config/staging.yaml: file not found$"):
         load("staging", root=root)
 
 
@@ -111,7 +113,7 @@ def test_deployments_file_is_checked(project_copy):
 
 def test_cli_prints_one_line_and_fails(project_copy):
     root = project_copy.root
-    project_copy.edit("deploy/values/common.yaml", lambda v: v["cull"].update(every=-1))
+    project_copy.edit("deploy/deployments/coursehub/config/common.yaml", lambda v: v["cull"].update(every=-1))
     result = subprocess.run(
         [
             sys.executable,
@@ -128,7 +130,7 @@ def test_cli_prints_one_line_and_fails(project_copy):
     )
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "error: deploy/values/common.yaml: cull.every: -1 is less than the minimum of 0 (found int)"
+        "error: deploy/deployments/coursehub/config/common.yaml: cull.every: -1 is less than the minimum of 0 (found int)"
     ]
     assert "Traceback" not in result.stderr
 
@@ -136,18 +138,18 @@ def test_cli_prints_one_line_and_fails(project_copy):
 def test_the_charts_own_schema_is_checked_offline(project_copy):
     # A key the chart does not know, in a place our schema leaves to the chart.
     project_copy.edit(
-        "deploy/values/prod.yaml", lambda v: v.setdefault("proxy", {}).update(chpp={"x": 1})
+        "deploy/deployments/coursehub/config/prod.yaml", lambda v: v.setdefault("proxy", {}).update(chpp={"x": 1})
     )
-    with pytest.raises(ConfigError, match=r"^deploy/values/prod.yaml: proxy.chpp: unknown key"):
+    with pytest.raises(ConfigError, match=r"^deploy/deployments/coursehub/config/prod.yaml: proxy.chpp: unknown key"):
         load("prod", root=project_copy.root)
 
 
 @pytest.mark.parametrize(
     ("key_path", "null_layer"),
-    [(("singleuser", "uid"), "deploy/values/staging.yaml"),
-     (("singleuser", "storage", "homeMountPath"), "deploy/values/staging.yaml"),
+    [(("singleuser", "uid"), "deploy/deployments/coursehub/config/staging.yaml"),
+     (("singleuser", "storage", "homeMountPath"), "deploy/deployments/coursehub/config/staging.yaml"),
      (("singleuser", "extraLabels", "hub.jupyter.org/network-access-hub"),
-      "deploy/values/common.yaml")],
+      "deploy/deployments/coursehub/config/common.yaml")],
 )  # fmt: skip
 def test_removing_a_chart_default_hub_config_relies_on_is_refused(
     project_copy, key_path, null_layer

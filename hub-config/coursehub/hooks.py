@@ -4,7 +4,7 @@
   as-user.sh  as the user: pull the course content with nbgitpuller, link the
               course's shared data into the home folder.
 
-They are baked into the image, owned by root (deploy/image/Dockerfile), so
+They are baked into the image, owned by root (deploy/deployments/coursehub/image/Dockerfile), so
 students cannot change what runs before their own server; they get their
 settings from the environment built here. On a cluster each step is an init
 container of the user's pod (its log: `kubectl logs <pod> -c <step>`); the

@@ -38,6 +38,8 @@ _UNSET = object()  # tells an explicit null in values from a missing key
 
 # The hub container's port and the ports of the chart's hub and proxy-api
 # Services (templates/hub/service.yaml, templates/proxy/service.yaml).
+# The hook scripts as this checkout has them; the course image copies the same folder.
+HOOKS_SOURCE = Path(__file__).resolve().parents[2] / "deploy/deployments/coursehub/image/hooks"
 HUB_CONTAINER_PORT = 8081
 SERVICE_PORTS = {"hub": 8081, "proxy-api": 8001}
 
@@ -488,7 +490,7 @@ def apply_local_backend(c, get_config: GetConfig, env: Mapping[str, str]) -> Non
         + LOCAL_SPAWNERS[env.get("COURSEHUB_LOCAL_SERVER", "jupyterlab")]
     )
     c.LocalCourseSpawner.home_dir_template = str(state / "homes" / "{username}")
-    c.LocalCourseSpawner.hooks_dir = str(Path(__file__).resolve().parents[2] / "deploy/image/hooks")
+    c.LocalCourseSpawner.hooks_dir = str(HOOKS_SOURCE)
     c.LocalCourseSpawner.shared_root = str(state / "shared")
     c.LocalCourseSpawner.hook_log_dir = str(state / "hook-logs")
     # The KubeSpawner settings that mean something for a process.

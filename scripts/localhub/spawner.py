@@ -32,8 +32,9 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
 
     hooks_dir = Unicode(
         config=True,
-        help="This machine's copy of the hook scripts: deploy/image/hooks/, which the "
-        "course image carries at custom.startupHooks.path.",
+        help="This machine's copy of the hook scripts: the course image's hooks/ folder "
+        "(deploy/deployments/coursehub/image/hooks/), which the image carries at "
+        "custom.startupHooks.path.",
     )
     shared_root = Unicode(
         config=True,
