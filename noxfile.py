@@ -4,7 +4,8 @@ nox -s hub       run the reference hub on http://127.0.0.1:8000 (Ctrl-C stops it
 nox -s tests     lint, every test, and the book: what CI runs (.ci/run)
 nox -s book      build the book (warnings and execution errors are fatal)
 nox -s kind      deploy the same config to a kind cluster and test it (needs Docker)
-nox -s deploy -- staging   deploy to a cluster with helm (CI deploys main)
+nox -s image     build the user image with hubploy (needs Docker; `-- --push` pushes)
+nox -s deploy -- staging   deploy with hubploy (CI deploys main, staging before prod)
 nox -s chart     the pinned chart's own hub config beside our emulation (needs helm, network)
 nox -s loadtest  the book's measurements: a class arriving, culled, the hub restarted
 """
@@ -19,6 +20,8 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).resolve().parent
+# Public on purpose; it opens kind's secrets layer and the tests' files only.
+TEST_ONLY_KEY = str(ROOT / "tests" / "keys" / "test-only.agekey")
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 nox.options.sessions = ["hub"]
 nox.options.reuse_venv = "yes"
@@ -83,7 +86,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def pytest(session: nox.Session) -> None:
     """The pytest suite: unit, local hub, browser, and cluster (skipped without a cluster)."""
-    install(session, "hub", "singleuser", "test", "book")
+    install(session, "hub", "singleuser", "test", "book", "deploy")
     install_proxy(session)
     install_debian(session, "chromium", ["chromium", "chromium-driver"])
     install_debian(session, "pg_ctlcluster", ["postgresql"])
@@ -94,7 +97,7 @@ def pytest(session: nox.Session) -> None:
 def book(session: nox.Session) -> None:
     """Build the book; chapters execute against a local hub they start and stop."""
     # Chapters validate pod manifests and read notebooks as the tests do.
-    install(session, "hub", "singleuser", "book", "test")
+    install(session, "hub", "singleuser", "book", "test", "deploy")
     install_proxy(session)
     session.run("jupyter-book", "build", ".", "--warningiserror", "--keep-going")
 
@@ -106,7 +109,8 @@ def tests(session: nox.Session) -> None:
 
 
 def load_course_images(session: nox.Session, deployment: str) -> None:
-    """Build deploy/deployments/coursehub/image/ and load it into kind under every registry course's image name.
+    """Build the user image (deploy/deployments/coursehub/image/) and load it into kind under
+    every registry course's image name.
 
     kind cannot pull the registry's ghcr.io/coursehub/* images (private, or not
     pushed yet for this change); the template image built from this checkout
@@ -123,7 +127,13 @@ def load_course_images(session: nox.Session, deployment: str) -> None:
         deployment, silent=True,
     ).strip()  # fmt: skip
     tags = [arg for image in images for arg in ("--tag", image)]
-    session.run("docker", "build", *tags, str(ROOT / "deploy" / "deployments" / "coursehub" / "image"), external=True)
+    session.run(
+        "docker",
+        "build",
+        *tags,
+        str(ROOT / "deploy" / "deployments" / "coursehub" / "image"),
+        external=True,
+    )
     session.run("kind", "load", "docker-image", "--name", cluster, *images, external=True)
 
 
@@ -137,13 +147,14 @@ def kind(session: nox.Session) -> None:
             )
     if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
         session.skip("no Docker engine answers `docker info`: kind needs one")
-    install(session, "hub", "singleuser", "test")
+    install(session, "hub", "singleuser", "test", "deploy")
     try:
         # The cluster first, then the course images in it, then the chart: helm
         # waits for the image puller, which can only finish once they are there.
         session.run("coursehub-cluster", "create", "kind")
         load_course_images(session, "kind")
-        session.run("coursehub-cluster", "up", "kind")
+        # kind's secrets layer is encrypted to the committed test-only key.
+        session.run("coursehub-cluster", "up", "kind", env={"SOPS_AGE_KEY_FILE": TEST_ONLY_KEY})
         session.run("pytest", "-m", "cluster", *session.posargs, env={"COURSEHUB_CLUSTER": "kind"})
     finally:
         # COURSEHUB_KEEP_CLUSTER=1 leaves the cluster up to look around.
@@ -153,11 +164,30 @@ def kind(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def deploy(session: nox.Session) -> None:
-    """Deploy a Kubernetes deployment with helm: `nox -s deploy -- staging` (CI's deploy job)."""
+    """Deploy with hubploy: `nox -s deploy -- staging` (CI's deploy job; needs SOPS_AGE_KEY)."""
     if len(session.posargs) != 1:
         session.error("name one deployment: nox -s deploy -- staging")
-    install(session, "hub")
+    install(session, "hub", "deploy")
     session.run("coursehub-cluster", "up", session.posargs[0])
+
+
+@nox.session(python="3.11")
+def image(session: nox.Session) -> None:
+    """Build the hub's user image with hubploy (`-- --push` pushes it; needs Docker).
+
+    hubploy builds only when the image folder changed in the commit range
+    (detected on GitHub Actions) or, with --check-registry, when the tag is not
+    in the registry yet.
+    """
+    if (
+        not shutil.which("docker")
+        or subprocess.run(["docker", "info"], capture_output=True, check=False).returncode
+    ):
+        session.skip("no Docker engine answers `docker info`: hubploy builds with repo2docker")
+    install(session, "deploy")
+    # hubploy reads deployments/<name>/ from the folder it runs in.
+    session.chdir(ROOT / "deploy")
+    session.run("hubploy", "build", "coursehub", *session.posargs)
 
 
 @nox.session(python="3.11")

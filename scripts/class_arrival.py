@@ -73,7 +73,8 @@ SERVERS = {
 
 def stock_settings() -> dict:
     """A layer that puts back the chart's (and JupyterHub's) defaults for the spawn settings
-    deploy/deployments/coursehub/config/common.yaml chooses: what a hub deployed with z2jh as it comes would run."""
+    deploy/deployments/coursehub/config/common.yaml chooses: what a hub deployed with z2jh
+    as it comes would run."""
     chart_hub = chart.defaults()["hub"]
     return {
         "hub": {

@@ -2,16 +2,17 @@
 
     coursehub-cluster plan staging     # print what `up` would run and apply
     coursehub-cluster up kind          # create the kind cluster if needed, then deploy
-    coursehub-cluster up staging       # deploy (decrypts deploy/secrets with age)
+    coursehub-cluster up staging       # deploy with hubploy (sops decrypts the secrets)
     coursehub-cluster create kind      # only create the kind cluster, if it is missing
     coursehub-cluster images kind      # the registry's course images, one a line
     coursehub-cluster down kind        # delete the kind cluster
 
 A deploy is the objects the chart does not make (the database, the shared-data
-server: scripts/cluster_services.py) applied with kubectl, then one `helm
-upgrade --install` of the pinned chart with one values file: the deployment's
-merged values, written by scripts/deployconfig.py, so what is deployed is
-exactly what was checked. GKE clusters are created by hand from the printed
+server: scripts/cluster_services.py) applied with kubectl, then the chart:
+staging and prod with hubploy (scripts/hubploy_deploy.py), which hands helm the
+same files deployconfig.load merged and checked; kind with one `helm upgrade
+--install` and one values file, the merged values (hubploy knows only the
+environments develop, staging and prod). GKE clusters are created by hand from the printed
 gcloud commands (creating one is rare and costs money); kind clusters are
 created and deleted here.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from coursehub_tools import cluster_services
+from coursehub_tools import cluster_services, hubploy_deploy
 from coursehub_tools.deployconfig import (
     DEPLOYMENTS_FILE,
     ROOT,
@@ -187,9 +188,9 @@ def cluster_ip_command(namespace: str, service: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _run(command: list[str], stdin: str | None = None) -> None:
+def _run(command: list[str], stdin: str | None = None, cwd: Path | None = None) -> None:
     print("+", shlex.join(command), flush=True)
-    subprocess.run(command, input=stdin, text=True, check=True)
+    subprocess.run(command, input=stdin, text=True, check=True, cwd=cwd)
 
 
 def kind_cluster_exists(name: str) -> bool:
@@ -225,15 +226,22 @@ def apply_cluster_services(deployment: Deployment) -> None:
 
 
 def up(name: str, is_kind: bool) -> None:
-    # Real deployments need their encrypted layer; the throwaway kind one has none.
-    deployment = deployed(name, decrypt=not is_kind)
+    # Every encrypted layer is read: kind's with the test-only key (nox -s kind).
+    deployment = deployed(name, decrypt=True)
     # Refuse before anything runs if a service cannot be made (no database password).
     cluster_services.manifests(deployment, secrets=True)
     if is_kind:
         create_kind_cluster(name)
     apply_cluster_services(deployment)
     with tempfile.TemporaryDirectory() as tmp:
-        _run(helm_command(name, values_file(deployment, Path(tmp))))
+        if "hubploy" in deployment.spec:
+            chart_folder = hubploy_deploy.pull_chart(Path(tmp))
+            hubploy_deploy.add_generated_values(deployment, chart_folder)
+            _run(
+                hubploy_deploy.command(deployment, chart_folder), cwd=hubploy_deploy.hubploy_root()
+            )
+        else:
+            _run(helm_command(name, values_file(deployment, Path(tmp))))
 
 
 def plan(name: str) -> None:
@@ -254,7 +262,13 @@ def plan(name: str) -> None:
         why = cluster_services.why_none(deployment)
         print(f"# no database or shared-data server to create: {why}")
     print("# deploy (every change):")
-    print(shlex.join(helm_command(name, Path(f"<merged values of {name}>"))))
+    if "hubploy" in deployment.spec:
+        chart_folder = Path("<chart folder>", load_deployments()["chart"]["name"])
+        print(shlex.join(hubploy_deploy.pull_chart_command(chart_folder.parent)))
+        print(f"# then {chart_folder}/values.yaml += the registry and hub-config/, and in deploy/:")
+        print(shlex.join(hubploy_deploy.command(deployment, chart_folder)))
+    else:
+        print(shlex.join(helm_command(name, Path(f"<merged values of {name}>"))))
     if objects:
         print(MANIFESTS_HEADER)
         print(dump_manifests(objects), end="")

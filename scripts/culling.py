@@ -91,7 +91,7 @@ def hub_users(hub, **params) -> list[dict]:
 def wait_for_stops(hub, names: set[str], timeout: float) -> set[str]:
     """Wait until none of `names` has a server, even a stopping one; return who still has.
 
-    With slow_stop_timeout 0 (deploy/deployments/coursehub/config/common.yaml) the hub answers a stop
+    With slow_stop_timeout 0 (config/common.yaml) the hub answers a stop
     at once and stops the server after, so a pass ends before its stops do.
     """
     deadline = time.monotonic() + timeout

@@ -341,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check", help="merge and check every deployment")
     show = sub.add_parser("show", help="print a deployment's merged values")
     show.add_argument("deployment")
-    show.add_argument("--decrypt", action="store_true", help="decrypt with sops ($SOPS_AGE_KEY_FILE)")
+    show.add_argument(
+        "--decrypt", action="store_true", help="decrypt with sops ($SOPS_AGE_KEY_FILE)"
+    )
     show.add_argument(
         "--without-files", action="store_true", help="leave out hub.extraFiles' contents"
     )

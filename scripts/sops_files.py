@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -78,16 +79,22 @@ def decrypt(path: Path, root: Path = ROOT, env: dict[str, str] | None = None) ->
     return result.stdout
 
 
-def encrypt(plain: str, suffix: str, recipient: str, env: dict[str, str] | None = None) -> str:
-    """`plain` encrypted to one age recipient (the tests' and the dry run's own files)."""
+def encrypt(plain: str, suffix: str, recipient: str) -> str:
+    """`plain` encrypted to one age recipient (the tests' and the dry run's own files).
+
+    In a folder of its own with a one-rule .sops.yaml: sops would otherwise
+    apply the project's rules, which match by path.
+    """
     sops = shutil.which("sops")
     if sops is None:
         raise ConfigError("sops is not installed (the `deploy` dependency group installs it)")
-    result = subprocess.run(
-        [sops, "--encrypt", "--age", recipient, "--input-type", suffix, "--output-type", suffix,
-         "/dev/stdin"],
-        input=plain, capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / ".sops.yaml").write_text(f"creation_rules: [{{age: {recipient}}}]\n")
+        (Path(folder) / f"layer.{suffix}").write_text(plain)
+        result = subprocess.run(
+            [sops, "--encrypt", f"layer.{suffix}"],
+            cwd=folder, capture_output=True, text=True, check=False,
+        )  # fmt: skip
     if result.returncode != 0:
         raise ConfigError(f"sops could not encrypt: {result.stderr.strip()}")
     return result.stdout

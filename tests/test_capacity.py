@@ -174,7 +174,7 @@ def test_prod_placeholders_are_the_planners():
     planned = plan(inputs_for("prod")).hub.placeholders
     replicas = load("prod").values["scheduling"]["userPlaceholder"]["replicas"]
     assert replicas == planned, (
-        f"deploy/deployments/coursehub/config/prod.yaml has scheduling.userPlaceholder.replicas: {replicas}; "
+        f"config/prod.yaml has scheduling.userPlaceholder.replicas: {replicas}; "
         f"`coursehub-capacity prod` says {planned}: set it to that"
     )
 

@@ -10,6 +10,7 @@ import pytest
 from coursehub_tools.deployconfig import ROOT, ConfigError, load, load_deployments, merge
 
 pytestmark = pytest.mark.unit
+CONFIG = "deploy/deployments/coursehub/config"
 
 
 def test_every_deployment_merges_and_validates(deployment):
@@ -50,23 +51,23 @@ def test_hub_config_is_mounted_file_by_file():
     [
         (
             lambda v: v["cull"].update(timout=10),
-            "deploy/deployments/coursehub/config/common.yaml: cull.timout: unknown key; allowed here: ",
+            f"{CONFIG}/common.yaml: cull.timout: unknown key; allowed here: ",
         ),
         (
             lambda v: v["cull"].update(timeout="an hour"),
-            "deploy/deployments/coursehub/config/common.yaml: cull.timeout: 'an hour' is not of type 'integer'",
+            f"{CONFIG}/common.yaml: cull.timeout: 'an hour' is not of type 'integer'",
         ),
         (
             lambda v: v.update(singelser={}),
-            "deploy/deployments/coursehub/config/common.yaml: singelser: unknown key; allowed here: ",
+            f"{CONFIG}/common.yaml: singelser: unknown key; allowed here: ",
         ),
         (
             lambda v: v["hub"].update(extraConfig={"x": "c.JupyterHub.foo = 1"}),
-            "deploy/deployments/coursehub/config/common.yaml: hub.extraConfig: must stay empty: hub-side Python",
+            f"{CONFIG}/common.yaml: hub.extraConfig: must stay empty: hub-side Python",
         ),
         (
             lambda v: v["custom"]["github"].update(studentTeams=["students"]),
-            "deploy/deployments/coursehub/config/common.yaml: custom.github.studentTeams.0: 'students' does not match",
+            f"{CONFIG}/common.yaml: custom.github.studentTeams.0: 'students' does not match",
         ),
     ],
 )
@@ -82,17 +83,42 @@ def test_bad_values_name_file_and_key(project_copy, change, expected):
 def test_error_names_the_overlay_that_set_the_key(project_copy):
     root = project_copy.root
     project_copy.edit(
-        "deploy/deployments/coursehub/config/prod.yaml", lambda v: v["hub"].update(concurrentSpawnLimit="many")
+        "deploy/deployments/coursehub/config/prod.yaml",
+        lambda v: v["hub"].update(concurrentSpawnLimit="many"),
     )
-    with pytest.raises(ConfigError, match=r"^deploy/deployments/coursehub/config/prod.yaml: hub.concurrentSpawnLimit: "):
+    with pytest.raises(
+        ConfigError,
+        match=r"^deploy/deployments/coursehub/config/prod.yaml: hub.concurrentSpawnLimit: ",
+    ):
         load("prod", root=root)
 
 
 def test_missing_values_file_is_named(project_copy):
     root = project_copy.root
+    (root / "deploy/deployments/coursehub/config/local.yaml").unlink()
+    with pytest.raises(
+        ConfigError, match=r"^deploy/deployments/coursehub/config/local.yaml: file not found$"
+    ):
+        load("local", root=root)
+
+
+def test_a_list_hubploy_would_not_deploy_is_refused(project_copy):
+    """hubploy reads common, <environment>, secrets/<environment>: a list that differs is not
+    what would run, whether a file is missing, extra or out of order."""
+    root = project_copy.root
     (root / "deploy/deployments/coursehub/config/staging.yaml").unlink()
-    with pytest.raises(ConfigError, match=r"^deploy/deployments/coursehub/config/staging.yaml: file not found$"):
-        load("staging", root=root)
+    with pytest.raises(
+        ConfigError, match=r"^deploy/deployments.yaml: deployments.staging.values: "
+    ):
+        load("local", root=root)
+
+
+def test_an_unencrypted_secrets_layer_is_refused(project_copy):
+    root = project_copy.root
+    secrets = root / "deploy/deployments/coursehub/secrets/prod.yaml"
+    secrets.write_text("hub:\n  db:\n    password: in-the-clear\n")
+    with pytest.raises(ConfigError, match=r"secrets/prod.yaml: not a sops-encrypted file; "):
+        load("prod", root=root)
 
 
 def test_unknown_deployment_lists_the_known_ones():
@@ -113,7 +139,9 @@ def test_deployments_file_is_checked(project_copy):
 
 def test_cli_prints_one_line_and_fails(project_copy):
     root = project_copy.root
-    project_copy.edit("deploy/deployments/coursehub/config/common.yaml", lambda v: v["cull"].update(every=-1))
+    project_copy.edit(
+        "deploy/deployments/coursehub/config/common.yaml", lambda v: v["cull"].update(every=-1)
+    )
     result = subprocess.run(
         [
             sys.executable,
@@ -130,7 +158,7 @@ def test_cli_prints_one_line_and_fails(project_copy):
     )
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "error: deploy/deployments/coursehub/config/common.yaml: cull.every: -1 is less than the minimum of 0 (found int)"
+        f"error: {CONFIG}/common.yaml: cull.every: -1 is less than the minimum of 0 (found int)"
     ]
     assert "Traceback" not in result.stderr
 
@@ -138,18 +166,22 @@ def test_cli_prints_one_line_and_fails(project_copy):
 def test_the_charts_own_schema_is_checked_offline(project_copy):
     # A key the chart does not know, in a place our schema leaves to the chart.
     project_copy.edit(
-        "deploy/deployments/coursehub/config/prod.yaml", lambda v: v.setdefault("proxy", {}).update(chpp={"x": 1})
+        "deploy/deployments/coursehub/config/prod.yaml",
+        lambda v: v.setdefault("proxy", {}).update(chpp={"x": 1}),
     )
-    with pytest.raises(ConfigError, match=r"^deploy/deployments/coursehub/config/prod.yaml: proxy.chpp: unknown key"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^deploy/deployments/coursehub/config/prod.yaml: proxy.chpp: unknown key",
+    ):
         load("prod", root=project_copy.root)
 
 
 @pytest.mark.parametrize(
     ("key_path", "null_layer"),
-    [(("singleuser", "uid"), "deploy/deployments/coursehub/config/staging.yaml"),
-     (("singleuser", "storage", "homeMountPath"), "deploy/deployments/coursehub/config/staging.yaml"),
+    [(("singleuser", "uid"), f"{CONFIG}/staging.yaml"),
+     (("singleuser", "storage", "homeMountPath"), f"{CONFIG}/staging.yaml"),
      (("singleuser", "extraLabels", "hub.jupyter.org/network-access-hub"),
-      "deploy/deployments/coursehub/config/common.yaml")],
+      f"{CONFIG}/common.yaml")],
 )  # fmt: skip
 def test_removing_a_chart_default_hub_config_relies_on_is_refused(
     project_copy, key_path, null_layer

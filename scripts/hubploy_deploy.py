@@ -1,0 +1,66 @@
+"""Deploying with hubploy: the chart folder it is handed, and its command.
+
+`hubploy deploy coursehub <chart> <environment>` hands helm the files of
+config/ and secrets/ and nothing else. What the repository generates (the
+course registry as custom.courses, hub-config/ as hub.extraFiles, the course
+images for the pre-puller) travels in the chart folder instead: the pinned
+chart as helm pulls it, with those values added to its own defaults. Helm reads
+a chart's values.yaml first, so the generated layers come before the values
+files, which is also where deployconfig.load puts them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from coursehub_tools.deployconfig import Deployment, load_deployments, merge, prepuller_images
+from coursehub_tools.yamlfiles import ROOT, read_yaml
+
+HELM_TIMEOUT = "10m"
+
+
+def pull_chart_command(into: Path) -> list[str]:
+    chart = load_deployments()["chart"]
+    return [
+        "helm", "pull", chart["name"], "--repo", chart["repository"],
+        "--version", chart["version"], "--untar", "--untardir", str(into),
+    ]  # fmt: skip
+
+
+def pull_chart(into: Path) -> Path:
+    """The pinned chart, downloaded and unpacked into `into`; its folder."""
+    subprocess.run(pull_chart_command(into), check=True)
+    return into / load_deployments()["chart"]["name"]
+
+
+def add_generated_values(deployment: Deployment, chart_folder: Path) -> dict:
+    """Rewrite the chart folder's values.yaml: its defaults, then the generated layers.
+
+    `deployment.layers[1:3]` are the registry and hub-config/ (deployconfig.load);
+    the pre-puller's course images are derived from the merged courses, as the
+    merge does.
+    """
+    values_file = chart_folder / "values.yaml"
+    values = read_yaml(values_file, chart_folder)
+    for layer in deployment.layers[1:3]:
+        values = merge(values, layer.values)
+    values = merge(values, prepuller_images(deployment.values["custom"]["courses"]))
+    values_file.write_text(yaml.safe_dump(values, sort_keys=False))
+    return values
+
+
+def command(deployment: Deployment, chart_folder: Path) -> list[str]:
+    """hubploy's deploy command for `deployment`, run in `hubploy_root()`."""
+    project = load_deployments()["hubploy"]["deployment"]
+    environment = deployment.spec["hubploy"]
+    return [
+        "hubploy", "deploy", project, str(chart_folder), environment,
+        "--timeout", HELM_TIMEOUT, "--cleanup-on-fail",
+    ]  # fmt: skip
+
+
+def hubploy_root(root: Path = ROOT) -> Path:
+    return root / load_deployments(root)["hubploy"]["root"]
