@@ -45,6 +45,14 @@ TEST_SERVICE = "cluster-tests"
 TEST_TOKEN_FILE = ROOT / ".localhub" / "cluster-tests.token"
 # `plan` prints the cluster services' manifests after this line, as YAML documents.
 MANIFESTS_HEADER = "# the cluster services' manifests (applied before the chart):"
+RUNTIME_LAYER = "runtime (scripts/cluster.py)"
+# What kind and staging carry for the cluster tests and nothing else does:
+# the service, its role, and the group that spares its users the GitHub check.
+SMOKE_TEST_KEYS = (
+    f"hub.services.{TEST_SERVICE}",
+    f"hub.loadRoles.{TEST_SERVICE}",
+    "custom.github.smokeTestGroup",
+)
 
 
 class DeployError(Exception):
@@ -113,44 +121,22 @@ def _pool_flags(pool: dict) -> list[str]:
     return flags
 
 
-def test_service_layer(token: str) -> Layer:
-    """A service token for the cluster tests, only on a throwaway cluster.
-
-    The test users are made through the REST API, not by logging in with
-    GitHub, so they have no GitHub token for the re-check before a server
-    starts (Authenticator.refresh_pre_spawn), which would refuse them ("auth
-    has expired", 403). It is off here only; the re-check itself is tested
-    against the local GitHub stand-in (tests/test_authentication.py).
-    """
-    values = {
-        "hub": {
-            "config": {"Authenticator": {"refresh_pre_spawn": False}},
-            "services": {TEST_SERVICE: {"apiToken": token}},
-            "loadRoles": {
-                TEST_SERVICE: {
-                    "scopes": [
-                        "admin:users",
-                        "admin:servers",
-                        "admin:groups",
-                        "read:hub",
-                        "access:servers",
-                    ],
-                    "services": [TEST_SERVICE],
-                }
-            },
-        }
-    }
-    return Layer("runtime (scripts/cluster.py)", values)
-
-
 def runtime_layers(name: str) -> list[Layer]:
-    """What only a deploy run adds: on the throwaway kind cluster, the test service's token."""
-    if name != "kind":
+    """What only a deploy run adds: the cluster-tests service's token, where the
+    values define that service (kind, staging).
+
+    A new token for each checkout, kept in .localhub/ for the cluster tests that
+    run after the deploy; never committed, so the service answers only to the
+    job that deployed.
+    """
+    if TEST_SERVICE not in load(name).values["hub"].get("services", {}):
         return []
     TEST_TOKEN_FILE.parent.mkdir(exist_ok=True)
     if not TEST_TOKEN_FILE.exists():
         TEST_TOKEN_FILE.write_text(secrets.token_hex(32))
-    return [test_service_layer(TEST_TOKEN_FILE.read_text().strip())]
+    token = TEST_TOKEN_FILE.read_text().strip()
+    values = {"hub": {"services": {TEST_SERVICE: {"apiToken": token}}}}
+    return [Layer(RUNTIME_LAYER, values)]
 
 
 def deployed(name: str, *, decrypt: bool) -> Deployment:
@@ -188,8 +174,15 @@ def cluster_ip_command(namespace: str, service: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _run(command: list[str], stdin: str | None = None, cwd: Path | None = None) -> None:
-    print("+", shlex.join(command), flush=True)
+def _runtime_token(layers: list[Layer]) -> str | None:
+    return layers[0].values["hub"]["services"][TEST_SERVICE]["apiToken"] if layers else None
+
+
+def _run(
+    command: list[str], stdin: str | None = None, cwd: Path | None = None, secret: str | None = None
+) -> None:
+    shown = shlex.join(command)
+    print("+", shown.replace(secret, "<token>") if secret else shown, flush=True)
     subprocess.run(command, input=stdin, text=True, check=True, cwd=cwd)
 
 

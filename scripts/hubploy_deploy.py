@@ -12,11 +12,18 @@ files, which is also where deployconfig.load puts them.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
-from coursehub_tools.deployconfig import Deployment, load_deployments, merge, prepuller_images
+from coursehub_tools.deployconfig import (
+    Deployment,
+    Layer,
+    load_deployments,
+    merge,
+    prepuller_images,
+)
 from coursehub_tools.yamlfiles import ROOT, read_yaml
 
 HELM_TIMEOUT = "10m"
@@ -52,14 +59,35 @@ def add_generated_values(deployment: Deployment, chart_folder: Path) -> dict:
     return values
 
 
-def command(deployment: Deployment, chart_folder: Path) -> list[str]:
-    """hubploy's deploy command for `deployment`, run in `hubploy_root()`."""
+def command(deployment: Deployment, chart_folder: Path, runtime: Sequence[Layer] = ()) -> list[str]:
+    """hubploy's deploy command for `deployment`, run in `hubploy_root()`.
+
+    `runtime` layers (a deploy run's own values, such as the cluster tests'
+    token) become --set-string flags, which hubploy passes on to helm.
+    """
     project = load_deployments()["hubploy"]["deployment"]
     environment = deployment.spec["hubploy"]
+    flags = [
+        arg
+        for layer in runtime
+        for key, value in dotted(layer.values).items()
+        for arg in ("--set-string", f"{key}={value}")
+    ]
     return [
         "hubploy", "deploy", project, str(chart_folder), environment,
-        "--timeout", HELM_TIMEOUT, "--cleanup-on-fail",
+        "--timeout", HELM_TIMEOUT, "--cleanup-on-fail", *flags,
     ]  # fmt: skip
+
+
+def dotted(values: dict, prefix: str = "") -> dict[str, str]:
+    """{"a": {"b": "c"}} as {"a.b": "c"}: helm's --set-string keys."""
+    flat: dict[str, str] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = str(value)
+    return flat
 
 
 def hubploy_root(root: Path = ROOT) -> Path:

@@ -11,7 +11,7 @@ import base64
 import json
 import time
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -303,6 +303,28 @@ def test_a_start_right_after_login_does_not_ask_github_again(hub_factory, tmp_pa
     # The stand-in logs each call into the hub's log: the login's teams call only.
     log = next(tmp_path.glob("hub*.log")).read_text()
     assert log.count("GET /api/v3/user/teams") == 1
+
+
+def test_only_the_smoke_test_group_starts_without_a_github_check(hub_factory, teams):
+    """The deploy pipeline's test users come through the REST API, with no GitHub token:
+    in custom.github.smokeTestGroup they start; a user made the same way outside it
+    is refused, as the GitHub re-check before each start refuses anyone it cannot ask."""
+    smoke = "smoke-tests"
+    api_hub = hub_factory(
+        extra_values=[RECHECK_AT_EVERY_START, {"custom": {"github": {"smokeTestGroup": smoke}}}]
+    )
+    for group, users in ((teams.students, ["probe", "stranger"]), (smoke, ["probe"])):
+        api_hub.api("POST", f"/groups/{quote(group, safe='')}")
+        for user in users:
+            api_hub.api("POST", f"/users/{user}")
+        joined = api_hub.api(
+            "POST", f"/groups/{quote(group, safe='')}/users", json={"users": users}
+        )
+        assert joined.status_code == 200, joined.text
+    assert api_hub.api("POST", "/users/probe/server").status_code in (201, 202)
+    refused = api_hub.api("POST", "/users/stranger/server")
+    assert refused.status_code == 403, refused.text
+    assert "login again" in refused.json()["message"]
 
 
 def test_removed_student_loses_the_session_at_auth_refresh(hub_factory, teams):
