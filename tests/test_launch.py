@@ -313,3 +313,60 @@ def test_browser_follows_a_course_link_to_the_notebook(course_hub, browser):
             (By.CSS_SELECTOR, ".jp-NotebookPanel .jp-RenderedMarkdown"), TITLE
         )
     )
+
+
+RUNNING_REFUSED = [r for r in REFUSED if r[0] in ("elsewhere", "dotdot", "future", "image-name")]
+
+
+@pytest.fixture(scope="module")
+def running_student(course_hub):
+    """sky, logged in, with the base course's server running."""
+    hub = course_hub
+    login = login_with_standin(hub.url, "sky", next_url=link(hub.registry.base["slug"]))
+    wait(lambda: (server(hub, "sky") or {}).get("ready"), what="sky's server ready")
+    return login.session
+
+
+@pytest.mark.hub
+@pytest.mark.parametrize(
+    ("make_url", "status", "message"),
+    [r[1:] for r in RUNNING_REFUSED],
+    ids=[r[0] for r in RUNNING_REFUSED],
+)
+def test_a_bad_link_is_refused_while_the_server_runs_too(
+    course_hub, running_student, make_url, status, message
+):
+    hub = course_hub
+    before = server(hub, "sky")
+    page = running_student.get(f"{hub.url}{make_url(hub.registry.base['slug'])}", timeout=60)
+    assert page.status_code == status
+    assert message in html.unescape(page.text)
+    assert server(hub, "sky")["user_options"] == before["user_options"], "nothing changed"
+
+
+@pytest.mark.hub
+def test_a_good_link_opens_its_notebook_in_the_running_server(course_hub, running_student):
+    hub, notebook = course_hub, course_hub.registry.notebook
+    url = link(hub.registry.base["slug"], PREFIX + quote(notebook))
+    landed = running_student.get(f"{hub.url}{url}", timeout=60)
+    assert landed.status_code == 200
+    assert landed.url == f"{hub.url}/user/sky/lab/tree/{notebook}"
+    plain = running_student.get(f"{hub.url}/hub/spawn", timeout=60)
+    assert plain.url.startswith(f"{hub.url}/user/sky/"), "no link: JupyterHub's own redirect"
+
+
+@pytest.mark.hub
+def test_a_link_for_another_course_says_which_runs_and_how_to_switch(course_hub):
+    hub = course_hub
+    courses = {c.slug: c for c in open_courses_for(hub, hub.registry.instructors)}
+    running, other = hub.registry.base["slug"], "staff-only"
+    assert {running, other} <= set(courses), "the instructor may start both"
+    login = login_with_standin(hub.url, "tara", next_url=link(running))
+    wait(lambda: (server(hub, "tara") or {}).get("ready"), what="tara's server ready")
+    page = login.session.get(f"{hub.url}{link(other)}", timeout=60)
+    assert page.status_code == 409
+    text = html.unescape(page.text)
+    assert f"running {courses[running].title}" in text
+    assert f"This link is for {courses[other].title}" in text
+    assert 'href="/hub/home"' in page.text
+    assert server(hub, "tara")["user_options"] == {"profile": running}, "still the first course"

@@ -13,6 +13,7 @@ import time
 from oauthenticator.github import GitHubOAuthenticator
 from traitlets import Bool, Callable, Float, Unicode
 
+from coursehub.launch_handler import CourseLinksMixin
 from coursehub.login_errors import LoginCallbackHandler, LoginRefused
 from coursehub.unix_ids import unix_ids
 
@@ -44,7 +45,7 @@ def authenticator_config(github: dict) -> dict:
     }
 
 
-class CoursehubGitHubOAuthenticator(GitHubOAuthenticator):
+class CoursehubGitHubOAuthenticator(CourseLinksMixin, GitHubOAuthenticator):
     """GitHubOAuthenticator that re-checks team membership at every auth refresh,
     refuses with a page that says why, and can run servers with GitHub's numeric ids."""
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 from tmpauthenticator import TmpAuthenticator
 from traitlets import List, Unicode, default
 
+from coursehub.launch_handler import CourseLinksMixin
 
-class GuestTmpAuthenticator(TmpAuthenticator):
+
+class GuestTmpAuthenticator(CourseLinksMixin, TmpAuthenticator):
     """TmpAuthenticator whose users belong to `guest_groups`."""
 
     guest_groups = List(
