@@ -80,8 +80,11 @@ def wait_for_server(
     """Follow the hub until the user's JupyterLab answers through the proxy."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = session.get(f"{hub_url}/user/{user}/lab", timeout=30)
-        if response.status_code == 200 and f"/user/{user}/lab" in response.url:
+        try:
+            response = session.get(f"{hub_url}/user/{user}/lab", timeout=30)
+        except requests.ConnectionError:
+            response = None  # the proxy is not listening (yet, or again)
+        if response and response.status_code == 200 and f"/user/{user}/lab" in response.url:
             return response
         time.sleep(0.5)
     raise TimeoutError(f"{user}'s server did not become ready within {timeout:.0f} s")

@@ -234,6 +234,16 @@ class LocalHub:
         self.stop()
         raise LocalHubError(f"JupyterHub did not answer on {self.url} within {timeout:.0f} s")
 
+    def snapshot(self) -> dict:
+        """What a fault or a hostile request must not change: users, groups, tokens, servers."""
+        users = {
+            user["name"]: (sorted(user["groups"]), user["admin"], sorted(user["servers"]))
+            for user in self.api("GET", "/users").json()
+        }
+        groups = {g["name"]: sorted(g["users"]) for g in self.api("GET", "/groups").json()}
+        tokens = {name: len(self.api("GET", f"/users/{name}/tokens").json()) for name in users}
+        return {"users": users, "groups": groups, "tokens": tokens}
+
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         """Call the hub's REST API as the local operator service."""
         headers = {"Authorization": f"token {self.operator_token}", **kwargs.pop("headers", {})}

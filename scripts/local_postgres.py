@@ -16,8 +16,8 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from coursehub_tools.local_hub import free_port
@@ -31,6 +31,8 @@ class PostgresUnavailable(Exception):
 class Database:
     url: str
     password: str
+    # Stops and starts the server, as a database maintenance or failover would.
+    restart: Callable[[], None] = field(compare=False, repr=False)
 
     def hub_db(self, values: dict) -> dict:
         """hub.db from a deployment's merged values, pointed at this server."""
@@ -75,14 +77,25 @@ def throwaway_postgres() -> Iterator[Database]:
     # Local socket connections (this module) are trusted; TCP (the hub) needs the password.
     run(str(bindir / "initdb"), "-D", str(data / "db"), "--username=postgres",
         "--auth-local=trust", "--auth-host=scram-sha-256")  # fmt: skip
-    run(str(bindir / "pg_ctl"), "-D", str(data / "db"), "-w", "-l", str(data / "log"),
-        "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")  # fmt: skip
+    # -w waits for the server; -l keeps its output off our pipes; restart reuses -o.
+    ctl = [
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data / "db"),
+        "-w",
+        "-m",
+        "fast",
+        "-l",
+        str(data / "log"),
+    ]
+    run(*ctl, "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")
     try:
         sql = f"CREATE ROLE jupyterhub LOGIN PASSWORD '{password}'; "
         run("psql", "-h", str(data), "-p", str(port), "-U", "postgres", "-c", sql)
         run("createdb", "-h", str(data), "-p", str(port), "-U", "postgres", "-O", "jupyterhub",
             "jupyterhub")  # fmt: skip
-        yield Database(f"postgresql://jupyterhub@127.0.0.1:{port}/jupyterhub", password)
+        url = f"postgresql://jupyterhub@127.0.0.1:{port}/jupyterhub"
+        yield Database(url, password, restart=lambda: run(*ctl, "restart"))
     finally:
-        run(str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop")
+        run(*ctl, "stop")
         shutil.rmtree(data, ignore_errors=True)

@@ -6,12 +6,10 @@ scripts/hub_restart.py at a small size; `nox -s loadtest` runs it with
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from coursehub_tools.hub_restart import RETURNING_STUDENTS, restart_with
-from coursehub_tools.localhub.supervisor import processes_marked
+from coursehub_tools.localhub.supervisor import command_line, processes_marked
 
 pytestmark = pytest.mark.hub
 
@@ -28,16 +26,11 @@ def test_a_killed_hub_comes_back_with_every_user_and_server(local_hub_pieces, tm
 def test_nothing_a_killed_hub_started_outlives_the_local_hub(hub_factory):
     hub = hub_factory()
     marker = hub.marker
-    culler = [pid for pid in processes_marked(marker) if "jupyterhub_idle_culler" in cmdline(pid)]
+    culler = [
+        pid for pid in processes_marked(marker) if "jupyterhub_idle_culler" in command_line(pid)
+    ]
     assert len(culler) == 1, "the culler service carries the local hub's marker"
     hub.kill_hub()
     hub.start_hub()
     assert hub.stop() == [culler[0]], "the orphaned culler was found and stopped"
     assert processes_marked(marker) == []
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
-    except OSError:
-        return ""

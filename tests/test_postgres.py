@@ -39,3 +39,19 @@ def test_hub_keeps_users_in_postgres_as_staging_does(postgres, hub_factory):
     assert not (hub.state_dir / "jupyterhub.sqlite").exists(), (
         "no SQLite file when hub.db says postgres"
     )
+
+
+def test_the_hub_carries_on_when_postgres_restarts_under_it(postgres, hub_factory):
+    hub = hub_factory(extra_values={"hub": {"db": postgres.hub_db(load("staging").values)}})
+    sam = login_with_standin(hub.url, "sam")
+    wait_for_server(sam.session, hub.url, "sam")
+    before = hub.snapshot()
+    postgres.restart()
+    # The first query after the restart may find its pooled connection gone;
+    # the hub must answer again at once, with everything it had.
+    answers = [hub.api("GET", "/users").status_code for _ in range(3)]
+    assert answers[-1] == 200, answers
+    assert hub.snapshot() == before
+    sky = login_with_standin(hub.url, "sky")
+    wait_for_server(sky.session, hub.url, "sky")
+    assert wait_for_server(sam.session, hub.url, "sam").status_code == 200

@@ -52,6 +52,14 @@ def processes_marked(marker: str) -> list[int]:
     return found
 
 
+def command_line(pid: int) -> str:
+    """A process's command line, words joined by spaces; empty once it has gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
 @dataclass
 class Supervisor:
     """Starts processes with the marker; `stop` ends them all."""
