@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from coursehub_tools import chart, chart_parity
+from coursehub_tools.cluster import deployed
 from coursehub_tools.deployconfig import load
 from coursehub_tools.localhub.chart_values import (
     DECLARED_DIFFERENCES,
@@ -73,7 +74,8 @@ def cases(values: dict) -> list[dict]:
 def test_chart_and_emulation_agree(cluster_deployment, helm, chart_dir, tmp_path):
     import kubernetes_validate
 
-    deployment = load(cluster_deployment)
+    # As a deploy run has it: with the cluster tests' token where that service exists.
+    deployment = deployed(cluster_deployment, decrypt=False)
     spec = deployment.spec
     values_file = tmp_path / "values.yaml"
     values_file.write_text(yaml.safe_dump(deployment.helm_values))
@@ -117,3 +119,37 @@ def _without(values: dict, paths) -> dict:
             node = node.get(part, {})
         node.pop(last, None)
     return trimmed
+
+
+# Private ranges and the metadata server: what a user pod must not reach unless a
+# rule of the chart lets it (the hub, DNS).
+CLOSED_TO_USERS = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.169.254/32"}
+
+
+def test_the_charts_network_policies_keep_users_apart(
+    cluster_deployment, helm, chart_dir, tmp_path
+):
+    """The NetworkPolicies the chart renders from our values (GKE enforces them with
+    Dataplane V2): a user pod takes traffic only from the proxy and the hub, and its
+    open egress leaves out private addresses and the metadata server."""
+    deployment = load(cluster_deployment)
+    spec = deployment.spec
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(deployment.helm_values))
+    objects = chart_parity.render(helm, chart_dir, spec["release"], spec["namespace"], values_file)
+    policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
+    assert {"hub", "proxy", "singleuser"} <= set(policies)
+    singleuser = policies["singleuser"]
+    assert singleuser["podSelector"]["matchLabels"]["component"] == "singleuser-server"
+    sources = [peer for rule in singleuser["ingress"] for peer in rule["from"]]
+    assert sources and all(
+        peer["podSelector"]["matchLabels"] == {"hub.jupyter.org/network-access-singleuser": "true"}
+        for peer in sources
+    )
+    open_egress = [
+        peer["ipBlock"]
+        for rule in singleuser["egress"]
+        for peer in rule.get("to", [])
+        if peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0"
+    ]
+    assert open_egress and all(set(b.get("except", [])) >= CLOSED_TO_USERS for b in open_egress)
