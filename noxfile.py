@@ -75,12 +75,14 @@ def hub(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    """ruff for Python, yamllint for YAML, and every deployment's values merged and checked."""
+    """ruff, yamllint, every deployment's values merged and checked, and the workflows."""
     install(session, "lint", "hub")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("yamllint", "--strict", ".")
     session.run("coursehub-config", "check")
+    session.run("actionlint")
+    session.run("coursehub-workflows", "check")
 
 
 @nox.session(python="3.11")

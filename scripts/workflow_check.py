@@ -1,0 +1,136 @@
+"""The deploy order the workflows promise, checked before they run.
+
+actionlint checks that the workflows are valid GitHub Actions; this checks what
+only this project knows, for every deployment hubploy deploys
+(deploy/deployments.yaml):
+- a job that deploys prod needs, directly or through other jobs, a job that
+  deploys staging and then runs the cluster tests against it;
+- a deploy job runs only for a commit whose CI passed: its workflow is started
+  by the ci workflow's completion and the job (or one it needs) requires that
+  run's success;
+- deploys never overlap: the job or its workflow has a `concurrency` group.
+
+    coursehub-workflows check      # every file in .github/workflows/
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from coursehub_tools.deployconfig import load_deployments
+from coursehub_tools.yamlfiles import ROOT, ConfigError, relative
+
+WORKFLOWS = ".github/workflows"
+CI_WORKFLOW = "ci"
+CI_PASSED = re.compile(r"github\.event\.workflow_run\.conclusion\s*==\s*'success'")
+
+
+def deploys(job: dict[str, Any], deployment: str) -> bool:
+    return any(
+        re.search(rf"nox -s deploy -- {re.escape(deployment)}\b", step.get("run", ""))
+        for step in job.get("steps", [])
+    )
+
+
+def smoke_tests_after_deploy(job: dict[str, Any], deployment: str) -> bool:
+    """The job deploys `deployment`, then runs the cluster tests against it."""
+    runs = [step.get("run", "") for step in job.get("steps", [])]
+    deployed = [i for i, run in enumerate(runs) if deploys({"steps": [{"run": run}]}, deployment)]
+    return bool(deployed) and any(
+        f"COURSEHUB_CLUSTER={deployment}" in run and "-m cluster" in run
+        for run in runs[deployed[0] + 1 :]
+    )
+
+
+def needed(jobs: dict[str, Any], name: str) -> set[str]:
+    """Every job `name` needs, directly or through others."""
+    found: set[str] = set()
+    todo = [name]
+    while todo:
+        needs = jobs.get(todo.pop(), {}).get("needs", [])
+        for need in [needs] if isinstance(needs, str) else needs:
+            if need not in found:
+                found.add(need)
+                todo.append(need)
+    return found
+
+
+def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
+    # YAML 1.1 reads the key `on` as True.
+    on = workflow.get("on", workflow.get(True, {}))
+    return {on: None} if isinstance(on, str) else dict.fromkeys(on) if isinstance(on, list) else on
+
+
+def problems(path: Path, workflow: dict[str, Any], canary: str, last: str) -> Iterator[str]:
+    jobs = workflow.get("jobs", {})
+    started_by_ci = CI_WORKFLOW in (triggers(workflow).get("workflow_run") or {}).get(
+        "workflows", []
+    )
+    for name, job in jobs.items():
+        deployed = [d for d in (canary, last) if deploys(job, d)]
+        if not deployed:
+            continue
+        where = f"{path}: jobs.{name}"
+        gates = [job, *(jobs.get(n, {}) for n in needed(jobs, name))]
+        if not (started_by_ci and any(CI_PASSED.search(str(g.get("if", ""))) for g in gates)):
+            yield (
+                f"{where}: deploys {', '.join(deployed)} without waiting for CI: start the "
+                f"workflow on workflow_run of {CI_WORKFLOW!r} and require "
+                "github.event.workflow_run.conclusion == 'success'"
+            )
+        if "concurrency" not in job and "concurrency" not in workflow:
+            yield f"{where}: deploys without a concurrency group, so two deploys could overlap"
+        if last in deployed and not any(
+            smoke_tests_after_deploy(jobs[n], canary) for n in needed(jobs, name) if n in jobs
+        ):
+            yield (
+                f"{where}.needs: deploys {last} without a job it needs that deploys {canary} "
+                f"and then runs the cluster tests (COURSEHUB_CLUSTER={canary} ... -m cluster)"
+            )
+
+
+def canary_and_last(root: Path = ROOT) -> tuple[str, str]:
+    """The deployments hubploy deploys as staging and as prod, from deploy/deployments.yaml."""
+    by_environment = {
+        entry["hubploy"]: name
+        for name, entry in load_deployments(root)["deployments"].items()
+        if "hubploy" in entry
+    }
+    return by_environment["staging"], by_environment["prod"]
+
+
+def check(folder: Path, root: Path = ROOT) -> list[str]:
+    canary, last = canary_and_last(root)
+    found = []
+    for path in sorted(folder.glob("*.y*ml")):
+        workflow = yaml.safe_load(path.read_text()) or {}
+        found.extend(problems(relative(path, root), workflow, canary, last))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["check"])
+    parser.add_argument("--folder", type=Path, default=ROOT / WORKFLOWS)
+    args = parser.parse_args(argv)
+    try:
+        found = check(args.folder)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for problem in found:
+        print(f"error: {problem}", file=sys.stderr)
+    if not found:
+        print(f"{relative(args.folder, ROOT)}: deploys wait for CI, prod waits for staging's tests")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
