@@ -157,15 +157,11 @@ def course_demand(slug: str, entry: Mapping[str, Any]) -> CourseDemand:
     for key, high in (("arrivalMinutes", math.inf), ("classHours", 24)):
         if not 0 < planning[key] <= high:
             raise ConfigError(f"{at}.{key}: {planning[key]!r} must be above 0 and at most {high}")
-    resources = entry["resources"]
     return CourseDemand(
         slug=slug,
         start=_date(entry["start"], f"{where}.start"),
         end=_date(entry["end"], f"{where}.end"),
-        requests=Requests(
-            memory=memory_bytes(resources["memory"]["guarantee"], f"{where}.resources"),
-            cpu=cpu_cores(resources["cpu"]["guarantee"], f"{where}.resources"),
-        ),
+        requests=course_requests(slug, entry),
         students=students,
         peak_share=share,
         arrival_minutes=planning["arrivalMinutes"],
@@ -173,6 +169,29 @@ def course_demand(slug: str, entry: Mapping[str, Any]) -> CourseDemand:
         class_hours=planning["classHours"],
         image_bytes=memory_bytes(planning["imageSize"], f"{at}.imageSize"),
     )
+
+
+def course_requests(slug: str, entry: Mapping[str, Any]) -> Requests:
+    """What one server of the course asks the scheduler for: its guarantees."""
+    where, resources = f"custom.courses.{slug}.resources", entry["resources"]
+    return Requests(
+        memory=memory_bytes(resources["memory"]["guarantee"], where),
+        cpu=cpu_cores(resources["cpu"]["guarantee"], where),
+    )
+
+
+def server_requests(values: Mapping[str, Any]) -> dict[str, Requests]:
+    """Every kind of user server a deployment starts, by where its guarantees are set."""
+    single = values["singleuser"]
+    found = {
+        "singleuser": Requests(
+            memory=memory_bytes(single["memory"].get("guarantee") or 0, "singleuser.memory"),
+            cpu=cpu_cores(single["cpu"].get("guarantee") or 0, "singleuser.cpu"),
+        )
+    }
+    for slug, entry in values["custom"]["courses"].items():
+        found[f"custom.courses.{slug}"] = course_requests(slug, entry)
+    return found
 
 
 def placeholder_requests(values: Mapping[str, Any]) -> Requests:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from coursehub_tools import cluster_services, hubploy_deploy
+from coursehub_tools import cluster_services, gke, hubploy_deploy
 from coursehub_tools.deployconfig import (
     DEPLOYMENTS_FILE,
     ROOT,
@@ -88,37 +88,10 @@ def cluster_commands(name: str) -> list[list[str]]:
     if spec.get("kind") == "Cluster":
         return [["kind", "create", "cluster", "--config", cluster_file]]
     if spec["provider"] == "gke":
-        return gke_commands(spec)
+        return [command for _, section in gke.commands(name) for command in section]
     raise ConfigError(
         f"{cluster_file}: unknown cluster kind; expected kind's Cluster or provider: gke"
     )
-
-
-def gke_commands(spec: dict) -> list[list[str]]:
-    where = ["--project", spec["project"], "--zone", spec["zone"]]
-    core, *others = spec["nodePools"]
-    commands = [[
-        "gcloud", "container", "clusters", "create", spec["name"], *where,
-        "--release-channel", spec["releaseChannel"], *_pool_flags(core),
-    ]]  # fmt: skip
-    for pool in others:
-        commands.append([
-            "gcloud", "container", "node-pools", "create", pool["name"],
-            "--cluster", spec["name"], *where, *_pool_flags(pool),
-        ])  # fmt: skip
-    return commands
-
-
-def _pool_flags(pool: dict) -> list[str]:
-    flags = [
-        "--machine-type", pool["machineType"], "--enable-autoscaling",
-        "--num-nodes", str(pool["minNodes"]),
-        "--min-nodes", str(pool["minNodes"]), "--max-nodes", str(pool["maxNodes"]),
-        "--node-labels", ",".join(f"{k}={v}" for k, v in pool["labels"].items()),
-    ]  # fmt: skip
-    if pool.get("taints"):
-        flags += ["--node-taints", ",".join(pool["taints"])]
-    return flags
 
 
 def runtime_layers(name: str) -> list[Layer]:
@@ -243,7 +216,7 @@ def plan(name: str) -> None:
     objects = cluster_services.manifests(deployment)
     print("# create the cluster (once):")
     for command in cluster_commands(name):
-        print(shlex.join(command))
+        print(gke.shown(command))
     if objects:
         service = cluster_services.nfs_service(deployment)
         print("# the database and the shared-data server (every change, before the chart):")

@@ -249,6 +249,11 @@ def check_values(deployment: Deployment, root: Path = ROOT) -> None:
             raise ConfigError(f"{source}: {'.'.join(prefix)}.slug: must be {slug!r}")
 
 
+def check_document(data: Any, schema: dict[str, Any], source: str) -> None:
+    """One file against its schema, with deployconfig's one-line errors naming `source`."""
+    _check(data, schema, [Layer(source, data)])
+
+
 def _check(
     instance: Any,
     schema: dict[str, Any],
