@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,15 +50,20 @@ def offline_secret(key: str) -> str:
     return hashlib.sha256(f"offline {key}".encode()).hexdigest()
 
 
-def hub_config(mounted_values: dict, work: Path) -> Config:
-    """The hub's traitlets config for a deployment's mounted values, as the chart builds it."""
+def hub_config(
+    mounted_values: dict, work: Path, get_secret: Callable[[str], str] = offline_secret
+) -> Config:
+    """The hub's traitlets config for a deployment's mounted values, as the chart builds it.
+
+    `get_secret` stands for the values helm generates into the hub's Secret.
+    """
     values_file = work / "values.yaml"
     values_file.write_text(yaml.safe_dump(mounted_values))
     # The chart mounts the values where coursehub.values looks; here the same
     # reader is pointed at this deployment's file instead.
     hub_values.read_values_from(values_file)
     config = Config()
-    apply_chart_values(config, hub_values.get_config, offline_secret)
+    apply_chart_values(config, hub_values.get_config, get_secret)
     config_d = ROOT / load_deployments()["hubConfig"]["source"] / "jupyterhub_config.d"
     run_config_d(config, hub_values.get_config, config_d)
     use_offline_kubeconfig(work)

@@ -93,7 +93,8 @@ def test_chart_and_emulation_agree(cluster_deployment, helm, chart_dir, tmp_path
     )
 
     theirs = chart_parity.run_in_subprocess(root, env, cases(mounted))
-    config = hub_config(mounted, tmp_path)
+    # The secrets helm generated (service tokens among them), as the chart's hub reads them.
+    config = hub_config(mounted, tmp_path, lambda key: (root / "secret" / key).read_text())
     ours = {"config": chart_parity.plain(config), "pods": chart_parity.pods(config, cases(mounted))}
     assert (
         chart_parity.differences(

@@ -121,6 +121,8 @@ LOCAL_SPAWNERS = {
 
 CLUSTER_ONLY_KEYS = (
     "hub.extraFiles",  # laid out as files by scripts/local_hub.py instead
+    "hub.service",
+    "hub.networkPolicy",
     "singleuser.image",
     "singleuser.memory",
     "singleuser.cpu",
