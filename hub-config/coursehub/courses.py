@@ -13,6 +13,9 @@ from datetime import date
 
 INSTRUCTOR = "instructor"
 STUDENT = "student"
+# Lifecycle states (deploy/schema/course.schema.yaml): students may start a
+# DEPLOYED course, instructors also an ACCEPTED one to prepare it.
+DEPLOYED, ACCEPTED = "DEPLOYED", "ACCEPTED"
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Course:
     content_repo: str | None = None
     content_branch: str | None = None
     default_notebook: str | None = None
+    state: str = DEPLOYED
 
     @classmethod
     def from_values(cls, entry: Mapping) -> Course:
@@ -47,6 +51,7 @@ class Course:
             content_repo=content.get("repo"),
             content_branch=content.get("branch"),
             default_notebook=entry.get("defaultNotebook"),
+            state=(entry.get("lifecycle") or {}).get("state", DEPLOYED),
         )
 
     def role(self, groups: Iterable[str]) -> str | None:
@@ -62,8 +67,10 @@ class Course:
         """Why someone with `role` cannot start the course `today`, or None if they can.
 
         Instructors may start a course before its start date to prepare and test
-        it; nobody may after its end date.
+        it, once it is accepted; nobody may after its end date.
         """
+        if self.state not in (DEPLOYED, ACCEPTED) or (role == STUDENT and self.state != DEPLOYED):
+            return f"{self.title} ({self.slug}) is not open on this hub ({self.state.lower()})."
         if today > self.end:
             return f"{self.title} ({self.slug}) closed on {self.end.isoformat()}."
         if role == STUDENT and today < self.start:

@@ -1,0 +1,205 @@
+"""The dispatcher: what each course's state and dates call for now, done step by step.
+
+    coursehub-dispatch --dry-run                     # the plan, nothing done
+    coursehub-dispatch --hub URL --homes DIR         # do it (token in $COURSEHUB_HUB_TOKEN)
+
+- An ACCEPTED course whose start has come is marked DEPLOYED. That is a commit to
+  the registry; deployed by CI, it offers the course and pre-pulls its image.
+- A DEPLOYED course whose end has passed is degraded: its running servers are
+  stopped, each member's home is archived, then it is marked DEGRADED, which
+  hides it.
+Every step can run again after a crash between two steps: stopping a stopped
+server does nothing, an archive already written is kept, and the state is
+written last. A step that fails marks the course FAILED with the reason.
+Run on a schedule (see the chapter "Running a course").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tarfile
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from coursehub.courses import Course, load_courses, open_to
+from coursehub_tools import course_lifecycle as lifecycle
+from coursehub_tools.deployconfig import COURSES_DIR
+from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml
+
+TOKEN_ENV = "COURSEHUB_HUB_TOKEN"
+
+
+@dataclass(frozen=True)
+class Step:
+    slug: str
+    action: str  # "deploy" or "degrade"
+    why: str
+
+
+def registry(root: Path = ROOT) -> dict[str, Any]:
+    return {
+        path.stem: read_yaml(path, root) for path in sorted((root / COURSES_DIR).glob("*.yaml"))
+    }
+
+
+def plan(courses: dict[str, Any], today: date) -> list[Step]:
+    steps = []
+    for slug, course in courses.items():
+        state = (course.get("lifecycle") or {}).get("state", lifecycle.DEPLOYED)
+        start, end = (date.fromisoformat(str(course[key])) for key in ("start", "end"))
+        if state == lifecycle.ACCEPTED and start <= today <= end:
+            steps.append(Step(slug, "deploy", f"its start, {start}, has come"))
+        elif state == lifecycle.DEPLOYED and "lifecycle" in course and today > end:
+            steps.append(Step(slug, "degrade", f"it ended on {end}"))
+    return steps
+
+
+@dataclass
+class Hub:
+    """The hub's REST API, as a service whose role can list, stop and read groups."""
+
+    url: str
+    token: str
+
+    def call(self, method: str, path: str) -> requests.Response:
+        response = requests.request(
+            method,
+            f"{self.url}/hub/api{path}",
+            headers={"Authorization": f"token {self.token}"},
+            timeout=60,
+        )
+        response.raise_for_status()
+        return response
+
+    def members(self, groups: list[str]) -> list[str]:
+        found = set()
+        for group in groups:
+            response = requests.get(
+                f"{self.url}/hub/api/groups/{quote(group, safe='')}",
+                headers={"Authorization": f"token {self.token}"},
+                timeout=60,
+            )
+            if response.status_code == 404:
+                continue  # nobody of that team has logged in yet
+            response.raise_for_status()
+            found.update(response.json()["users"])
+        return sorted(found)
+
+    def running(self, slug: str, courses: list[Course]) -> list[str]:
+        users = self.call("GET", "/users?state=active").json()
+        return [user["name"] for user in users if runs(user, slug, courses)]
+
+
+def runs(user: dict, slug: str, courses: list[Course]) -> bool:
+    """Whether the user's server runs course `slug`, as the spawner chose it."""
+    server = user["servers"].get("") or {}
+    if not server or server.get("pending") == "stop":
+        return False  # not running, or already being stopped (a stop is answered at once)
+    chosen = (server.get("user_options") or {}).get("profile")
+    if chosen:
+        return chosen == slug
+    # No course named (one open, no form): the spawner took the first course
+    # open to the user on the day the server started (CourseSpawner.chosen_profile).
+    started = date.fromisoformat(server["started"][:10])
+    first = open_to(courses, user["groups"], started)[:1]
+    return [course.slug for course in first] == [slug]
+
+
+def archive_home(home: Path, into: Path) -> Path | None:
+    """home as into/<user>.tar.gz, written whole or not at all; kept if there already."""
+    target = into / f"{home.name}.tar.gz"
+    if target.exists() or not home.is_dir():
+        return None
+    into.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    with tarfile.open(partial, "w:gz") as tar:
+        tar.add(home, arcname=home.name)
+    partial.replace(target)
+    return target
+
+
+def degrade(step: Step, registry_entries: dict, hub: Hub, homes: Path, archive: Path) -> list[str]:
+    """Stop the course's servers, then archive its members' homes; both safe to repeat."""
+    done = []
+    course = registry_entries[step.slug]
+    courses = load_courses({slug: entry for slug, entry in registry_entries.items()})
+    for user in hub.running(step.slug, courses):
+        hub.call("DELETE", f"/users/{quote(user)}/server")
+        done.append(f"stopped {user}'s server")
+    groups = course["groups"]["students"] + course["groups"]["instructors"]
+    for user in hub.members(groups):
+        if archived := archive_home(homes / user, archive / step.slug):
+            done.append(f"archived {user}'s home to {archived}")
+    return done
+
+
+def run(
+    steps: list[Step], hub: Hub | None, homes: Path, archive: Path,
+    clock: lifecycle.Clock, root: Path = ROOT,
+) -> list[str]:  # fmt: skip
+    """Do each step; a failing one marks its course FAILED and the others go on."""
+    report = []
+    courses = registry(root)
+    for step in steps:
+        try:
+            if step.action == "degrade":
+                if hub is None:
+                    raise ConfigError("degrading needs the hub (--hub and $COURSEHUB_HUB_TOKEN)")
+                report += degrade(step, courses, hub, homes, archive)
+                to = lifecycle.DEGRADED
+            else:
+                to = lifecycle.DEPLOYED
+            lifecycle.transition(step.slug, to, by=lifecycle.DISPATCHER, why=step.why,
+                                 role="dispatcher", clock=clock, root=root)  # fmt: skip
+            report.append(f"{step.slug}: {to} ({step.why})")
+        except (ConfigError, requests.RequestException, OSError) as err:
+            lifecycle.transition(step.slug, lifecycle.FAILED, by=lifecycle.DISPATCHER,
+                                 why=f"{step.action} failed: {err}", role="dispatcher",
+                                 clock=clock, root=root)  # fmt: skip
+            report.append(f"{step.slug}: FAILED ({step.action}: {err})")
+    return report
+
+
+def day_clock(day: date) -> lifecycle.Clock:
+    """Noon (UTC) of `day`: with --today, the plan and the history are as of that day."""
+    return lambda: datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+
+
+def main(argv: list[str] | None = None, clock: lifecycle.Clock = lifecycle.utc_now) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, do nothing")
+    parser.add_argument("--today", type=date.fromisoformat, help="plan as of this day")
+    parser.add_argument("--hub", help="the hub's URL, for degrading")
+    parser.add_argument("--homes", type=Path, help="the folder holding users' homes")
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    today = args.today or clock().date()
+    try:
+        steps = plan(registry(args.root), today)
+        if args.dry_run or not steps:
+            for step in steps:
+                print(f"would {step.action} {step.slug}: {step.why}")
+            print(f"{len(steps)} step(s) due on {today}")
+            return 0
+        settings = read_yaml(args.root / lifecycle.LIFECYCLE_FILE, args.root)
+        token = os.environ.get(TOKEN_ENV)
+        hub = Hub(args.hub, token) if args.hub and token else None
+        stamps = day_clock(args.today) if args.today else clock
+        for line in run(steps, hub, args.homes or Path("."), Path(settings["archive"]),
+                        stamps, args.root):  # fmt: skip
+            print(line)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
