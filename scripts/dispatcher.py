@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import smtplib
 import sys
 import tarfile
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import requests
 
 from coursehub.courses import Course, load_courses, open_to
 from coursehub_tools import course_lifecycle as lifecycle
+from coursehub_tools import lifecycle_mail
 from coursehub_tools.deployconfig import COURSES_DIR
 from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml
 
@@ -164,7 +166,19 @@ def run(
                                  why=f"{step.action} failed: {err}", role="dispatcher",
                                  clock=clock, root=root)  # fmt: skip
             report.append(f"{step.slug}: FAILED ({step.action}: {err})")
+            report.append(tell(courses[step.slug], step.action, str(err), root))
     return report
+
+
+def tell(course: dict, action: str, why: str, root: Path) -> str:
+    """Mail the course's contacts and the admins; say so, or why it could not."""
+    mail = read_yaml(root / lifecycle.LIFECYCLE_FILE, root)["mail"]
+    message = lifecycle_mail.failure_message(mail, course, action, why)
+    try:
+        lifecycle_mail.send(mail, message)
+    except (OSError, smtplib.SMTPException) as err:
+        return f"{course['slug']}: could not e-mail {message['To']}: {err}"
+    return f"{course['slug']}: e-mailed {message['To']}"
 
 
 def day_clock(day: date) -> lifecycle.Clock:

@@ -12,6 +12,7 @@ from coursehub_tools import course_lifecycle as lifecycle
 from coursehub_tools import dispatcher
 from coursehub_tools.deployconfig import load
 from coursehub_tools.hub_client import follow_progress, login_with_standin
+from coursehub_tools.local_hub import free_port
 from coursehub_tools.yamlfiles import ConfigError
 
 APPROVER = "ada"
@@ -165,3 +166,45 @@ def test_the_hub_offers_a_course_by_its_state(state, student_may, instructor_may
     assert (course.closed_reason(INSTRUCTOR, day) is None) is instructor_may
     if not student_may:
         assert f"({state.lower()})" in course.closed_reason(STUDENT, day)
+
+
+@pytest.fixture
+def mailbox():
+    """A local SMTP server; the messages it received."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    received = []
+
+    class Keep(Message):
+        def handle_message(self, message):
+            received.append(message)
+
+    controller = Controller(Keep(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller, received
+    finally:
+        controller.stop()
+
+
+@pytest.mark.unit
+def test_a_failed_step_marks_the_course_failed_and_mails_its_people(project_copy, mailbox):
+    root, slug = project_copy.root, "data-science-101"
+    controller, received = mailbox
+    port = controller.port
+    project_copy.edit("deploy/lifecycle.yaml", lambda settings: settings["mail"].update(
+        host="127.0.0.1", port=port, starttls=False))  # fmt: skip
+    course = dispatcher.registry(root)[slug]
+    after = date.fromisoformat(course["end"]) + timedelta(days=1)
+    steps = [s for s in dispatcher.plan(dispatcher.registry(root), after) if s.slug == slug]
+    unreachable = dispatcher.Hub("http://127.0.0.1:9", "no-token")
+    report = dispatcher.run(steps, unreachable, root, root / "archive", at(after), root)
+    assert report[0].startswith(f"{slug}: FAILED (degrade: ")
+    assert state(root, slug)[0] == "FAILED"
+    (message,) = received
+    contacts = course["lifecycle"]["contacts"]
+    assert all(address in message["To"] for address in contacts)
+    assert message["Subject"] == f"coursehub: {slug} is FAILED (degrade)"
+    assert "coursehub-course approve data-science-101" in message.get_payload()
+    assert report[1] == f"{slug}: e-mailed {message['To']}"
