@@ -30,8 +30,8 @@ from urllib.parse import quote
 import requests
 
 from coursehub.courses import Course, load_courses, open_to
+from coursehub_tools import content_check, lifecycle_mail
 from coursehub_tools import course_lifecycle as lifecycle
-from coursehub_tools import lifecycle_mail
 from coursehub_tools.deployconfig import COURSES_DIR
 from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml
 
@@ -157,6 +157,7 @@ def run(
                 report += degrade(step, courses, hub, homes, archive)
                 to = lifecycle.DEGRADED
             else:
+                check_content(courses[step.slug])
                 to = lifecycle.DEPLOYED
             lifecycle.transition(step.slug, to, by=lifecycle.DISPATCHER, why=step.why,
                                  role="dispatcher", clock=clock, root=root)  # fmt: skip
@@ -168,6 +169,16 @@ def run(
             report.append(f"{step.slug}: FAILED ({step.action}: {err})")
             report.append(tell(courses[step.slug], step.action, str(err), root))
     return report
+
+
+def check_content(course: dict) -> None:
+    """The course's notebooks must run before students see them."""
+    content = course.get("content")
+    if not content:
+        return
+    _, failures = content_check.check_repository(content["repo"], content.get("branch", "main"))
+    if failures:
+        raise ConfigError(f"its notebooks fail: {'; '.join(map(str, failures))}")
 
 
 def tell(course: dict, action: str, why: str, root: Path) -> str:

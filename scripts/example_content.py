@@ -1,32 +1,32 @@
-"""A course content repository to try courses with on this machine: git, one notebook.
+"""A course content repository to try courses with on this machine: git, the example notebooks.
 
     python -m coursehub_tools.example_content /tmp/course-content   # prints its file:// URL
 
 An instructor's real content repository lives on GitHub; the local hub has no
 network to reach it, so the tests and the book point a course at this one
 instead (custom.courses.<slug>.content.repo), and nbgitpuller pulls it as it
-would pull GitHub's.
+would pull GitHub's. Its files are examples/data-science-101/, whose notebooks
+coursehub-content checks.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
+from coursehub_tools.yamlfiles import ROOT
 
+EXAMPLE = ROOT / "examples" / "data-science-101"
 TITLE = "Welcome to the course"
 NOTEBOOK = "Welcome.ipynb"
 
 
 def make_content_repo(folder: Path) -> str:
-    """Create a git repository with one notebook in `folder`; return its file:// URL."""
-    folder.mkdir(parents=True)
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells.append(nbformat.v4.new_markdown_cell(f"# {TITLE}"))
-    nbformat.write(notebook, folder / NOTEBOOK)
+    """Create a git repository of the example content in `folder`; return its file:// URL."""
+    shutil.copytree(EXAMPLE, folder)
     git = ["git", "-c", "user.name=Instructor", "-c", "user.email=instructor@example.org"]
     subprocess.run(["git", "init", "-q", "-b", "main", str(folder)], check=True)
     subprocess.run([*git, "-C", str(folder), "add", "."], check=True)

@@ -1,0 +1,65 @@
+"""A course's notebooks run before students see them; a failing cell blocks the course."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import date
+
+import nbformat
+import pytest
+
+from coursehub_tools import content_check, dispatcher
+from coursehub_tools.example_content import EXAMPLE, NOTEBOOK, TITLE, make_content_repo
+
+pytestmark = pytest.mark.hub  # notebooks run in real kernels
+
+
+def test_the_example_course_runs_and_is_the_one_the_hub_pulls():
+    ran, failures = content_check.check_folder(EXAMPLE)
+    assert NOTEBOOK in ran and failures == []
+    first = nbformat.read(EXAMPLE / NOTEBOOK, as_version=4).cells[0].source
+    assert first.splitlines()[0] == f"# {TITLE}", "the title the browser test looks for"
+
+
+def broken_copy(tmp_path):
+    copy = tmp_path / "content"
+    shutil.copytree(EXAMPLE, copy)
+    notebook = nbformat.read(copy / NOTEBOOK, as_version=4)
+    notebook.cells.insert(2, nbformat.v4.new_code_cell("import course_package_nobody_installed"))
+    nbformat.write(notebook, copy / NOTEBOOK)
+    return copy
+
+
+def test_a_failing_cell_is_named_by_notebook_cell_and_error(tmp_path, capsys):
+    copy = broken_copy(tmp_path)
+    assert content_check.main(["check", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {NOTEBOOK}, cell 3: ModuleNotFoundError: "
+        "No module named 'course_package_nobody_installed'\n"
+    )
+
+
+def test_a_course_whose_notebooks_fail_is_not_deployed(project_copy, tmp_path):
+    root, slug = project_copy.root, "data-science-101"
+    content = make_content_repo(tmp_path / "repo-source")
+    broken = broken_copy(tmp_path / "broken")
+    shutil.copy(broken / NOTEBOOK, tmp_path / "repo-source" / NOTEBOOK)
+    subprocess.run(["git", "-C", str(tmp_path / "repo-source"), "-c", "user.name=i", "-c",
+                    "user.email=i@x", "commit", "-qam", "break it"], check=True)  # fmt: skip
+    # No mail server here: the e-mail fails fast and the report says so.
+    no_server = {"host": "127.0.0.1", "port": 9, "starttls": False}
+    project_copy.edit("deploy/lifecycle.yaml", lambda s: s["mail"].update(no_server))
+
+    def accepted(course):
+        course["lifecycle"]["state"] = "ACCEPTED"
+        course["content"] = {"repo": content, "branch": "main"}
+
+    project_copy.edit(f"deploy/courses/{slug}.yaml", accepted)
+    start = date.fromisoformat(str(dispatcher.registry(root)[slug]["start"]))
+    steps = [s for s in dispatcher.plan(dispatcher.registry(root), start) if s.slug == slug]
+    report = dispatcher.run(steps, None, root, root / "archive", dispatcher.day_clock(start), root)
+    assert report[0].startswith(f"{slug}: FAILED (deploy: its notebooks fail: {NOTEBOOK}, cell 3")
+    assert dispatcher.registry(root)[slug]["lifecycle"]["state"] == "FAILED"
+    assert "could not e-mail" in report[1]
