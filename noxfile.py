@@ -101,6 +101,8 @@ def book(session: nox.Session) -> None:
     # Chapters validate pod manifests and read notebooks as the tests do.
     install(session, "hub", "singleuser", "book", "test", "deploy")
     install_proxy(session)
+    # The student's pages are screenshots the chapters take in Chromium.
+    install_debian(session, "chromium", ["chromium", "chromium-driver"])
     session.run("jupyter-book", "build", ".", "--warningiserror", "--keep-going")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from coursehub_tools.browser import BrowserUnavailable, headless_chromium
 from coursehub_tools.deployconfig import DEPLOYMENTS_FILE, ROOT, read_yaml
 from coursehub_tools.local_hub import LocalHub, find_chp, free_port
 
@@ -126,34 +127,9 @@ def hub_factory(tmp_path, local_hub_pieces):
 @pytest.fixture
 def browser():
     """Headless Debian Chromium driven by selenium; skips, saying why, if it is not installed."""
-    chromium = next(
-        filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
-    )
-    driver = shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.skip(
-            "Debian's chromium and chromium-driver are not installed (nox -s pytest installs them)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    # Without the background-networking flags Chromium tries Google's hosts,
-    # which this closed network refuses; root needs --no-sandbox.
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(flag)
-    session = webdriver.Chrome(service=Service(driver), options=options)
-    session.set_page_load_timeout(120)
+    try:
+        session = headless_chromium()
+    except BrowserUnavailable as err:
+        pytest.skip(str(err))
     yield session
     session.quit()
