@@ -12,6 +12,7 @@ nox -s loadtest  the book's measurements: a class arriving, culled, the hub rest
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -103,7 +104,47 @@ def book(session: nox.Session) -> None:
     install_proxy(session)
     # The student's pages are screenshots the chapters take in Chromium.
     install_debian(session, "chromium", ["chromium", "chromium-driver"])
-    session.run("jupyter-book", "build", ".", "--warningiserror", "--keep-going")
+    # Sphinx re-reads only pages whose own files changed, so a changed input
+    # needs every page read (--all) as well as run again.
+    again = ["--all"] if forget_stale_executions(session) else []
+    session.run("jupyter-book", "build", ".", "--warningiserror", "--keep-going", *again)
+    EXECUTED_WITH.write_text(book_inputs_digest())
+
+
+# jupyter-book's execution cache keys on each notebook's code cells only, so
+# a chapter that prints a values file would keep its old output after the file
+# changed. The cache is kept only while everything a chapter can read is as it
+# was at the last build; a rebuild with no change stays a cached one.
+BOOK_INPUTS = ("deploy", "hub-config", "scripts", "examples", "pyproject.toml",
+               "package-lock.json", ".sops.yaml", ".github")  # fmt: skip
+EXECUTION_CACHE = ROOT / "_build" / ".jupyter_cache"
+EXECUTED_WITH = ROOT / "_build" / ".executed-with"
+
+
+def book_inputs_digest() -> str:
+    digest = hashlib.sha256()
+    for name in BOOK_INPUTS:
+        path = ROOT / name
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            if "__pycache__" in file.parts:
+                continue
+            digest.update(file.relative_to(ROOT).as_posix().encode() + b"\0")
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def forget_stale_executions(session: nox.Session) -> bool:
+    """Drop the execution cache unless it was made from the files as they are now.
+
+    True when it was dropped (or there was none): every chapter runs.
+    """
+    if EXECUTED_WITH.exists() and EXECUTED_WITH.read_text() == book_inputs_digest():
+        return False
+    if EXECUTION_CACHE.exists():
+        session.log("the configuration changed since the last build: every chapter runs again")
+        shutil.rmtree(EXECUTION_CACHE)
+    return True
 
 
 @nox.session(python="3.11", requires=["lint", "pytest", "book"])
