@@ -27,9 +27,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import requests
 import yaml
 
-from coursehub_tools import cluster_services, gke, hubploy_deploy
+from coursehub_tools import cluster_services, gke, hubploy_deploy, registry_check
 from coursehub_tools.deployconfig import (
     DEPLOYMENTS_FILE,
     ROOT,
@@ -191,11 +192,28 @@ def apply_cluster_services(deployment: Deployment) -> None:
     _run(apply_command(namespace), stdin=dump_manifests(volumes))
 
 
+def check_images(deployment: Deployment) -> None:
+    """Every image the users' nodes would pull exists in its registry, or DeployError."""
+    references = registry_check.image_references(deployment.values)
+    try:
+        absent = registry_check.missing(references)
+    except requests.RequestException as err:
+        raise DeployError(f"cannot ask the registries whether the images exist: {err}") from err
+    if absent:
+        raise DeployError(
+            "not in its registry, so pods would never start: "
+            + "; ".join(f"{image} (set by {references[image]})" for image in absent)
+        )
+
+
 def up(name: str, is_kind: bool) -> None:
     # Every encrypted layer is read: kind's with the test-only key (nox -s kind).
     deployment = deployed(name, decrypt=True)
     # Refuse before anything runs if a service cannot be made (no database password).
     cluster_services.manifests(deployment, secrets=True)
+    # ... or an image is not in its registry (kind's are loaded into its node instead).
+    if not is_kind:
+        check_images(deployment)
     if is_kind:
         create_kind_cluster(name)
     apply_cluster_services(deployment)
