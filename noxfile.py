@@ -104,6 +104,8 @@ def book(session: nox.Session) -> None:
     install_proxy(session)
     # The student's pages are screenshots the chapters take in Chromium.
     install_debian(session, "chromium", ["chromium", "chromium-driver"])
+    # Diagrams drawn from the configuration, rendered offline.
+    install_debian(session, "dot", ["graphviz"])
     # Sphinx re-reads only pages whose own files changed, so a changed input
     # needs every page read (--all) as well as run again.
     again = ["--all"] if forget_stale_executions(session) else []
