@@ -370,3 +370,44 @@ def test_a_link_for_another_course_says_which_runs_and_how_to_switch(course_hub)
     assert f"This link is for {courses[other].title}" in text
     assert 'href="/hub/home"' in page.text
     assert server(hub, "tara")["user_options"] == {"profile": running}, "still the first course"
+
+
+@pytest.mark.hub
+def test_a_plain_start_after_the_last_course_closed_offers_todays(
+    tmp_path, local_hub_pieces, registry
+):
+    """JupyterHub starts a server with the options of the last start. When that course
+    has closed, a plain start must not be refused: it starts what is open today."""
+    from coursehub_tools.local_hub import LocalHub, free_port
+
+    old, new, day = "old-course", "new-course", timedelta(days=1)
+    # Around the end of the registry's courses, so that only these two matter.
+    end = max(date.fromisoformat(str(c["end"])) for c in registry.courses.values())
+    courses = {
+        old: registry.derived(old, start=(end - 100 * day).isoformat(),
+                              end=(end + 2 * day).isoformat()),
+        new: registry.derived(new, start=(end + 3 * day).isoformat(),
+                              end=(end + 60 * day).isoformat()),
+    }  # fmt: skip
+
+    def hub_on(today: date) -> LocalHub:
+        extra = {
+            "hub": {"config": {"CourseSpawner": {"today": today.isoformat()}}},
+            "custom": {"courses": courses},
+        }
+        log = (tmp_path / f"hub-{today}.log").open("w")
+        return LocalHub(tmp_path / "hub", port=free_port(), extra_values=extra, log_file=log)
+
+    with hub_on(end) as first:
+        login_with_standin(first.url, "sam", next_url=link(old))
+        wait(lambda: (server(first, "sam") or {}).get("ready"), what="sam's first server")
+        assert server(first, "sam")["user_options"] == {"profile": old}
+        first.api("DELETE", "/users/sam/server")
+        wait(lambda: server(first, "sam") is None, what="sam's server stopped")
+    later_day = end + 10 * day
+    with hub_on(later_day) as later:
+        login = login_with_standin(later.url, "sam", next_url="/hub/spawn")
+        assert login.response.status_code == 200, html.unescape(login.response.text)[:300]
+        wait(lambda: (server(later, "sam") or {}).get("ready"), what="sam's server today")
+    log = (tmp_path / f"hub-{later_day}.log").read_text()
+    assert f"sam's last course {old} has closed" in log

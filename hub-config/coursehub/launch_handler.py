@@ -38,7 +38,21 @@ class CourseSpawnHandler(SpawnHandler):
         if own and arguments and user.spawner.active:
             self.redirect(self._checked_link_target(user))
             return
+        if own and not arguments and not user.spawner.active:
+            self._forget_a_closed_course(user)
         await super().get(user_name, server_name)
+
+    def _forget_a_closed_course(self, user) -> None:
+        """A plain start reuses the options of the user's last start, which JupyterHub
+        saves (ref: jupyterhub 5.5 user.py spawn, "load from db"). Once that course has
+        closed, the start would be refused although another course may be open; so
+        the saved choice is forgotten and the start offers what is open today."""
+        spawner = user.spawner
+        saved = (spawner.orm_spawner.user_options or {}).get(launch.PROFILE)
+        if saved and saved not in {course.slug for course in spawner.open_courses()}:
+            self.log.info("%s's last course %s has closed; offering today's", user.name, saved)
+            spawner.orm_spawner.user_options = {}
+            self.db.commit()
 
     def _checked_link_target(self, user) -> str:
         """Where a launch link takes a user whose server runs, or Refused saying why not."""
