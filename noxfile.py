@@ -89,7 +89,8 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def pytest(session: nox.Session) -> None:
     """The pytest suite: unit, local hub, browser, and cluster (skipped without a cluster)."""
-    install(session, "hub", "singleuser", "test", "book", "deploy")
+    # lint: the workflow tests run actionlint on broken workflows too.
+    install(session, "hub", "singleuser", "test", "book", "deploy", "lint")
     install_proxy(session)
     install_debian(session, "chromium", ["chromium", "chromium-driver"])
     install_debian(session, "pg_ctlcluster", ["postgresql"])
