@@ -13,9 +13,12 @@ import argparse
 import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import yaml
 
 from coursehub_tools.deployconfig import load
-from coursehub_tools.yamlfiles import ConfigError
+from coursehub_tools.yamlfiles import ROOT, ConfigError
 
 
 def _quote(text: str) -> str:
@@ -72,6 +75,42 @@ def dot_source(deployment: str) -> str:
         ]
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def pipeline_source(workflows: Path = ROOT / ".github" / "workflows") -> str:
+    """The workflows' jobs as boxes, one cluster per workflow, with `needs` as arrows and
+    a workflow started by another's completion joined to that workflow's jobs."""
+    lines = [
+        "digraph pipeline {",
+        '  rankdir=LR; node [shape=box, style="rounded", fontname="sans-serif", fontsize=11];',
+        '  edge [fontname="sans-serif", fontsize=9];',
+    ]
+    edges, names = [], {}
+    for path in sorted(workflows.glob("*.yml")):
+        workflow = yaml.safe_load(path.read_text())
+        name = workflow["name"]
+        trigger = workflow.get("on", workflow.get(True))
+        started_by = (trigger.get("workflow_run") or {}).get("workflows", []) if isinstance(
+            trigger, dict) else []  # fmt: skip
+        when = "after " + ", ".join(started_by) + " passed" if started_by else ", ".join(trigger)
+        lines.append(f"  subgraph {_quote('cluster_' + name)} {{")
+        lines.append(f"    label={_quote(f'{name} ({when})')}; style=dashed;")
+        jobs = workflow["jobs"]
+        for job, spec in jobs.items():
+            node = _quote(f"{name}.{job}")
+            lines.append(f"    {node} [label={_quote(job)}];")
+            needs = spec.get("needs", [])
+            for need in [needs] if isinstance(needs, str) else needs:
+                edges.append(f"  {_quote(f'{name}.{need}')} -> {node};")
+        lines.append("  }")
+        names[name] = (jobs, started_by)
+    for name, (jobs, started_by) in names.items():
+        for source in started_by:
+            for first in (job for job, spec in jobs.items() if not spec.get("needs")):
+                for last in names.get(source, ({}, []))[0]:
+                    edges.append(f"  {_quote(f'{source}.{last}')} -> {_quote(f'{name}.{first}')} "
+                                 '[style=dashed];')  # fmt: skip
+    return "\n".join([*lines, *edges, "}"]) + "\n"
 
 
 def svg(source: str) -> str:
