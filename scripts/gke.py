@@ -2,12 +2,14 @@
 
     coursehub-gke plan prod            # print every command, in order (the default)
     coursehub-gke apply prod --yes     # run them (creating a cluster costs money)
+    coursehub-gke verify prod          # what shows the cluster is as specified
     coursehub-gke scale-down prod      # after the course: the user pool to zero
 
 Nothing is printed or run until the spec passes its schema and what a schema
 cannot say: known machine types, max not below min, the zone in the region,
-the z2jh node-purpose pools, and a user pool whose machine holds the largest
-server the deployment's values can start.
+the z2jh node-purpose pools, a user pool whose machine holds the largest server
+the deployment's values can start, and a Filestore share the values can use.
+`commands(deployment)` is every command, in titled sections, for other tools.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml
 SCHEMA = "deploy/schema/gke.schema.yaml"
 PURPOSE = "hub.jupyter.org/node-purpose"
 USER_TAINT = "hub.jupyter.org_dedicated=user:NoSchedule"
+# The pool `clusters create` makes carries this name; there is no flag to change it.
+DEFAULT_POOL = "default-pool"
 GITHUB_OIDC = "https://token.actions.githubusercontent.com"
 POOL = "github"
+IN_CLUSTER_NFS = "custom.clusterServices.sharedData.enabled"
 
 Command = list[str]
 Section = tuple[str, list[Command]]
@@ -48,18 +53,19 @@ def checked_spec(deployment: str, root: Path = ROOT) -> tuple[str, dict[str, Any
         raise ConfigError(f"{source}: provider: not gke; this command makes GKE clusters only")
     check_document(spec, read_yaml(root / SCHEMA, root), source)
     values = load(deployment, root=root).values
-    _check_meaning(source, spec, values, root)
+    if not spec["zone"].startswith(spec["region"] + "-"):
+        raise ConfigError(
+            f"{source}: zone: {spec['zone']!r} is not in region {spec['region']!r}; "
+            f"allowed: a zone of it ({spec['region']}-a, -b, ...)"
+        )
+    _check_pools(source, spec, root)
+    _check_user_room(source, spec, values, root)
+    _check_filestore(source, spec, values, deployment)
     return source, spec, values
 
 
-def _check_meaning(source: str, spec: dict[str, Any], values: dict[str, Any], root: Path) -> None:
-    if not spec["zone"].startswith(spec["region"] + "-"):
-        raise ConfigError(
-            f"{source}: zone: {spec['zone']!r} is not in region {spec['region']!r} "
-            f"(zones of a region are named {spec['region']}-a, -b, ...)"
-        )
+def _check_pools(source: str, spec: dict[str, Any], root: Path) -> None:
     table, _ = machine_types(root)
-    purposes: dict[str, dict[str, Any]] = {}
     for index, pool in enumerate(spec["nodePools"]):
         where = f"{source}: nodePools.{index}"
         if pool["machineType"] not in table:
@@ -69,85 +75,148 @@ def _check_meaning(source: str, spec: dict[str, Any], values: dict[str, Any], ro
             )
         if pool["maxNodes"] < pool["minNodes"]:
             raise ConfigError(
-                f"{where}.maxNodes: {pool['maxNodes']} is below minNodes {pool['minNodes']}"
+                f"{where}.maxNodes: {pool['maxNodes']} is below minNodes {pool['minNodes']}; "
+                f"allowed: {pool['minNodes']} or more"
             )
-        purposes[pool["labels"].get(PURPOSE, "")] = pool
     for purpose in ("core", "user"):
-        if purpose not in purposes:
+        if not pools_for(spec, purpose):
             raise ConfigError(
                 f"{source}: nodePools: no pool labelled {PURPOSE}: {purpose}; the chart "
                 "schedules the hub on core nodes and users' pods on user nodes"
             )
-    user = purposes["user"]
-    index = spec["nodePools"].index(user)
-    if USER_TAINT not in user.get("taints", []):
+    core = spec["nodePools"].index(pools_for(spec, "core")[0])
+    if core != 0 or spec["nodePools"][0]["name"] != DEFAULT_POOL:
         raise ConfigError(
-            f"{source}: nodePools.{index}.taints: the user pool needs {USER_TAINT} so that "
-            "only users' pods (which tolerate it) land there"
+            f"{source}: nodePools.{core}: the core pool must come first and be named "
+            f"{DEFAULT_POOL}: the cluster is created with it, and GKE gives it that name"
         )
-    allocatable = node_facts(root).allocatable(table[user["machineType"]])
-    for where, requests in server_requests(values).items():
-        if requests.memory > allocatable.memory or requests.cpu > allocatable.cpu:
+    if spec["nodePools"][0]["minNodes"] < 1:
+        raise ConfigError(
+            f"{source}: nodePools.0.minNodes: 0 leaves the hub and the proxy nowhere to run; "
+            "allowed: 1 or more"
+        )
+    for pool in pools_for(spec, "user"):
+        if USER_TAINT not in pool.get("taints", []):
+            index = spec["nodePools"].index(pool)
             raise ConfigError(
-                f"{source}: nodePools.{index}.machineType: {user['machineType']} has "
-                f"{allocatable.memory / 2**30:.1f} GiB and {allocatable.cpu:.2f} CPU for pods, "
-                f"less than one server of {where} guarantees "
-                f"({requests.memory / 2**30:.1f} GiB, {requests.cpu:.2f} CPU)"
+                f"{source}: nodePools.{index}.taints: a user pool needs {USER_TAINT} so that "
+                "only users' pods (which tolerate it) land there"
             )
 
 
+def _check_user_room(source: str, spec: dict[str, Any], values: dict[str, Any], root: Path) -> None:
+    """Every user pool's machine holds one server of the largest guarantee the values set."""
+    table, _ = machine_types(root)
+    facts = node_facts(root)
+    servers = server_requests(values)
+    memory = max(requests.memory for requests in servers.values())
+    cpu = max(requests.cpu for requests in servers.values())
+    fitting = [
+        name
+        for name, machine in sorted(table.items())
+        if facts.allocatable(machine).memory >= memory and facts.allocatable(machine).cpu >= cpu
+    ]
+    for pool in pools_for(spec, "user"):
+        room = facts.allocatable(table[pool["machineType"]])
+        for where, requests in servers.items():
+            if requests.memory > room.memory or requests.cpu > room.cpu:
+                index = spec["nodePools"].index(pool)
+                raise ConfigError(
+                    f"{source}: nodePools.{index}.machineType: {pool['machineType']} has "
+                    f"{room.memory / 2**30:.1f} GiB and {room.cpu:.2f} CPU for pods, less than "
+                    f"one server of {where} guarantees ({requests.memory / 2**30:.1f} GiB, "
+                    f"{requests.cpu:.2f} CPU); allowed: {', '.join(fitting) or 'none known'}"
+                )
+
+
+def _check_filestore(
+    source: str, spec: dict[str, Any], values: dict[str, Any], deployment: str
+) -> None:
+    filestore = spec["filestore"]
+    if not filestore["enabled"]:
+        return
+    if _dotted(values, filestore["backs"]) is None:
+        raise ConfigError(
+            f"{source}: filestore.backs: {deployment}'s values have no {filestore['backs']}"
+        )
+    if _dotted(values, IN_CLUSTER_NFS):
+        raise ConfigError(
+            f"{source}: filestore.enabled: {deployment}'s values still make the in-cluster NFS "
+            f"server ({IN_CLUSTER_NFS}: true); set that false, or filestore.enabled: false"
+        )
+
+
+def _dotted(values: dict[str, Any], key: str) -> Any:
+    node: Any = values
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def pools_for(spec: dict[str, Any], purpose: str) -> list[dict[str, Any]]:
+    return [pool for pool in spec["nodePools"] if pool["labels"].get(PURPOSE) == purpose]
+
+
+def location(spec: dict[str, Any]) -> list[str]:
+    """Where the cluster's control plane is: the region or the zone, and the project."""
+    where = ["--region", spec["region"]] if spec["regional"] else ["--zone", spec["zone"]]
+    return [*where, "--project", spec["project"]]
+
+
 def commands(deployment: str, root: Path = ROOT) -> list[Section]:
-    """Every command, in sections, for the cluster of `deployment` and its address."""
+    """Every command, in titled sections, for the cluster of `deployment` and its address."""
     _, spec, values = checked_spec(deployment, root)
-    project, region, zone, name = spec["project"], spec["region"], spec["zone"], spec["name"]
-    at = ["--project", project]
-    account = f"{spec['deployer']['serviceAccount']}@{project}.iam.gserviceaccount.com"
     sections: list[Section] = [
-        ("project and APIs", [["gcloud", "services", "enable", *spec["apis"], *at]]),
+        ("project and APIs", _project(spec)),
         ("the image registry", [[
             "gcloud", "artifacts", "repositories", "create", spec["artifactRegistry"],
-            "--repository-format=docker", f"--location={region}", *at,
+            "--repository-format=docker", f"--location={spec['region']}",
+            "--project", spec["project"],
         ]]),
-        ("the cluster and its pools", _cluster(spec)),
+        ("the network", [[
+            "gcloud", "compute", "networks", "create", spec["network"],
+            "--subnet-mode=auto", "--project", spec["project"],
+        ]]),
+        ("the cluster, with its core pool", [_cluster(spec)]),
+        ("the other node pools", [_pool(spec, pool) for pool in spec["nodePools"][1:]]),
         ("this deployment's address", _address(spec, deployment, values)),
-        ("the deploy job's identity (Workload Identity Federation)", _deployer(spec, account)),
+        ("the deploy job's identity (Workload Identity Federation)", _deployer(spec)),
     ]  # fmt: skip
-    filestore = spec["filestore"]
-    if filestore["enabled"]:
-        sections.append(("the shared-data share (Filestore)", [[
-            "gcloud", "filestore", "instances", "create", filestore["name"], *at,
-            f"--zone={zone}", f"--tier={filestore['tier']}",
-            f"--file-share=name={filestore['share']},capacity={filestore['capacity']}",
-            "--network=name=default",
-        ]]))  # fmt: skip
-    budget = spec["budget"]
-    sections.append(("a budget alert", [[
-        "gcloud", "billing", "budgets", "create",
-        f"--billing-account={budget['billingAccount']}", f"--display-name={name}",
-        f"--budget-amount={budget['amount']}", f"--filter-projects=projects/{project}",
-        *(f"--threshold-rule=percent={share}" for share in budget["thresholds"]),
-    ]]))  # fmt: skip
+    if spec["filestore"]["enabled"]:
+        sections.append(("the shared-data share (Filestore)", _filestore(spec)))
+    sections.append(("a budget alert", [_budget(spec)]))
     return sections
 
 
-def _cluster(spec: dict[str, Any]) -> list[Command]:
-    where = ["--project", spec["project"], "--zone", spec["zone"]]
-    core, *others = spec["nodePools"]
-    network = ["--enable-ip-alias"] + (["--enable-dataplane-v2"] if spec["dataplaneV2"] else [])
-    created = [[
-        "gcloud", "container", "clusters", "create", spec["name"], *where,
-        "--release-channel", spec["releaseChannel"], *network,
-        f"--workload-pool={spec['project']}.svc.id.goog", *_pool_flags(core),
-    ]]  # fmt: skip
-    for pool in others:
-        created.append([
-            "gcloud", "container", "node-pools", "create", pool["name"],
-            "--cluster", spec["name"], *where, *_pool_flags(pool),
-        ])  # fmt: skip
-    return created
+def _project(spec: dict[str, Any]) -> list[Command]:
+    project = spec["project"]
+    return [
+        ["gcloud", "billing", "projects", "link", project,
+         f"--billing-account={spec['budget']['billingAccount']}"],
+        ["gcloud", "services", "enable", *spec["apis"], "--project", project],
+    ]  # fmt: skip
 
 
-def _pool_flags(pool: dict) -> list[str]:
+def _cluster(spec: dict[str, Any]) -> Command:
+    # A regional control plane with the nodes in one zone, where the disks are.
+    nodes_at = ["--node-locations", spec["zone"]] if spec["regional"] else []
+    return [
+        "gcloud", "container", "clusters", "create", spec["name"], *location(spec), *nodes_at,
+        "--release-channel", spec["releaseChannel"], "--network", spec["network"],
+        "--enable-ip-alias", "--enable-dataplane-v2",
+        f"--workload-pool={spec['project']}.svc.id.goog", *_pool_flags(spec["nodePools"][0]),
+    ]  # fmt: skip
+
+
+def _pool(spec: dict[str, Any], pool: dict[str, Any]) -> Command:
+    return [
+        "gcloud", "container", "node-pools", "create", pool["name"],
+        "--cluster", spec["name"], *location(spec), *_pool_flags(pool),
+    ]  # fmt: skip
+
+
+def _pool_flags(pool: dict[str, Any]) -> list[str]:
+    # All nodes are in one zone, so the per-zone counts these flags take are the pool's.
     flags = [
         "--machine-type", pool["machineType"], "--enable-autoscaling",
         "--num-nodes", str(pool["minNodes"]),
@@ -168,7 +237,7 @@ def _address(spec: dict[str, Any], deployment: str, values: dict[str, Any]) -> l
     made = [["gcloud", "compute", "addresses", "create", name, f"--region={spec['region']}", *at]]
     ip = f"$(gcloud compute addresses describe {name} --region={spec['region']} "
     ip += f"--project={spec['project']} --format='value(address)')"
-    for host in values["proxy"]["https"].get("hosts", []):
+    for host in values["proxy"]["https"].get("hosts") or []:
         made.append([
             "gcloud", "dns", "record-sets", "create", f"{host}.", f"--zone={spec['dnsZone']}",
             "--type=A", "--ttl=300", f"--rrdatas={ip}", *at,
@@ -176,9 +245,13 @@ def _address(spec: dict[str, Any], deployment: str, values: dict[str, Any]) -> l
     return made
 
 
-def _deployer(spec: dict[str, Any], account: str) -> list[Command]:
+def deployer_account(spec: dict[str, Any]) -> str:
+    return f"{spec['deployer']['serviceAccount']}@{spec['project']}.iam.gserviceaccount.com"
+
+
+def _deployer(spec: dict[str, Any]) -> list[Command]:
     deployer, project = spec["deployer"], spec["project"]
-    at = ["--project", project]
+    at, account = ["--project", project], deployer_account(spec)
     number = f"$(gcloud projects describe {project} --format='value(projectNumber)')"
     repository = deployer["githubRepository"]
     member = (
@@ -191,6 +264,8 @@ def _deployer(spec: dict[str, Any], account: str) -> list[Command]:
          f"--member=serviceAccount:{account}", f"--role={role}"]
         for role in deployer["roles"]
     ]  # fmt: skip
+    # ref: https://cloud.google.com/iam/docs/workload-identity-federation-with-deployment-pipelines
+    # GitHub's issuer is shared by every repository: the condition is what keeps others out.
     made += [
         ["gcloud", "iam", "workload-identity-pools", "create", POOL, "--location=global", *at],
         ["gcloud", "iam", "workload-identity-pools", "providers", "create-oidc", spec["name"],
@@ -203,17 +278,58 @@ def _deployer(spec: dict[str, Any], account: str) -> list[Command]:
     return made
 
 
-def scale_down(deployment: str, root: Path = ROOT) -> list[Command]:
-    """After the course: the user pool to no nodes (placeholders to 0 first, in the values)."""
-    _, spec, _ = checked_spec(deployment, root)
-    (user,) = [p for p in spec["nodePools"] if p["labels"].get(PURPOSE) == "user"]
-    where = ["--project", spec["project"], "--zone", spec["zone"]]
+def _filestore(spec: dict[str, Any]) -> list[Command]:
+    filestore = spec["filestore"]
+    where = [f"--zone={spec['zone']}", "--project", spec["project"]]
     return [
-        ["gcloud", "container", "clusters", "update", spec["name"], *where,
-         "--node-pool", user["name"], "--enable-autoscaling", "--min-nodes", "0",
-         "--max-nodes", str(user["maxNodes"])],
-        ["gcloud", "container", "clusters", "resize", spec["name"], *where,
-         "--node-pool", user["name"], "--num-nodes", "0", "--quiet"],
+        ["gcloud", "filestore", "instances", "create", filestore["name"], *where,
+         f"--tier={filestore['tier']}",
+         f"--file-share=name={filestore['share']},capacity={filestore['capacity']}",
+         f"--network=name={spec['network']}"],
+        # The address the shared-data PersistentVolume mounts.
+        ["gcloud", "filestore", "instances", "describe", filestore["name"], *where,
+         "--format=value(networks[0].ipAddresses[0])"],
+    ]  # fmt: skip
+
+
+def _budget(spec: dict[str, Any]) -> Command:
+    budget = spec["budget"]
+    return [
+        "gcloud", "billing", "budgets", "create",
+        f"--billing-account={budget['billingAccount']}", f"--display-name={spec['name']}",
+        f"--budget-amount={budget['amount']}", f"--filter-projects=projects/{spec['project']}",
+        *(f"--threshold-rule=percent={share}" for share in budget["thresholds"]),
+    ]  # fmt: skip
+
+
+def scale_down(deployment: str, root: Path = ROOT) -> list[Command]:
+    """After the course: every user pool to no nodes (placeholders to 0 first, in the values)."""
+    _, spec, _ = checked_spec(deployment, root)
+    made = []
+    for pool in pools_for(spec, "user"):
+        at = ["--node-pool", pool["name"], *location(spec)]
+        made += [
+            ["gcloud", "container", "clusters", "update", spec["name"], *at,
+             "--enable-autoscaling", "--min-nodes", "0", "--max-nodes", str(pool["maxNodes"])],
+            ["gcloud", "container", "clusters", "resize", spec["name"], *at,
+             "--num-nodes", "0", "--quiet"],
+        ]  # fmt: skip
+    return made
+
+
+def verify(deployment: str, root: Path = ROOT) -> list[Command]:
+    """Commands whose output shows the cluster is as specified (the chapter says what to expect)."""
+    _, spec, _ = checked_spec(deployment, root)
+    namespace = load_deployments(root)["deployments"][deployment]["namespace"]
+    return [
+        ["gcloud", "container", "clusters", "get-credentials", spec["name"], *location(spec)],
+        ["gcloud", "container", "clusters", "describe", spec["name"], *location(spec),
+         "--format=value(networkConfig.datapathProvider,workloadIdentityConfig.workloadPool)"],
+        ["gcloud", "container", "node-pools", "list", "--cluster", spec["name"], *location(spec),
+         "--format=table(name,config.machineType,autoscaling.minNodeCount,"
+         "autoscaling.maxNodeCount)"],
+        ["kubectl", "get", "nodes", "--label-columns", PURPOSE],
+        ["kubectl", "get", "networkpolicies", "--namespace", namespace],
     ]  # fmt: skip
 
 
@@ -224,15 +340,22 @@ def shown(command: Command) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["plan", "apply", "scale-down"])
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the project folder (default: this checkout)"
+    )
+    parser.add_argument("action", choices=["plan", "apply", "verify", "scale-down"])
     parser.add_argument("deployment")
     parser.add_argument("--yes", action="store_true", help="with apply: really run the commands")
     args = parser.parse_args(argv)
     try:
         if args.action == "scale-down":
-            sections = [("after the course: the user pool to zero", scale_down(args.deployment))]
+            sections = [
+                ("after the course: the user pool to zero", scale_down(args.deployment, args.root))
+            ]
+        elif args.action == "verify":
+            sections = [("once the commands have run", verify(args.deployment, args.root))]
         else:
-            sections = commands(args.deployment)
+            sections = commands(args.deployment, args.root)
         if args.action == "apply" and not args.yes:
             raise ConfigError("apply creates billable resources; add --yes to run the commands")
     except ConfigError as err:
@@ -243,7 +366,15 @@ def main(argv: list[str] | None = None) -> int:
         for command in section:
             print(shown(command), flush=True)
             if args.action == "apply":
-                subprocess.run(shown(command), shell=True, check=True)
+                # shell: the `$(...)` parts look up what earlier commands made.
+                done = subprocess.run(shown(command), shell=True, check=False)
+                if done.returncode != 0:
+                    print(
+                        f"error: {' '.join(command[:4])} failed (exit {done.returncode}); "
+                        "the commands above it have run, the rest have not",
+                        file=sys.stderr,
+                    )
+                    return 1
     return 0
 
 

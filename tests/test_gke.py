@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 
 from coursehub_tools import gke
-from coursehub_tools.capacity_inputs import machine_types, node_facts
+from coursehub_tools.capacity_inputs import machine_types, node_facts, server_requests
 from coursehub_tools.deployconfig import ROOT, load, load_deployments
 from coursehub_tools.yamlfiles import ConfigError
 
@@ -18,14 +20,20 @@ GKE_DEPLOYMENTS = [
     if entry.get("cluster")
     and yaml.safe_load((ROOT / entry["cluster"]).read_text()).get("provider") == "gke"
 ]
+DEPLOYMENT = GKE_DEPLOYMENTS[0]
+SOURCE = gke.cluster_file(DEPLOYMENT)
 
 
 def spec() -> dict:
-    return yaml.safe_load((ROOT / gke.cluster_file(GKE_DEPLOYMENTS[0])).read_text())
+    return yaml.safe_load((ROOT / SOURCE).read_text())
 
 
 def flat(sections) -> list[list[str]]:
     return [command for _, section in sections for command in section]
+
+
+def with_verb(commands, *verb: str) -> list[list[str]]:
+    return [c for c in commands if tuple(c[1 : 1 + len(verb)]) == verb]
 
 
 def value(command: list[str], flag: str) -> str:
@@ -37,90 +45,223 @@ def value(command: list[str], flag: str) -> str:
     raise AssertionError(f"{flag} not in {command}")
 
 
+def user_index(data: dict) -> int:
+    return next(i for i, p in enumerate(data["nodePools"]) if p["labels"][gke.PURPOSE] == "user")
+
+
+def values_layer(deployment: str) -> str:
+    """The deployment's last plain (not encrypted) values file: where a test changes values."""
+    files = load_deployments()["deployments"][deployment]["values"]
+    return [entry for entry in files if isinstance(entry, str)][-1]
+
+
+def set_value(path: str, setting: str):
+    """A ProjectCopy.edit change that sets dotted `path` in a values file."""
+
+    def change(data: dict) -> None:
+        *parents, last = path.split(".")
+        for part in parents:
+            data = data.setdefault(part, {})
+        data[last] = setting
+
+    return change
+
+
 @pytest.mark.parametrize("deployment", GKE_DEPLOYMENTS)
-def test_the_cluster_enforces_network_policies_and_has_both_pools(deployment):
+def test_the_cluster_enforces_network_policies_and_has_every_pool(deployment):
     commands = flat(gke.commands(deployment))
-    (create,) = [c for c in commands if c[1:4] == ["container", "clusters", "create"]]
+    (create,) = with_verb(commands, "container", "clusters", "create")
     assert "--enable-dataplane-v2" in create and "--enable-ip-alias" in create
     assert value(create, "--workload-pool") == f"{spec()['project']}.svc.id.goog"
-    pools = [create] + [c for c in commands if c[1:4] == ["container", "node-pools", "create"]]
+    assert value(create, "--network") == spec()["network"]
+    pools = [create, *with_verb(commands, "container", "node-pools", "create")]
     for command, pool in zip(pools, spec()["nodePools"], strict=True):
         assert value(command, "--machine-type") == pool["machineType"]
         assert value(command, "--min-nodes") == str(pool["minNodes"])
         assert value(command, "--max-nodes") == str(pool["maxNodes"])
+        labels = dict(label.split("=") for label in value(command, "--node-labels").split(","))
+        assert labels == pool["labels"]
+        if pool.get("taints"):
+            assert value(command, "--node-taints").split(",") == pool["taints"]
+        else:
+            assert "--node-taints" not in command
+
+
+@pytest.mark.parametrize("regional", [False, True])
+def test_a_zonal_or_regional_cluster_keeps_its_nodes_in_the_zone(project_copy, regional):
+    project_copy.edit(SOURCE, lambda s: s.update(regional=regional))
+    commands = flat(gke.commands(DEPLOYMENT, root=project_copy.root))
+    for command in with_verb(commands, "container"):
+        if regional:
+            assert value(command, "--region") == spec()["region"] and "--zone" not in command
+        else:
+            assert value(command, "--zone") == spec()["zone"] and "--region" not in command
+    (create,) = with_verb(commands, "container", "clusters", "create")
+    if regional:
+        assert value(create, "--node-locations") == spec()["zone"]
+    else:
+        assert "--node-locations" not in create
 
 
 @pytest.mark.parametrize("deployment", GKE_DEPLOYMENTS)
 def test_every_host_gets_a_record_at_the_deployments_own_address(deployment):
     commands = flat(gke.commands(deployment))
     hosts = load(deployment).values["proxy"]["https"]["hosts"]
-    records = [c for c in commands if c[1:4] == ["dns", "record-sets", "create"]]
+    records = with_verb(commands, "dns", "record-sets", "create")
     assert [c[4] for c in records] == [f"{host}." for host in hosts]
-    address = gke.address_name(spec(), deployment)
-    assert ["gcloud", "compute", "addresses", "create", address] == commands[
-        [c[1:4] for c in commands].index(["compute", "addresses", "create"])
-    ][:5]
-    assert all(address in value(c, "--rrdatas") for c in records)
+    assert all(value(c, "--zone") == spec()["dnsZone"] for c in records)
+    (address,) = with_verb(commands, "compute", "addresses", "create")
+    assert address[4] == gke.address_name(spec(), deployment)
+    assert value(address, "--region") == spec()["region"]
+    assert all(f"describe {address[4]} " in value(c, "--rrdatas") for c in records)
+
+
+def test_billing_is_linked_and_every_api_enabled_first():
+    commands = flat(gke.commands(DEPLOYMENT))
+    link, enable = commands[:2]
+    assert link[1:4] == ["billing", "projects", "link"] and link[4] == spec()["project"]
+    assert value(link, "--billing-account") == spec()["budget"]["billingAccount"]
+    assert enable[1:3] == ["services", "enable"]
+    assert enable[3 : 3 + len(spec()["apis"])] == spec()["apis"]
 
 
 def test_the_deployer_is_bound_to_this_repository_only():
-    commands = flat(gke.commands(GKE_DEPLOYMENTS[0]))
+    commands = flat(gke.commands(DEPLOYMENT))
     repository = spec()["deployer"]["githubRepository"]
     (provider,) = [c for c in commands if "create-oidc" in c]
     assert value(provider, "--attribute-condition") == f'assertion.repository=="{repository}"'
     (binding,) = [c for c in commands if "--role=roles/iam.workloadIdentityUser" in c]
+    assert binding[4] == gke.deployer_account(spec())
     assert value(binding, "--member").endswith(f"/attribute.repository/{repository}")
-    granted = [value(c, "--role") for c in commands if "add-iam-policy-binding" in c[2:4]]
-    assert set(spec()["deployer"]["roles"]) <= set(granted)
+    granted = [
+        value(c, "--role") for c in with_verb(commands, "projects", "add-iam-policy-binding")
+    ]
+    assert granted == spec()["deployer"]["roles"]
     assert not any("keys" in c for c in commands), "no service-account key is ever made"
 
 
-def test_scale_down_takes_the_user_pool_to_zero():
-    (update, resize) = gke.scale_down(GKE_DEPLOYMENTS[0])
-    (user,) = [p for p in spec()["nodePools"] if p["labels"][gke.PURPOSE] == "user"]
-    assert value(update, "--node-pool") == value(resize, "--node-pool") == user["name"]
-    assert value(update, "--min-nodes") == value(resize, "--num-nodes") == "0"
+def test_the_budget_alerts_at_every_threshold():
+    (budget,) = with_verb(flat(gke.commands(DEPLOYMENT)), "billing", "budgets", "create")
+    assert value(budget, "--budget-amount") == spec()["budget"]["amount"]
+    assert value(budget, "--filter-projects") == f"projects/{spec()['project']}"
+    rules = [part for part in budget if part.startswith("--threshold-rule=")]
+    assert rules == [f"--threshold-rule=percent={t}" for t in spec()["budget"]["thresholds"]]
 
 
-def too_small() -> str:
-    """A known machine type smaller than the largest server any deployment guarantees."""
-    table, _ = machine_types()
-    return min(table.values(), key=lambda m: node_facts().allocatable(m).memory).name
+def test_filestore_is_made_only_when_chosen_and_the_values_use_it(project_copy):
+    assert spec()["filestore"]["enabled"] or not with_verb(
+        flat(gke.commands(DEPLOYMENT)), "filestore"
+    )
+    project_copy.edit(SOURCE, lambda s: s["filestore"].update(enabled=True))
+    with pytest.raises(
+        ConfigError, match=rf"^{SOURCE}: filestore\.enabled: .*{gke.IN_CLUSTER_NFS}"
+    ):
+        gke.commands(DEPLOYMENT, root=project_copy.root)
+    project_copy.edit(values_layer(DEPLOYMENT), set_value(gke.IN_CLUSTER_NFS, False))
+    commands = flat(gke.commands(DEPLOYMENT, root=project_copy.root))
+    (create,) = with_verb(commands, "filestore", "instances", "create")
+    filestore = spec()["filestore"]
+    assert create[4] == filestore["name"] and value(create, "--tier") == filestore["tier"]
+    share = f"name={filestore['share']},capacity={filestore['capacity']}"
+    assert value(create, "--file-share") == share
+    assert value(create, "--network") == f"name={spec()['network']}"
+
+
+def test_scale_down_takes_every_user_pool_to_zero():
+    commands = gke.scale_down(DEPLOYMENT)
+    users = [p for p in spec()["nodePools"] if p["labels"][gke.PURPOSE] == "user"]
+    updates = with_verb(commands, "container", "clusters", "update")
+    resizes = with_verb(commands, "container", "clusters", "resize")
+    assert [value(c, "--node-pool") for c in updates] == [p["name"] for p in users]
+    assert [value(c, "--node-pool") for c in resizes] == [p["name"] for p in users]
+    assert all(value(c, "--min-nodes") == "0" for c in updates)
+    assert all(value(c, "--num-nodes") == "0" for c in resizes)
+
+
+def _user(change):
+    return lambda s: change(s["nodePools"][user_index(s)])
 
 
 BAD = {
-    "unknown-machine": (lambda s: s["nodePools"][1].update(machineType="n9-huge-1"),
-                        r"nodePools\.1\.machineType: 'n9-huge-1' is unknown; known: "),
+    "unknown-machine": (_user(lambda p: p.update(machineType="n9-huge-1")),
+                        r"nodePools\.\d+\.machineType: 'n9-huge-1' is unknown; known: "),
     "max-below-min": (lambda s: s["nodePools"][0].update(minNodes=3, maxNodes=2),
-                      r"nodePools\.0\.maxNodes: 2 is below minNodes 3"),
+                      r"nodePools\.0\.maxNodes: 2 is below minNodes 3; allowed: 3 or more"),
     "zone-elsewhere": (lambda s: s.update(zone="europe-west1-b"),
-                       r"zone: 'europe-west1-b' is not in region 'us-central1'"),
-    "no-user-pool": (lambda s: s["nodePools"][1]["labels"].update({gke.PURPOSE: "other"}),
+                       r"zone: 'europe-west1-b' is not in region '[a-z0-9-]+'; allowed: "),
+    "no-user-pool": (_user(lambda p: p["labels"].update({gke.PURPOSE: "other"})),
                      r"nodePools: no pool labelled hub.jupyter.org/node-purpose: user"),
-    "untainted-user-pool": (lambda s: s["nodePools"][1].pop("taints"),
-                            r"nodePools\.1\.taints: the user pool needs"),
-    "unknown-key": (lambda s: s.update(nodepools=[]), r"nodepools"),
+    "no-core-pool": (lambda s: s["nodePools"][0]["labels"].pop(gke.PURPOSE),
+                     r"nodePools: no pool labelled hub.jupyter.org/node-purpose: core"),
+    "untainted-user-pool": (_user(lambda p: p.pop("taints")),
+                            r"nodePools\.\d+\.taints: a user pool needs"),
+    "user-pool-first": (lambda s: s["nodePools"].reverse(),
+                        r"nodePools\.\d+: the core pool must come first"),
+    "renamed-core-pool": (lambda s: s["nodePools"][0].update(name="core"),
+                          r"nodePools\.0: the core pool must come first and be named"),
+    "core-pool-to-zero": (lambda s: s["nodePools"][0].update(minNodes=0),
+                          r"nodePools\.0\.minNodes: 0 leaves the hub"),
+    "no-dataplane-v2": (lambda s: s.update(dataplaneV2=False),
+                        r"dataplaneV2: must be True, the chart's NetworkPolicies"),
+    "unknown-key": (lambda s: s.update(nodepools=[]), r"nodepools: unknown key"),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_a_spec_that_cannot_work_is_refused_by_field(project_copy, case):
     change, message = BAD[case]
-    source = gke.cluster_file(GKE_DEPLOYMENTS[0])
-    project_copy.edit(source, change)
-    with pytest.raises(ConfigError, match=rf"^{source}: .*{message}"):
-        gke.commands(GKE_DEPLOYMENTS[0], root=project_copy.root)
+    project_copy.edit(SOURCE, change)
+    with pytest.raises(ConfigError, match=rf"^{SOURCE}: {message}"):
+        gke.commands(DEPLOYMENT, root=project_copy.root)
 
 
-def test_a_user_pool_too_small_for_one_server_is_refused(project_copy):
-    source = gke.cluster_file(GKE_DEPLOYMENTS[0])
-    project_copy.edit(source, lambda s: s["nodePools"][1].update(machineType=too_small()))
-    values = {"singleuser": {"memory": {"guarantee": "60G"}}}
-    project_copy.edit("deploy/deployments/coursehub/config/prod.yaml", lambda v: v.update(values))
-    with pytest.raises(ConfigError, match=rf"^{source}: nodePools\.1\.machineType: .* less than"):
-        gke.commands("prod", root=project_copy.root)
+@pytest.mark.parametrize("resource", ["memory", "cpu"])
+def test_a_user_pool_too_small_for_one_server_is_refused(project_copy, resource):
+    table, _ = machine_types()
+    room = node_facts().allocatable(table[spec()["nodePools"][user_index(spec())]["machineType"]])
+    # Just more than the user pool's machine has room for.
+    too_much = {"memory": str(int(room.memory) + 2**30), "cpu": room.cpu + 0.5}[resource]
+    layer = values_layer(DEPLOYMENT)
+    project_copy.edit(layer, set_value(f"singleuser.{resource}.guarantee", too_much))
+    asked = server_requests(load(DEPLOYMENT, root=project_copy.root).values)["singleuser"]
+    assert getattr(asked, resource) > getattr(room, resource)
+    pattern = rf"^{SOURCE}: nodePools\.{user_index(spec())}\.machineType: .* less than .*allowed: "
+    with pytest.raises(ConfigError, match=pattern):
+        gke.commands(DEPLOYMENT, root=project_copy.root)
 
 
 def test_apply_without_yes_runs_nothing(capsys):
-    assert gke.main(["apply", GKE_DEPLOYMENTS[0]]) == 1
+    assert gke.main(["apply", DEPLOYMENT]) == 1
     assert "add --yes" in capsys.readouterr().err
+
+
+def fake_gcloud(tmp_path, monkeypatch, exit_code: int):
+    """A `gcloud` first on PATH that logs its arguments, answers 42 and exits `exit_code`."""
+    folder, log = tmp_path / "bin", tmp_path / "gcloud.log"
+    folder.mkdir()
+    script = folder / "gcloud"
+    script.write_text(f'#!/bin/sh\necho "$*" >> {log}\necho 42\nexit {exit_code}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    return log
+
+
+def test_apply_runs_the_plan_in_order(tmp_path, monkeypatch):
+    log = fake_gcloud(tmp_path, monkeypatch, 0)
+    assert gke.main(["apply", DEPLOYMENT, "--yes"]) == 0
+    ran = log.read_text().splitlines()
+    commands = flat(gke.commands(DEPLOYMENT))
+    # A `$(gcloud ...)` part runs first and its answer (42) takes its place.
+    looked_up = [part for c in commands for part in c if "$(" in part]
+    assert len(ran) == len(commands) + len(looked_up)
+    plain = [" ".join(c[1:]) for c in commands if not any("$(" in part for part in c)]
+    assert [line for line in ran if line in plain] == plain
+
+
+def test_apply_stops_at_the_first_failure_with_one_line(tmp_path, monkeypatch, capsys):
+    log = fake_gcloud(tmp_path, monkeypatch, 3)
+    assert gke.main(["apply", DEPLOYMENT, "--yes"]) == 1
+    assert len(log.read_text().splitlines()) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    first = flat(gke.commands(DEPLOYMENT))[0]
+    assert line.startswith(f"error: {' '.join(first[:4])} failed (exit 3)")
