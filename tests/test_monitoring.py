@@ -6,7 +6,12 @@ import pytest
 import yaml
 
 from coursehub_tools.deployconfig import ROOT, load, load_deployments
-from coursehub_tools.localhub.chart_values import HUB_CONTAINER_PORT, getter, resource_names
+from coursehub_tools.localhub.chart_values import (
+    HUB_CONTAINER_PORT,
+    SERVICE_PORTS,
+    getter,
+    resource_names,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -32,9 +37,15 @@ def test_each_hub_is_scraped_where_its_chart_serves_metrics(deployment):
     job = scrape_job(namespace)
     assert job["metrics_path"] == merged.values["hub"]["baseUrl"].rstrip("/") + "/hub/metrics"
     hub_service = resource_names(getter(merged.mounted_values()))["hub"]
-    keep = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
-    assert keep == [{"source_labels": ["__meta_kubernetes_service_name"], "action": "keep",
-                     "regex": hub_service}]  # fmt: skip
+    # The hub Service's port that reaches the hub's own listener, as its
+    # prometheus.io/port annotation (8081) says.
+    (port_name,) = [name for name, port in SERVICE_PORTS.items() if port == HUB_CONTAINER_PORT]
+    keep = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"]
+            if r.get("action") == "keep"}  # fmt: skip
+    assert keep == {
+        "__meta_kubernetes_service_name": hub_service,
+        "__meta_kubernetes_endpoint_port_name": port_name,
+    }
     mount = PROMETHEUS["server"]["extraSecretMounts"][0]["mountPath"]
     assert job["authorization"]["credentials_file"] == f"{mount}/{namespace}"
 
@@ -45,6 +56,11 @@ def test_the_scraper_may_read_metrics_and_nothing_else(deployment):
     role = hub["loadRoles"]["prometheus"]
     assert role["scopes"] == ["read:metrics"] and role["services"] == ["prometheus"]
     assert not role.get("users") and not role.get("groups")
+    granting = [
+        name for name, r in hub["loadRoles"].items() if "prometheus" in (r.get("services") or [])
+    ]
+    assert granting == ["prometheus"], "no other role gives the scraper more"
+    assert not hub["services"]["prometheus"].get("admin")
     assert hub["config"].get("JupyterHub", {}).get("authenticate_prometheus", True)
     assert hub.get("authenticatePrometheus") in (None, True), "metrics stay behind a token"
     secrets_layer = next(i["path"] for i in load_deployments()["deployments"][deployment]["values"]
@@ -61,6 +77,13 @@ def test_the_hubs_policy_admits_prometheus_and_its_default_job_leaves_it(deploym
     (peer,) = rule["from"]
     assert peer["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": MONITORING["namespace"]
+    }
+    # The prometheus chart's server pod (its prometheus.server.matchLabels).
+    prometheus = CHARTS["prometheus"]
+    assert peer["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": prometheus["name"],
+        "app.kubernetes.io/instance": prometheus["release"],
+        "app.kubernetes.io/component": "server",
     }
     assert rule["ports"] == [{"port": HUB_CONTAINER_PORT}]
 
