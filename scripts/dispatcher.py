@@ -21,6 +21,7 @@ import os
 import smtplib
 import sys
 import tarfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from coursehub_tools.deployconfig import COURSES_DIR
 from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml
 
 TOKEN_ENV = "COURSEHUB_HUB_TOKEN"
+STOP_TIMEOUT = 300  # s; a server's stop the dispatcher waits for before archiving its home
 
 
 @dataclass(frozen=True)
@@ -98,12 +100,26 @@ class Hub:
         users = self.call("GET", "/users?state=active").json()
         return [user["name"] for user in users if runs(user, slug, courses)]
 
+    def stop(self, users: list[str], timeout: float) -> None:
+        """Stop each user's server and return once every one is gone.
+
+        The hub answers a stop at once and stops the server after (slow_stop_timeout
+        0 in config/common.yaml), and a home is archived only when no server writes to it.
+        """
+        for user in users:
+            self.call("DELETE", f"/users/{quote(user)}/server")
+        deadline = time.monotonic() + timeout
+        while left := [u for u in users if self.call("GET", f"/users/{quote(u)}").json()["servers"]]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the servers of {', '.join(left)} did not stop in {timeout:.0f} s")
+            time.sleep(0.5)
+
 
 def runs(user: dict, slug: str, courses: list[Course]) -> bool:
     """Whether the user's server runs course `slug`, as the spawner chose it."""
     server = user["servers"].get("") or {}
-    if not server or server.get("pending") == "stop":
-        return False  # not running, or already being stopped (a stop is answered at once)
+    if not server:
+        return False
     chosen = (server.get("user_options") or {}).get("profile")
     if chosen:
         return chosen == slug
@@ -129,12 +145,11 @@ def archive_home(home: Path, into: Path) -> Path | None:
 
 def degrade(step: Step, registry_entries: dict, hub: Hub, homes: Path, archive: Path) -> list[str]:
     """Stop the course's servers, then archive its members' homes; both safe to repeat."""
-    done = []
     course = registry_entries[step.slug]
     courses = load_courses({slug: entry for slug, entry in registry_entries.items()})
-    for user in hub.running(step.slug, courses):
-        hub.call("DELETE", f"/users/{quote(user)}/server")
-        done.append(f"stopped {user}'s server")
+    running = hub.running(step.slug, courses)  # a server already stopping is waited for too
+    hub.stop(running, timeout=STOP_TIMEOUT)
+    done = [f"stopped {user}'s server" for user in running]
     groups = course["groups"]["students"] + course["groups"]["instructors"]
     for user in hub.members(groups):
         if archived := archive_home(homes / user, archive / step.slug):
