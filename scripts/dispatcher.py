@@ -31,6 +31,7 @@ from urllib.parse import quote
 import requests
 
 from coursehub.courses import Course, load_courses, open_to
+from coursehub.enrollment import enrollment_group
 from coursehub_tools import content_check, lifecycle_mail
 from coursehub_tools import course_lifecycle as lifecycle
 from coursehub_tools.deployconfig import COURSES_DIR
@@ -100,6 +101,10 @@ class Hub:
         users = self.call("GET", "/users?state=active").json()
         return [user["name"] for user in users if runs(user, slug, courses)]
 
+    def with_servers(self, users: list[str]) -> list[str]:
+        """Those of `users` with a server, even one that is stopping."""
+        return [u for u in users if self.call("GET", f"/users/{quote(u)}").json()["servers"]]
+
     def stop(self, users: list[str], timeout: float) -> None:
         """Stop each user's server and return once every one is gone.
 
@@ -109,9 +114,9 @@ class Hub:
         for user in users:
             self.call("DELETE", f"/users/{quote(user)}/server")
         deadline = time.monotonic() + timeout
-        while left := [u for u in users if self.call("GET", f"/users/{quote(u)}").json()["servers"]]:
+        while left := self.with_servers(users):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the servers of {', '.join(left)} did not stop in {timeout:.0f} s")
+                raise TimeoutError(f"the servers of {', '.join(left)} did not stop in {timeout} s")
             time.sleep(0.5)
 
 
@@ -148,9 +153,11 @@ def degrade(step: Step, registry_entries: dict, hub: Hub, homes: Path, archive: 
     course = registry_entries[step.slug]
     courses = load_courses({slug: entry for slug, entry in registry_entries.items()})
     running = hub.running(step.slug, courses)  # a server already stopping is waited for too
-    hub.stop(running, timeout=STOP_TIMEOUT)
+    if running:
+        hub.stop(running, timeout=STOP_TIMEOUT)
     done = [f"stopped {user}'s server" for user in running]
-    groups = course["groups"]["students"] + course["groups"]["instructors"]
+    groups = [*course["groups"]["students"], enrollment_group(step.slug),
+              *course["groups"]["instructors"]]  # fmt: skip
     for user in hub.members(groups):
         if archived := archive_home(homes / user, archive / step.slug):
             done.append(f"archived {user}'s home to {archived}")

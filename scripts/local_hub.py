@@ -31,6 +31,7 @@ from coursehub_tools.localhub.layout import lay_out
 from coursehub_tools.localhub.supervisor import (
     ProcessFailed,
     Supervisor,
+    free_port,
     wait_for_port,
 )
 
@@ -52,12 +53,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def find_chp() -> Path:

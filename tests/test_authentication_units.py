@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from coursehub.enrollment import enrollment_group
 from coursehub.github import CoursehubGitHubOAuthenticator, authenticator_config
 from coursehub.roles import SCOPES_OVER_STUDENTS, instructor_role
 from coursehub.unix_ids import FIRST_USER_ID, unix_ids
@@ -24,12 +25,14 @@ def auth_state(login: str) -> dict:
 
 
 @pytest.mark.parametrize("deployment", ["local", "staging", "prod"])
-def test_instructor_role_covers_exactly_the_student_teams(deployment):
-    github = load(deployment).values["custom"]["github"]
-    role = instructor_role(github)
+def test_instructor_role_covers_exactly_the_student_teams_and_enrolled_students(deployment):
+    values = load(deployment).values
+    github, courses = values["custom"]["github"], values["custom"]["courses"]
+    role = instructor_role(github, courses)
     assert role["groups"] == github["instructorTeams"]
     filtered = [scope for scope in role["scopes"] if "!" in scope]
-    assert {scope.split("!group=")[1] for scope in filtered} == set(github["studentTeams"])
+    students = set(github["studentTeams"]) | {enrollment_group(slug) for slug in courses}
+    assert {scope.split("!group=")[1] for scope in filtered} == students
     assert {scope.split("!")[0] for scope in filtered} == set(SCOPES_OVER_STUDENTS)
     assert not any(scope.startswith(("admin:", "groups", "users")) for scope in role["scopes"])
 

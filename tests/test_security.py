@@ -8,9 +8,11 @@ rest from each cluster deployment's merged values and its layers. The chapter
 from __future__ import annotations
 
 import re
+from urllib.parse import urlparse
 
 import pytest
 
+from coursehub.enrollment import SERVICE_NAME
 from coursehub.github import authenticator_config
 from coursehub_tools.deployconfig import load, load_deployments
 from coursehub_tools.pod_manifests import build
@@ -125,3 +127,24 @@ def test_admins_come_only_from_the_admin_team(deployment):
             assert not role.get("users") and not role.get("groups"), (
                 f"role {name}: admin scopes go to services only"
             )
+
+
+def test_only_the_proxy_reaches_the_enrollment_service_in_the_hub_pod(cluster_deployment):
+    """The service listens in the hub pod on its URL's port: the hub's Service must
+    expose that port and the hub's NetworkPolicy admit the proxy's pods there, and no
+    one else (user pods carry the network-access-hub label, which opens 8081 only)."""
+    values = load(cluster_deployment).values
+    port = urlparse(values["hub"]["services"][SERVICE_NAME]["url"]).port
+    exposed = {
+        entry["port"]: entry["targetPort"] for entry in values["hub"]["service"]["extraPorts"]
+    }
+    assert exposed.get(port) == port
+    hub_policy = values["hub"]["networkPolicy"]
+    assert port not in hub_policy["allowedIngressPorts"], "open to every pod"
+    admitted = [
+        source["podSelector"]["matchLabels"]
+        for rule in hub_policy["ingress"]
+        if {"port": port} in rule["ports"]
+        for source in rule["from"]
+    ]
+    assert admitted == [{"app": "jupyterhub", "component": "proxy"}]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+
+from coursehub.enrollment import enrollment_group
 
 INSTRUCTOR = "instructor"
 STUDENT = "student"
@@ -45,7 +47,11 @@ class Course:
             start=date.fromisoformat(str(entry["start"])),
             end=date.fromisoformat(str(entry["end"])),
             instructor_groups=frozenset(entry["groups"]["instructors"]),
-            student_groups=frozenset(entry["groups"]["students"]),
+            # Students are the course's teams and whoever its instructors
+            # admitted by invite link (coursehub/enrollment.py).
+            student_groups=frozenset(
+                [*entry["groups"]["students"], enrollment_group(entry["slug"])]
+            ),
             memory=entry["resources"]["memory"],
             cpu=entry["resources"]["cpu"],
             content_repo=content.get("repo"),
@@ -76,6 +82,19 @@ class Course:
         if role == STUDENT and today < self.start:
             return f"{self.title} ({self.slug}) opens on {self.start.isoformat()}."
         return None
+
+    def closed_to_applicants(self, today: date) -> str | None:
+        """Why the course takes no applications by invite link today, or None if it does.
+
+        From its acceptance to its end, as for instructors: a class can enrol
+        before the first day.
+        """
+        return self.closed_reason(INSTRUCTOR, today)
+
+
+def course_day(pretend: str) -> date:
+    """The date courses are judged by: `pretend` (YYYY-MM-DD) if set, else UTC today."""
+    return date.fromisoformat(pretend) if pretend else datetime.now(UTC).date()
 
 
 def load_courses(entries: Mapping[str, Mapping] | None) -> list[Course]:

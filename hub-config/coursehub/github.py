@@ -11,8 +11,10 @@ from __future__ import annotations
 import time
 
 from oauthenticator.github import GitHubOAuthenticator
-from traitlets import Bool, Callable, Float, Unicode
+from traitlets import Bool, Callable, Dict, Float, Unicode
 
+from coursehub.courses import course_day, load_courses
+from coursehub.enrollment import SERVICE_NAME, check_invite, invited_course, is_enrollment_group
 from coursehub.launch_handler import CourseLinksMixin
 from coursehub.login_errors import LoginCallbackHandler, LoginRefused
 from coursehub.unix_ids import unix_ids
@@ -23,6 +25,16 @@ def team_names(auth_state: dict) -> list[str]:
     return sorted(
         f"{team['organization']['login']}:{team['slug']}" for team in auth_state.get("teams", [])
     )
+
+
+# Where the authenticator notes, in a login's auth model, the invite link it follows.
+INVITE_KEY = "coursehub_invite"
+
+
+def _keep_enrollments(auth_model: dict, current_groups: list[str]) -> None:
+    """Add the user's enrollment groups to the groups GitHub's teams give them."""
+    kept = [name for name in current_groups if is_enrollment_group(name)]
+    auth_model["groups"] = sorted({*auth_model.get("groups", []), *kept})
 
 
 def authenticator_config(github: dict) -> dict:
@@ -80,6 +92,26 @@ class CoursehubGitHubOAuthenticator(CourseLinksMixin, GitHubOAuthenticator):
         GitHub. Only a holder of admin:groups can put a user in it. Empty: nobody.""",
     )
 
+    invite_key = Unicode(
+        "",
+        config=True,
+        help="""The key invite links are signed with: the enrollment service's API
+        token (hub-config/jupyterhub_config.d/30-enrollment.py). Someone in none of
+        the allowed teams may log in through a link it signed, to apply to that
+        course. Empty: nobody logs in by invite.""",
+    )
+
+    courses = Dict(
+        config=True,
+        help="custom.courses: an invite admits only to a course open to applicants.",
+    )
+
+    today = Unicode(
+        "",
+        config=True,
+        help="Pretend today is this date (YYYY-MM-DD) when checking invites; empty: UTC today.",
+    )
+
     clock = Callable(
         time.monotonic,
         help="Seconds from any fixed point; membership_fresh_for is counted on it (tests move it).",
@@ -91,19 +123,50 @@ class CoursehubGitHubOAuthenticator(CourseLinksMixin, GitHubOAuthenticator):
         # memory, so a restarted hub checks everyone again.
         self._confirmed_at: dict[str, float] = {}
 
+    async def authenticate(self, handler, data=None, **kwargs):
+        """OAuthenticator's login, plus two things only the hub knows: the groups an
+        invite admitted the user to, and the course of the invite link being followed.
+
+        With manage_groups, JupyterHub makes the user's groups exactly the returned
+        ones, so the enrollment groups are returned too or a login would drop them.
+        """
+        auth_model = await super().authenticate(handler, data, **kwargs)
+        if auth_model is None:
+            return None
+        user = handler.find_user(self.normalize_username(auth_model["name"]))
+        _keep_enrollments(auth_model, [group.name for group in user.groups] if user else [])
+        service_prefix = f"{handler.base_url}services/{SERVICE_NAME}/"
+        auth_model[INVITE_KEY] = invited_course(handler.get_next_url(), service_prefix)
+        return auth_model
+
     async def check_allowed(self, username, auth_model):
-        """Allow members of allowed teams; refuse anyone else with LoginRefused (403)."""
+        """Allow members of allowed teams and admitted applicants, and someone following a
+        good invite link; refuse anyone else with a page saying why (LoginRefused, 403)."""
         if auth_model is None:
             return True
         teams = set(team_names(auth_model["auth_state"]))
+        enrolled = any(map(is_enrollment_group, auth_model.get("groups", [])))
         # The teams were fetched just before this (populate_teams_in_auth_state),
         # with errors raised; GitHub's per-team membership calls, which the base
         # class makes, report a GitHub failure as "not a member".
-        if teams & self.allowed_organizations or await super().check_allowed(username, auth_model):
+        if (
+            teams & self.allowed_organizations
+            or enrolled
+            or await super().check_allowed(username, auth_model)
+        ):
             self._confirmed_at[username] = self.clock()
             return True
         self._confirmed_at.pop(username, None)
+        if invite := auth_model.get(INVITE_KEY):
+            self._check_invite(*invite)
+            self.log.info("%s logs in to apply to %s by invite link", username, invite[0])
+            return True
         raise LoginRefused(username, sorted(teams), sorted(self.allowed_organizations))
+
+    def _check_invite(self, slug: str, token: str) -> None:
+        """Refused unless the invite is good and its course takes applications today."""
+        course = next((c for c in load_courses(self.courses) if c.slug == slug), None)
+        check_invite(self.invite_key, slug, token, course_day(self.today), course)
 
     async def refresh_user(self, user, handler=None, **kwargs):
         """Refresh as OAuthenticator does, then require membership again.
@@ -123,6 +186,7 @@ class CoursehubGitHubOAuthenticator(CourseLinksMixin, GitHubOAuthenticator):
         auth_model = await super().refresh_user(user, handler, **kwargs)
         if not isinstance(auth_model, dict):
             return auth_model
+        _keep_enrollments(auth_model, [group.name for group in user.groups])
         try:
             await self.check_allowed(user.name, auth_model)
         except LoginRefused as refused:

@@ -1,12 +1,15 @@
 """JupyterHub roles for instructors and teaching assistants, from their GitHub teams.
 
-Instructor teams get, over the members of the student teams and nothing else:
+Instructor teams get, over the members of the student teams and of the courses'
+enrollment groups (students admitted by invite link) and nothing else:
 their servers (open, start, stop), their user records, and the admin page that
 lists them. They are not admins: no other users, no groups, no hub settings.
 ref: https://jupyterhub.readthedocs.io/en/stable/rbac/scopes.html
 """
 
 from __future__ import annotations
+
+from coursehub.enrollment import enrollment_group
 
 # Per student group; "!group=" limits each scope to that group's members.
 SCOPES_OVER_STUDENTS = (
@@ -17,10 +20,10 @@ SCOPES_OVER_STUDENTS = (
 )
 
 
-def instructor_role(github: dict) -> dict:
-    """The load_roles entry for values' custom.github.instructorTeams."""
+def instructor_role(github: dict, courses: dict) -> dict:
+    """The load_roles entry for values' custom.github.instructorTeams and custom.courses."""
     scopes = ["admin-ui"]
-    for group in github["studentTeams"]:
+    for group in [*github["studentTeams"], *map(enrollment_group, sorted(courses or {}))]:
         scopes += [f"{scope}!group={group}" for scope in SCOPES_OVER_STUDENTS]
     return {
         "name": "coursehub-instructor",

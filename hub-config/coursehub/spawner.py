@@ -9,14 +9,14 @@ mixes the same class into a local-process spawner (scripts/localhub/spawner.py).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 from kubespawner import KubeSpawner
 from traitlets import Dict, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from coursehub import hooks, launch, storage
-from coursehub.courses import Course, load_courses, open_to
+from coursehub.courses import Course, course_day, load_courses, open_to
 from coursehub.refusal import Refused
 
 
@@ -60,7 +60,7 @@ class CourseSpawner(LoggingConfigurable):
     )
 
     def course_date(self) -> date:
-        return date.fromisoformat(self.today) if self.today else datetime.now(UTC).date()
+        return course_day(self.today)
 
     def user_groups(self) -> list[str]:
         return [group.name for group in self.user.groups] + list(self.implicit_groups)

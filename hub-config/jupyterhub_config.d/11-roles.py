@@ -3,4 +3,6 @@
 from coursehub.roles import instructor_role
 from coursehub.values import get_config
 
-c.JupyterHub.load_roles.append(instructor_role(get_config("custom.github")))
+c.JupyterHub.load_roles.append(
+    instructor_role(get_config("custom.github"), get_config("custom.courses"))
+)

@@ -32,6 +32,8 @@ from typing import Any
 from kubernetes_asyncio import client
 from tornado.httpclient import AsyncHTTPClient
 
+from coursehub_tools.localhub.supervisor import free_port
+
 GetConfig = Callable[..., Any]
 GetSecret = Callable[[str], str]
 _UNSET = object()  # tells an explicit null in values from a missing key
@@ -530,6 +532,16 @@ def apply_local_backend(c, get_config: GetConfig, env: Mapping[str, str]) -> Non
             "services": ["local-operator"],
         }
     )
+    # A service the values give a URL runs in the hub pod, behind the hub's
+    # Service name there; here it listens on a free loopback port, and carries
+    # the marker (a service gets only the environment it is given).
+    for service in c.JupyterHub.services:
+        if service.get("url"):
+            service["url"] = f"http://127.0.0.1:{free_port()}"
+            service["environment"] = {
+                **service.get("environment", {}),
+                "COURSEHUB_LOCALHUB": env["COURSEHUB_LOCALHUB"],
+            }
     if get_config("cull.enabled"):
         # Same arguments; only where the hub listens and which Python runs it differ.
         hub_api = f"http://127.0.0.1:{hub}" + _hub_api_path(get_config)

@@ -1,0 +1,129 @@
+"""Enrollment by invite link: the group it adds to, the link, and its check.
+
+An instructor hands out /services/enrollment/invite/<slug>?invite=<token>. The
+token names the last day it works and is signed (HMAC-SHA256) with the
+enrollment service's API token, which the hub and the service both hold, so a
+link cannot be made for another course or a later day without that key. The
+hub checks it when someone outside the course's teams logs in through the link
+(coursehub/github.py), and the service checks it again before taking an
+application (coursehub/enrollment_service.py).
+
+An approved applicant joins the course's enrollment group, one of the groups
+the course admits as students (coursehub/courses.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import date
+from urllib.parse import parse_qs, urlparse
+
+from coursehub.refusal import Refused
+
+SERVICE_NAME = "enrollment"
+INVITE_ARGUMENT = "invite"
+# No colon: a GitHub team's group is always "organization:team", so no team
+# can ever share a name with an enrollment group (and a team member with it).
+GROUP_PREFIX = "enrolled-"
+
+
+def enrollment_group(slug: str) -> str:
+    """The JupyterHub group whose members were admitted to course `slug` by invite."""
+    return GROUP_PREFIX + slug
+
+
+def is_enrollment_group(name: str) -> bool:
+    return name.startswith(GROUP_PREFIX) and ":" not in name
+
+
+def invite_path(service_prefix: str, slug: str) -> str:
+    """/services/enrollment/invite/<slug>, under the hub's base URL."""
+    return f"{service_prefix.rstrip('/')}/invite/{slug}"
+
+
+def _signature(key: str, slug: str, last_day: date) -> str:
+    message = f"{slug}\0{last_day.isoformat()}".encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+
+def make_invite(key: str, slug: str, last_day: date) -> str:
+    """The `invite` argument of a link to course `slug` that works until `last_day`."""
+    return f"{last_day.isoformat()}.{_signature(key, slug, last_day)}"
+
+
+def check_invite(key: str, slug: str, token: str, today: date, course) -> date:
+    """The last day of a good invite to `course` (a coursehub.courses.Course, None if
+    the registry has no such course), or Refused saying what is wrong with it."""
+    day, _, signature = (token or "").partition(".")
+    try:
+        last_day = date.fromisoformat(day)
+    except ValueError:
+        last_day = None
+    if (
+        not key
+        or last_day is None
+        or not hmac.compare_digest(signature, _signature(key, slug, last_day))
+    ):
+        raise Refused(
+            403,
+            f"This invite link is not valid for {slug}: it was changed or copied incompletely. "
+            "Ask your instructor for the link again.",
+            why="forged or damaged invite",
+        )
+    if today > last_day:
+        raise Refused(
+            410,
+            f"This invite link to {slug} expired on {last_day.isoformat()}. "
+            "Ask your instructor for a new one.",
+            why="expired invite",
+        )
+    closed = "it is not on this hub" if course is None else course.closed_to_applicants(today)
+    if closed:
+        raise Refused(
+            410,
+            f"The course {slug} takes no applications now: {closed}",
+            why="invite to a closed course",
+        )
+    return last_day
+
+
+def invited_course(next_url: str | None, service_prefix: str) -> tuple[str, str] | None:
+    """(slug, token) when `next_url` is an invite link of this hub's service, else None."""
+    if not next_url:
+        return None
+    url = urlparse(next_url)
+    prefix = invite_path(service_prefix, "")
+    if url.netloc or not url.path.startswith(prefix):
+        return None
+    slug = url.path[len(prefix) :].strip("/")
+    token = parse_qs(url.query).get(INVITE_ARGUMENT, [""])[0]
+    return (slug, token) if slug and "/" not in slug else None
+
+
+def service_role(courses: dict) -> dict:
+    """The enrollment service's role: its courses' enrollment groups, and nothing else."""
+    groups = [enrollment_group(slug) for slug in sorted(courses or {})]
+    return {
+        "name": SERVICE_NAME,
+        "description": "Create the courses' enrollment groups, keep applications, add members.",
+        # admin:groups creates a group and sets its properties; groups adds members.
+        "scopes": [
+            f"{scope}!group={group}" for group in groups for scope in ("admin:groups", "groups")
+        ],
+        "services": [SERVICE_NAME],
+    }
+
+
+def user_role() -> dict:
+    """JupyterHub's default `user` role, plus logging in to the enrollment service.
+
+    Since JupyterHub 5 a user may use only the services a role names, and an
+    applicant has no role but this one: everyone who logs in gets it.
+    ref: https://jupyterhub.readthedocs.io/en/stable/rbac/roles.html#default-roles
+    """
+    return {
+        "name": "user",
+        "description": "Standard user privileges, and applying to courses by invite link.",
+        "scopes": ["self", f"access:services!service={SERVICE_NAME}"],
+    }

@@ -1,0 +1,341 @@
+"""Enrollment by invite link: the link's check, and the service on a real local hub.
+
+Someone outside every team (nora: in the organization, in no team; olga: outside
+it) follows a course's invite link, logs in through the GitHub stand-in and
+applies; the course's instructor (ian) approves or rejects; an approved
+applicant starts the course like a team member and keeps the course at later logins.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import timedelta
+from urllib.parse import parse_qs, quote, urlparse
+
+import pytest
+import requests
+
+from coursehub.courses import STUDENT, Course, load_courses
+from coursehub.enrollment import (
+    check_invite,
+    enrollment_group,
+    invited_course,
+    make_invite,
+    service_role,
+)
+from coursehub.refusal import Refused
+from coursehub_tools.deployconfig import load
+from coursehub_tools.hub_client import (
+    Login,
+    error_message,
+    follow_progress,
+    login_with_standin,
+    own_token,
+)
+
+COURSES = load("local").values["custom"]["courses"]
+SLUG = "data-science-101"
+COURSE = next(course for course in load_courses(COURSES) if course.slug == SLUG)
+KEY = "the enrollment service's token"
+# The hub's pinned date: data-science-101 is open to students, climate-lab
+# (starting later) takes applications.
+DAY = COURSE.start + timedelta(days=1)
+SERVICE = "/services/enrollment/"
+
+
+def refusal(check, *args) -> Refused:
+    """The refusal `check(*args)` raises: what the person is shown, and its status."""
+    with pytest.raises(Refused) as refused:
+        check(*args)
+    return refused.value
+
+
+# --- the link -------------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_an_invite_works_until_its_last_day():
+    last = DAY + timedelta(days=14)
+    token = make_invite(KEY, SLUG, last)
+    assert check_invite(KEY, SLUG, token, last, COURSE) == last
+    expired = refusal(check_invite, KEY, SLUG, token, last + timedelta(days=1), COURSE)
+    assert expired.status_code == 410 and f"expired on {last}" in expired.jupyterhub_message
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda token: token[:-1] + ("0" if token[-1] != "0" else "1"),  # one character changed
+        lambda token: "2099-12-31." + token.partition(".")[2],  # a later last day
+        lambda token: token[:12],  # copied incompletely
+        lambda token: "",
+        lambda token: make_invite("another key", SLUG, DAY + timedelta(days=3)),
+    ],
+)
+def test_a_forged_or_damaged_invite_is_refused(forge):
+    token = forge(make_invite(KEY, SLUG, DAY + timedelta(days=3)))
+    refused = refusal(check_invite, KEY, SLUG, token, DAY, COURSE)
+    assert refused.status_code == 403
+    assert "not valid for data-science-101" in refused.jupyterhub_message
+
+
+@pytest.mark.unit
+def test_an_invite_to_one_course_does_not_open_another():
+    other = next(course for course in load_courses(COURSES) if course.slug != SLUG)
+    token = make_invite(KEY, SLUG, DAY + timedelta(days=3))
+    assert (
+        "not valid" in refusal(check_invite, KEY, other.slug, token, DAY, other).jupyterhub_message
+    )
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("state", "day", "why"),
+    [
+        ("DEGRADED", DAY, "not open on this hub"),
+        ("REQUESTED", DAY, "not open on this hub"),
+        ("DEPLOYED", COURSE.end + timedelta(days=1), f"closed on {COURSE.end}"),
+    ],
+)  # fmt: skip
+def test_an_invite_to_a_closed_course_is_refused(state, day, why):
+    entry = {**COURSES[SLUG], "lifecycle": {**COURSES[SLUG]["lifecycle"], "state": state}}
+    course = Course.from_values(entry)
+    token = make_invite(KEY, SLUG, day + timedelta(days=3))
+    refused = refusal(check_invite, KEY, SLUG, token, day, course)
+    assert refused.status_code == 410 and why in refused.jupyterhub_message
+
+
+@pytest.mark.unit
+def test_an_accepted_course_takes_applications_before_it_starts():
+    entry = {**COURSES[SLUG], "lifecycle": {**COURSES[SLUG]["lifecycle"], "state": "ACCEPTED"}}
+    before = COURSE.start - timedelta(days=7)
+    token = make_invite(KEY, SLUG, before + timedelta(days=3))
+    assert check_invite(KEY, SLUG, token, before, Course.from_values(entry))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("next_url", "invited"),
+    [
+        (f"{SERVICE}invite/{SLUG}?invite=t", (SLUG, "t")),
+        (f"{SERVICE}invite/{SLUG}", (SLUG, "")),
+        (f"https://elsewhere.example{SERVICE}invite/{SLUG}?invite=t", None),
+        (f"/hub/spawn?next={SERVICE}invite/{SLUG}", None),
+        (f"{SERVICE}invite/{SLUG}/more?invite=t", None),
+        (None, None),
+    ],
+)  # fmt: skip
+def test_only_this_hubs_invite_path_counts_as_an_invite(next_url, invited):
+    assert invited_course(next_url, SERVICE) == invited
+
+
+@pytest.mark.unit
+def test_an_enrolled_student_is_a_student_and_no_team_can_be_one():
+    group = enrollment_group(SLUG)
+    assert COURSE.role([group]) == STUDENT
+    assert ":" not in group, "every GitHub team's group is organization:team"
+    role = service_role(COURSES)
+    assert {scope.split("!group=")[1] for scope in role["scopes"]} == {
+        enrollment_group(slug) for slug in COURSES
+    }
+
+
+# --- the service on a local hub ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, start_hub):
+    today = {"hub": {"config": {"CourseSpawner": {"today": DAY.isoformat()}}}}
+    with start_hub(
+        tmp_path_factory.mktemp("enrollment"), extra_values=today, server="lightweight"
+    ) as hub:
+        yield hub
+
+
+def invite_link(hub, slug: str = SLUG) -> str:
+    """The link ian's page shows for `slug`, as a path on the hub."""
+    ian = login_with_standin(hub.url, "ian", next_url=SERVICE).response
+    assert ian.status_code == 200 and "Invite link" in ian.text
+    start = ian.text.index(f"{SERVICE}invite/{slug}?")
+    url = ian.text[start : ian.text.index("<", start)].replace("&amp;", "&")
+    return url
+
+
+def follow_invite(hub, login: str, link: str) -> Login:
+    """What a browser does with the link: the service sends it to the hub's login, the
+    stand-in logs `login` in, and the hub sends it back to the link."""
+    first = requests.get(hub.url + link, allow_redirects=False, timeout=30)
+    assert first.status_code == 302, first.text
+    next_url = parse_qs(urlparse(first.headers["Location"]).query)["next"][0]
+    return login_with_standin(hub.url, login, next_url=next_url)
+
+
+def invite_of(link: str) -> str:
+    return parse_qs(urlparse(link).query)["invite"][0]
+
+
+def api(token: str, hub, method: str, path: str, **kwargs) -> requests.Response:
+    """The service's REST API, with a user's token."""
+    headers = {"Authorization": f"token {token}"}
+    return requests.request(
+        method, f"{hub.url}{SERVICE}api/{path}", headers=headers, timeout=30, **kwargs
+    )
+
+
+def token_of(hub, login: str) -> str:
+    session = login_with_standin(hub.url, login).session
+    return own_token(session, hub.url, login)
+
+
+@pytest.mark.hub
+def test_an_applicant_outside_every_team_applies_is_approved_and_starts_the_course(hub):
+    link = invite_link(hub)
+    login = follow_invite(hub, "nora", link)
+    assert login.response.status_code == 200 and "id='apply'" in login.page
+    assert hub.api("GET", "/users/nora").json()["groups"] == [], "let in, admitted to nothing"
+    session, invite = login.session, invite_of(link)
+
+    # REST: nora applies; ian (an instructor) sees it; sam (a student) may not look.
+    nora_token = own_token(session, hub.url, "nora")
+    applied = api(nora_token, hub, "POST", f"courses/{SLUG}/applications", json={"invite": invite})
+    assert applied.status_code == 200 and applied.json()["state"] == "pending"
+    again = api(nora_token, hub, "POST", f"courses/{SLUG}/applications", json={"invite": invite})
+    assert again.json()["applied"] == applied.json()["applied"], "applying twice is one application"
+    ian = token_of(hub, "ian")
+    listed = api(ian, hub, "GET", f"courses/{SLUG}/applications").json()["applications"]
+    assert listed["nora"]["state"] == "pending"
+    sam = token_of(hub, "sam")
+    refused = api(sam, hub, "GET", f"courses/{SLUG}/applications")
+    assert refused.status_code == 403 and "Only the instructors" in refused.json()["message"]
+
+    # Nobody approves themself; a pending applicant cannot start the course yet.
+    self_approval = api(nora_token, hub, "POST", f"courses/{SLUG}/applications/nora",
+                        json={"decision": "approve"})  # fmt: skip
+    assert self_approval.status_code == 403
+    assert hub.api("GET", "/users/nora").json()["groups"] == []
+    assert session.get(f"{hub.url}/hub/spawn", timeout=30).status_code == 403
+
+    approved = api(
+        ian, hub, "POST", f"courses/{SLUG}/applications/nora", json={"decision": "approve"}
+    )
+    assert approved.status_code == 200 and approved.json()["by"] == "ian"
+    group = hub.api("GET", f"/groups/{quote(enrollment_group(SLUG))}").json()
+    assert group["users"] == ["nora"]
+
+    # A later login, without the link, keeps the course; nora starts it.
+    later = login_with_standin(hub.url, "nora", next_url="/hub/spawn")
+    assert enrollment_group(SLUG) in hub.api("GET", "/users/nora").json()["groups"]
+    ready = follow_progress(later.session, hub.url, "nora")
+    assert ready.status_code == 200
+    server = hub.api("GET", "/users/nora").json()["servers"][""]
+    assert server["user_options"].get("profile", SLUG) == SLUG
+    hub.api("DELETE", "/users/nora/server")
+
+
+@pytest.mark.hub
+def test_a_rejected_applicant_stays_out(hub):
+    link = invite_link(hub)
+    olga = follow_invite(hub, "olga", link)
+    assert olga.response.status_code == 200
+    token, invite = own_token(olga.session, hub.url, "olga"), invite_of(link)
+    assert api(token, hub, "POST", f"courses/{SLUG}/applications", json={"invite": invite}).ok
+    ian = token_of(hub, "ian")
+    rejected = api(
+        ian, hub, "POST", f"courses/{SLUG}/applications/olga", json={"decision": "reject"}
+    )
+    assert rejected.json()["state"] == "rejected"
+    twice = api(ian, hub, "POST", f"courses/{SLUG}/applications/olga", json={"decision": "approve"})
+    assert twice.status_code == 409 and "rejected already" in twice.json()["message"]
+    retry = api(token, hub, "POST", f"courses/{SLUG}/applications", json={"invite": invite})
+    assert retry.status_code == 409 and "declined" in retry.json()["message"]
+    assert login_with_standin(hub.url, "olga").response.status_code == 403, "no link, no team: out"
+    assert enrollment_group(SLUG) not in hub.api("GET", "/users/olga").json()["groups"]
+
+
+def service_key(hub) -> str:
+    """The local hub's generated token of the service, which signs its links."""
+    return (hub.state_dir / "hub.services.enrollment.apiToken.secret").read_text().strip()
+
+
+@pytest.mark.hub
+@pytest.mark.parametrize(
+    ("damage", "status", "says"),
+    [
+        (lambda hub, token: token[:-2], 403, "not valid for data-science-101"),
+        (lambda hub, token: make_invite("guessed", SLUG, DAY), 403, "not valid for data-science"),
+        (lambda hub, token: make_invite(service_key(hub), SLUG, DAY - timedelta(days=1)), 410,
+         f"expired on {DAY - timedelta(days=1)}"),
+    ],
+)  # fmt: skip
+def test_a_bad_invite_lets_nobody_in_and_changes_nothing(hub, damage, status, says):
+    link = invite_link(hub)
+    assert check_invite(service_key(hub), SLUG, invite_of(link), DAY, COURSE), "the key is right"
+    bad = link.replace(invite_of(link), damage(hub, invite_of(link)))
+    users = {user["name"] for user in hub.api("GET", "/users").json()}
+    # The service refuses it before any login...
+    page = requests.get(hub.url + bad, timeout=30)
+    assert page.status_code == status and says in page.text
+    # ...and the hub's login refuses someone outside the teams who comes with it.
+    response = login_with_standin(hub.url, "wes", next_url=bad + "&signed_in=1").response
+    assert response.status_code == status and says in error_message(response.text)
+    assert {user["name"] for user in hub.api("GET", "/users").json()} == users
+
+
+@pytest.mark.hub
+def test_an_invite_for_a_course_that_is_not_on_the_hub_is_refused(hub):
+    token = make_invite("guessed", "no-such-course", DAY)
+    page = requests.get(f"{hub.url}{SERVICE}invite/no-such-course?invite={token}", timeout=30)
+    assert page.status_code == 404 and "no course 'no-such-course'" in html.unescape(page.text)
+
+
+@pytest.mark.hub
+def test_bad_rest_requests_get_a_message_not_a_traceback(hub):
+    ian = token_of(hub, "ian")
+    for body, says in [("not json", "not JSON"), ("[1]", "JSON object"), ("{}", "Apply with")]:
+        response = api(ian, hub, "POST", f"courses/{SLUG}/applications", data=body)
+        assert response.status_code == 400 and says in response.json()["message"]
+    odd = api(ian, hub, "POST", f"courses/{SLUG}/applications/nobody", json={"decision": "maybe"})
+    assert odd.status_code == 400 and "approve, reject" in odd.json()["message"]
+    missing = api(
+        ian, hub, "POST", f"courses/{SLUG}/applications/nobody", json={"decision": "approve"}
+    )
+    assert missing.status_code == 404 and "has not applied" in missing.json()["message"]
+    # The service's stderr is in the hub's log: none of its frames, so no traceback.
+    assert 'enrollment_service.py", line' not in (hub.state_dir / "hub.log").read_text()
+
+
+@pytest.mark.browser
+def test_browser_applicant_applies_and_the_instructor_approves(hub, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shown
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from coursehub_tools.browser import headless_chromium
+
+    link = invite_link(hub, "climate-lab")
+    browser.get(hub.url + link)
+    WebDriverWait(browser, 60).until(
+        shown.presence_of_element_located((By.PARTIAL_LINK_TEXT, "Sign in with GitHub"))
+    )
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Sign in with GitHub").click()
+    browser.find_element(By.CSS_SELECTOR, 'button[value="wes"]').click()
+    WebDriverWait(browser, 60).until(shown.presence_of_element_located((By.ID, "apply")))
+    browser.find_element(By.ID, "apply").click()
+    WebDriverWait(browser, 60).until(
+        shown.text_to_be_present_in_element((By.ID, "state"), "pending")
+    )
+
+    instructor = headless_chromium()
+    try:
+        instructor.get(f"{hub.url}/hub/login?next={quote(SERVICE)}")
+        instructor.find_element(By.PARTIAL_LINK_TEXT, "Sign in with GitHub").click()
+        instructor.find_element(By.CSS_SELECTOR, 'button[value="ian"]').click()
+        approve = (By.CSS_SELECTOR, "button[value='approve']")
+        WebDriverWait(instructor, 60).until(shown.presence_of_element_located(approve))
+        instructor.find_element(*approve).click()
+        WebDriverWait(instructor, 60).until(shown.text_to_be_present_in_element(
+            (By.TAG_NAME, "body"), "approved"))  # fmt: skip
+    finally:
+        instructor.quit()
+    assert hub.api("GET", f"/groups/{enrollment_group('climate-lab')}").json()["users"] == ["wes"]
