@@ -167,6 +167,22 @@ def run_in_subprocess(root: Path, env: dict[str, str], cases: list[dict]) -> dic
     return json.loads(output.read_text())
 
 
+def relocated(value: Any, old: str, new: str) -> Any:
+    """`value` with every text under the folder `old` moved under `new`.
+
+    The chart's hub runs here with its config dir in a temporary folder instead
+    of /usr/local/etc/jupyterhub, so a path hub-config derives from where it is
+    mounted (coursehub.values.CONFIG_DIR) names that folder; it is the same path.
+    """
+    if isinstance(value, dict):
+        return {key: relocated(item, old, new) for key, item in value.items()}
+    if isinstance(value, list):
+        return [relocated(item, old, new) for item in value]
+    if isinstance(value, str) and (value == old or value.startswith(old + "/")):
+        return new + value[len(old) :]
+    return value
+
+
 def differences(chart: dict, ours: dict, ignore: Callable[[str, str], bool]) -> list[str]:
     """(section.trait: chart value != our value) for every trait either config sets."""
     found = []

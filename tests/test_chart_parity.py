@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from coursehub.values import CONFIG_DIR
 from coursehub_tools import chart, chart_parity
 from coursehub_tools.cluster import deployed
 from coursehub_tools.deployconfig import load
@@ -93,6 +94,7 @@ def test_chart_and_emulation_agree(cluster_deployment, helm, chart_dir, tmp_path
     )
 
     theirs = chart_parity.run_in_subprocess(root, env, cases(mounted))
+    theirs = chart_parity.relocated(theirs, str(root), str(CONFIG_DIR))
     # The secrets helm generated (service tokens among them), as the chart's hub reads them.
     config = hub_config(mounted, tmp_path, lambda key: (root / "secret" / key).read_text())
     ours = {"config": chart_parity.plain(config), "pods": chart_parity.pods(config, cases(mounted))}
