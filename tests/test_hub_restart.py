@@ -26,11 +26,15 @@ def test_a_killed_hub_comes_back_with_every_user_and_server(local_hub_pieces, tm
 def test_nothing_a_killed_hub_started_outlives_the_local_hub(hub_factory):
     hub = hub_factory()
     marker = hub.marker
-    culler = [
-        pid for pid in processes_marked(marker) if "jupyterhub_idle_culler" in command_line(pid)
-    ]
-    assert len(culler) == 1, "the culler service carries the local hub's marker"
+    services = {
+        name: [pid for pid in processes_marked(marker) if module in command_line(pid)]
+        for name, module in [("culler", "jupyterhub_idle_culler"),
+                             ("enrollment", "coursehub.enrollment_service")]
+    }  # fmt: skip
+    for name, pids in services.items():
+        assert len(pids) == 1, f"the {name} service carries the local hub's marker"
     hub.kill_hub()
     hub.start_hub()
-    assert hub.stop() == [culler[0]], "the orphaned culler was found and stopped"
+    orphans = sorted(pid for pids in services.values() for pid in pids)
+    assert sorted(hub.stop()) == orphans, "the orphaned services were found and stopped"
     assert processes_marked(marker) == []

@@ -21,6 +21,7 @@ REST, with a user's API token (scope access:services!service=enrollment):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import os
@@ -382,10 +383,8 @@ def main() -> None:
     # of the pod, so listen on all of the pod's; on loopback, only there.
     address = url.hostname if url.hostname in ("127.0.0.1", "localhost") else ""
     make_app(enrollment, prefix).listen(url.port, address, xheaders=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # the hub stops its services with SIGINT
         ioloop.IOLoop.current().start()
-    except KeyboardInterrupt:  # the hub stops its services with SIGINT
-        pass
 
 
 if __name__ == "__main__":
