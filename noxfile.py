@@ -8,6 +8,7 @@ nox -s image     build the user image with hubploy (needs Docker; `-- --push` pu
 nox -s deploy -- staging   deploy with hubploy (CI deploys main, staging before prod)
 nox -s chart     the pinned chart's own hub config beside our emulation (needs helm, network)
 nox -s loadtest  the book's measurements: a class arriving, culled, the hub restarted
+nox -s dispatch  the course lifecycle's due steps (the dispatch workflow runs it daily)
 """
 
 from __future__ import annotations
@@ -246,6 +247,16 @@ def chart(session: nox.Session) -> None:
     # copy of its defaults is stale: this session exists to run the comparison.
     session.run("coursehub-chart", "check")
     session.run("pytest", "-m", "chart", *session.posargs)
+
+
+@nox.session(python="3.11")
+def dispatch(session: nox.Session) -> None:
+    """The course lifecycle's steps due today (`coursehub-dispatch`; `-- --dry-run` plans only).
+
+    Deploying a course runs its notebooks first, so the course's kernel is installed.
+    """
+    install(session, "hub", "singleuser", "test")
+    session.run("coursehub-dispatch", *session.posargs)
 
 
 @nox.session(python="3.11")

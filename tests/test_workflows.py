@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -92,3 +93,20 @@ def test_actionlint_refuses_an_action_on_the_retired_node20_runtime(tmp_path):
     (folder / "ci.yml").write_text(yaml.safe_dump(workflow, sort_keys=False))
     result = actionlint(folder)
     assert result.returncode == 1 and 'runtime "node20" is deprecated' in result.stdout
+
+
+def test_the_daily_dispatch_proposes_the_registry_change_for_ci_to_check():
+    workflow = yaml.safe_load((ROOT / WORKFLOWS / "dispatch.yml").read_text())
+    on = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert on["schedule"] and "workflow_dispatch" in on
+    assert workflow["permissions"] == {"contents": "read"}, "writes go through the PR token"
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    (job,) = workflow["jobs"].values()
+    runs = " ".join(step.get("run", "") for step in job["steps"])
+    sessions = re.findall(r"nox -s (\w+)", runs)
+    noxfile = (ROOT / "noxfile.py").read_text()
+    assert sessions and all(f"def {name}(session" in noxfile for name in sessions)
+    envs = {key: value for step in job["steps"] for key, value in step.get("env", {}).items()}
+    assert envs["COURSEHUB_HUB_TOKEN"].startswith("${{ secrets."), "the hub token is a secret"
+    assert "GITHUB_TOKEN" not in envs["GH_TOKEN"], "a PR by GITHUB_TOKEN would start no CI"
+    assert "nox -s deploy" not in runs, "the dispatcher proposes; CI deploys after review"
