@@ -2,6 +2,7 @@
 
     coursehub-dispatch --dry-run                     # the plan, nothing done
     coursehub-dispatch --hub URL --homes DIR         # do it (token in $COURSEHUB_HUB_TOKEN)
+    coursehub-dispatch --hub URL                     # homes out of reach: stopped, not archived
 
 - An ACCEPTED course whose start has come is marked DEPLOYED. That is a commit to
   the registry; deployed by CI, it offers the course and pre-pulls its image.
@@ -10,8 +11,9 @@
   hides it.
 Every step can run again after a crash between two steps: stopping a stopped
 server does nothing, an archive already written is kept, and the state is
-written last. A step that fails marks the course FAILED with the reason.
-Run on a schedule (see the chapter "Running a course").
+written last. A step that fails marks the course FAILED with the reason, and
+the command then exits 1, so a scheduled run (.github/workflows/dispatch.yml)
+shows red. Run on a schedule (see the chapter "Running a course").
 """
 
 from __future__ import annotations
@@ -148,14 +150,22 @@ def archive_home(home: Path, into: Path) -> Path | None:
     return target
 
 
-def degrade(step: Step, registry_entries: dict, hub: Hub, homes: Path, archive: Path) -> list[str]:
-    """Stop the course's servers, then archive its members' homes; both safe to repeat."""
+def degrade(
+    step: Step, registry_entries: dict, hub: Hub, homes: Path | None, archive: Path
+) -> list[str]:
+    """Stop the course's servers, then archive its members' homes; both safe to repeat.
+
+    With no `homes` (a workflow cannot reach a cluster's volumes) nothing is archived,
+    and the report says so rather than looking for homes where there are none.
+    """
     course = registry_entries[step.slug]
     courses = load_courses({slug: entry for slug, entry in registry_entries.items()})
     running = hub.running(step.slug, courses)  # a server already stopping is waited for too
     if running:
         hub.stop(running, timeout=STOP_TIMEOUT)
     done = [f"stopped {user}'s server" for user in running]
+    if homes is None:
+        return [*done, f"{step.slug}: no homes archived (no --homes folder to read them from)"]
     groups = [*course["groups"]["students"], enrollment_group(step.slug),
               *course["groups"]["instructors"]]  # fmt: skip
     for user in hub.members(groups):
@@ -165,7 +175,7 @@ def degrade(step: Step, registry_entries: dict, hub: Hub, homes: Path, archive: 
 
 
 def run(
-    steps: list[Step], hub: Hub | None, homes: Path, archive: Path,
+    steps: list[Step], hub: Hub | None, homes: Path | None, archive: Path,
     clock: lifecycle.Clock, root: Path = ROOT,
 ) -> list[str]:  # fmt: skip
     """Do each step; a failing one marks its course FAILED and the others go on."""
@@ -214,6 +224,33 @@ def tell(course: dict, action: str, why: str, root: Path) -> str:
     return f"{course['slug']}: e-mailed {message['To']}"
 
 
+def failed(steps: list[Step], root: Path = ROOT) -> list[str]:
+    """The courses of `steps` the registry now records as FAILED (read back, not parsed
+    from the report)."""
+    courses = registry(root)
+    return [
+        step.slug
+        for step in steps
+        if (courses[step.slug].get("lifecycle") or {}).get("state") == lifecycle.FAILED
+    ]
+
+
+def hub_from(url: str | None) -> Hub | None:
+    """The hub named by --hub, its token taken out of the environment.
+
+    Deploying a course runs its notebooks in kernels started from this process, and
+    a notebook is the course's code: it must not find the hub's token in its
+    environment. A --hub without a URL or a token is refused before any step, so a
+    missing repository variable or secret fails the run instead of every course.
+    """
+    token = os.environ.pop(TOKEN_ENV, None)
+    if url is None:
+        return None
+    if not url or not token:
+        raise ConfigError(f"--hub needs a URL and the hub's token in ${TOKEN_ENV}")
+    return Hub(url, token)
+
+
 def day_clock(day: date) -> lifecycle.Clock:
     """Noon (UTC) of `day`: with --today, the plan and the history are as of that day."""
     return lambda: datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
@@ -224,24 +261,30 @@ def main(argv: list[str] | None = None, clock: lifecycle.Clock = lifecycle.utc_n
     parser.add_argument("--dry-run", action="store_true", help="print the plan, do nothing")
     parser.add_argument("--today", type=date.fromisoformat, help="plan as of this day")
     parser.add_argument("--hub", help="the hub's URL, for degrading")
-    parser.add_argument("--homes", type=Path, help="the folder holding users' homes")
+    parser.add_argument(
+        "--homes", type=Path, help="the folder holding users' homes (without it: not archived)"
+    )
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     today = args.today or clock().date()
     try:
+        # Checked on every real run, due steps or not: a missing secret shows the first day.
+        hub = None if args.dry_run else hub_from(args.hub)
         steps = plan(registry(args.root), today)
+        # The plan first, so a run's log says what was due even if a step then fails.
+        for step in steps:
+            print(f"{'would ' if args.dry_run else ''}{step.action} {step.slug}: {step.why}")
+        # Flushed: a step can run for minutes, and a log read meanwhile should show the plan.
+        print(f"{len(steps)} step(s) due on {today}", flush=True)
         if args.dry_run or not steps:
-            for step in steps:
-                print(f"would {step.action} {step.slug}: {step.why}")
-            print(f"{len(steps)} step(s) due on {today}")
             return 0
         settings = read_yaml(args.root / lifecycle.LIFECYCLE_FILE, args.root)
-        token = os.environ.get(TOKEN_ENV)
-        hub = Hub(args.hub, token) if args.hub and token else None
         stamps = day_clock(args.today) if args.today else clock
-        for line in run(steps, hub, args.homes or Path("."), Path(settings["archive"]),
-                        stamps, args.root):  # fmt: skip
+        for line in run(steps, hub, args.homes, Path(settings["archive"]), stamps, args.root):
             print(line)
+        if failures := failed(steps, args.root):
+            print(f"error: FAILED: {', '.join(failures)} (the registry says why)", file=sys.stderr)
+            return 1
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

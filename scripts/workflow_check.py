@@ -10,6 +10,14 @@ only this project knows, for every deployment hubploy deploys
   run's success;
 - deploys never overlap: the job or its workflow has a `concurrency` group.
 
+And for a job that writes the course registry (runs `nox -s dispatch`, not as
+--dry-run), where a state change must be a commit CI checks:
+- two such runs never write the registry at once: a `concurrency` group;
+- the change is pushed, and with a token whose pushes start workflows: not
+  GITHUB_TOKEN (a push or pull request made with it starts no workflow), named
+  in the pushing step's env, and no checkout left GITHUB_TOKEN in .git/config
+  (`persist-credentials: false`), where git would send it instead.
+
     coursehub-workflows check      # every file in .github/workflows/
 """
 
@@ -30,6 +38,11 @@ from coursehub_tools.yamlfiles import ROOT, ConfigError, relative
 WORKFLOWS = ".github/workflows"
 CI_WORKFLOW = "ci"
 CI_PASSED = re.compile(r"github\.event\.workflow_run\.conclusion\s*==\s*'success'")
+WRITES_REGISTRY = re.compile(r"nox -s dispatch\b")
+PUBLISHES = re.compile(r"\bgit push\b|\bgh pr (create|edit)\b")
+WORKFLOW_TOKEN = re.compile(r"secrets\.GITHUB_TOKEN|github\.token", re.IGNORECASE)
+# The variables git (through `gh auth setup-git`) and gh take a token from.
+TOKEN_VARIABLES = ("GH_TOKEN", "GITHUB_TOKEN")
 
 
 def deploys(job: dict[str, Any], deployment: str) -> bool:
@@ -47,6 +60,44 @@ def smoke_tests_after_deploy(job: dict[str, Any], deployment: str) -> bool:
         f"COURSEHUB_CLUSTER={deployment}" in run and "-m cluster" in run
         for run in runs[deployed[0] + 1 :]
     )
+
+
+def writes_registry(job: dict[str, Any]) -> bool:
+    return any(
+        WRITES_REGISTRY.search(run) and "--dry-run" not in run
+        for run in (step.get("run", "") for step in job.get("steps", []))
+    )
+
+
+def registry_write_problems(
+    where: str, job: dict[str, Any], workflow: dict[str, Any]
+) -> Iterator[str]:
+    """Why the registry change of a job running the dispatcher might overlap another or
+    never reach CI."""
+    if "concurrency" not in job and "concurrency" not in workflow:
+        yield (
+            f"{where}: writes the registry without a concurrency group, so two runs could "
+            "write it at once"
+        )
+    steps = job.get("steps", [])
+    publishing = [step for step in steps if PUBLISHES.search(step.get("run", ""))]
+    if not publishing:
+        yield f"{where}: writes the registry but never pushes the change for CI to check"
+    for step in publishing:
+        tokens = [(step.get("env") or {}).get(name, "") for name in TOKEN_VARIABLES]
+        if not any(tokens) or any(WORKFLOW_TOKEN.search(str(token)) for token in tokens):
+            yield (
+                f"{where}: pushes the registry change without a token of its own in "
+                f"{' or '.join(TOKEN_VARIABLES)}; with GITHUB_TOKEN, CI would not run on it"
+            )
+    for step in steps:
+        if str(step.get("uses", "")).startswith("actions/checkout@") and (
+            (step.get("with") or {}).get("persist-credentials") is not False
+        ):
+            yield (
+                f"{where}: its checkout keeps GITHUB_TOKEN in .git/config, which git sends "
+                "instead of the pushing step's token: set persist-credentials: false"
+            )
 
 
 def needed(jobs: dict[str, Any], name: str) -> set[str]:
@@ -74,10 +125,12 @@ def problems(path: Path, workflow: dict[str, Any], canary: str, last: str) -> It
         "workflows", []
     )
     for name, job in jobs.items():
+        where = f"{path}: jobs.{name}"
+        if writes_registry(job):
+            yield from registry_write_problems(where, job, workflow)
         deployed = [d for d in (canary, last) if deploys(job, d)]
         if not deployed:
             continue
-        where = f"{path}: jobs.{name}"
         gates = [job, *(jobs.get(n, {}) for n in needed(jobs, name))]
         if not (started_by_ci and any(CI_PASSED.search(str(g.get("if", ""))) for g in gates)):
             yield (
@@ -128,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     for problem in found:
         print(f"error: {problem}", file=sys.stderr)
     if not found:
-        print(f"{relative(args.folder, ROOT)}: deploys wait for CI, prod waits for staging's tests")
+        print(
+            f"{relative(args.folder, ROOT)}: deploys wait for CI, prod waits for staging's "
+            "tests, registry changes go one at a time to CI"
+        )
     return 1 if found else 0
 
 

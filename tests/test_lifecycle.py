@@ -3,6 +3,8 @@ steps safe to run again. The clock is injected; the registry is a copy of the pr
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tarfile
 from datetime import UTC, date, datetime, timedelta
 
@@ -188,13 +190,18 @@ def mailbox():
         controller.stop()
 
 
+def local_mail(project_copy, mailbox) -> None:
+    """The failure e-mails go to the local SMTP server, not the registry's."""
+    port = mailbox[0].port
+    project_copy.edit("deploy/lifecycle.yaml", lambda settings: settings["mail"].update(
+        host="127.0.0.1", port=port, starttls=False))  # fmt: skip
+
+
 @pytest.mark.unit
 def test_a_failed_step_marks_the_course_failed_and_mails_its_people(project_copy, mailbox):
     root, slug = project_copy.root, "data-science-101"
-    controller, received = mailbox
-    port = controller.port
-    project_copy.edit("deploy/lifecycle.yaml", lambda settings: settings["mail"].update(
-        host="127.0.0.1", port=port, starttls=False))  # fmt: skip
+    _, received = mailbox
+    local_mail(project_copy, mailbox)
     course = dispatcher.registry(root)[slug]
     after = date.fromisoformat(course["end"]) + timedelta(days=1)
     steps = [s for s in dispatcher.plan(dispatcher.registry(root), after) if s.slug == slug]
@@ -208,3 +215,116 @@ def test_a_failed_step_marks_the_course_failed_and_mails_its_people(project_copy
     assert message["Subject"] == f"coursehub: {slug} is FAILED (degrade)"
     assert "coursehub-course approve data-science-101" in message.get_payload()
     assert report[1] == f"{slug}: e-mailed {message['To']}"
+
+
+def accept_a_course_starting_alone(root) -> str:
+    """ml-201, accepted, starting on a day no other course starts or ends; that day."""
+    start = "2027-02-01"
+    assert request(root, start=start) == 0
+    assert lifecycle.main(["--root", str(root), "approve", "ml-201", "--by", APPROVER,
+                           "--why", "agreed"], clock=at(date(2027, 1, 12))) == 0  # fmt: skip
+    assert [s.slug for s in dispatcher.plan(dispatcher.registry(root), date.fromisoformat(start))
+            ] == ["ml-201"], "its deploy is the only step due"  # fmt: skip
+    return start
+
+
+@pytest.mark.unit
+def test_a_failed_step_makes_the_run_exit_1_after_printing_the_plan(
+    project_copy, mailbox, capsys, monkeypatch
+):
+    """What a scheduled run needs: the plan and what was done in its log, and red on FAILED."""
+    root, slug = project_copy.root, "data-science-101"
+    local_mail(project_copy, mailbox)
+    monkeypatch.delenv(dispatcher.TOKEN_ENV, raising=False)
+    after = date.fromisoformat(str(dispatcher.registry(root)[slug]["end"])) + timedelta(days=1)
+    (step,) = [s for s in dispatcher.plan(dispatcher.registry(root), after) if s.slug == slug]
+    # No --hub: degrading cannot stop the servers, so the step fails.
+    assert dispatcher.main(["--root", str(root), "--today", after.isoformat()]) == 1
+    out, err = capsys.readouterr()
+    planned, reported = f"degrade {slug}: {step.why}", f"{slug}: FAILED (degrade: "
+    assert planned in out and reported in out
+    assert out.index(planned) < out.index(reported), "the plan is printed before the steps"
+    assert f"FAILED: {slug}" in err
+    assert state(root, slug)[0] == "FAILED"
+
+
+@pytest.mark.unit
+def test_a_run_whose_steps_all_succeed_exits_0(project_copy, monkeypatch, capsys):
+    root = project_copy.root
+    monkeypatch.delenv(dispatcher.TOKEN_ENV, raising=False)
+    # ml-201 has no content repository, so deploying it runs no notebook.
+    day = accept_a_course_starting_alone(root)
+    assert dispatcher.main(["--root", str(root), "--today", day]) == 0
+    assert "ml-201: DEPLOYED" in capsys.readouterr().out
+    assert state(root)[0] == "DEPLOYED"
+
+
+@pytest.mark.unit
+def test_a_course_notebook_does_not_see_the_hub_token(project_copy, monkeypatch):
+    """Deploying runs the course's notebooks in kernels this process starts; the hub's
+    token must be gone from the environment they inherit."""
+    root = project_copy.root
+    day = accept_a_course_starting_alone(root)
+    seen_by_child = []
+
+    def content_check_in_a_child_process(course):
+        probe = f"import os; print(os.environ.get({dispatcher.TOKEN_ENV!r}, ''))"
+        child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        seen_by_child.append(child.stdout.strip())
+
+    monkeypatch.setattr(dispatcher, "check_content", content_check_in_a_child_process)
+    monkeypatch.setenv(dispatcher.TOKEN_ENV, "secret-hub-token")
+    argv = ["--root", str(root), "--today", day, "--hub", "http://127.0.0.1:9"]
+    assert dispatcher.main(argv) == 0
+    assert seen_by_child == [""], "the check ran once, without the token"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("hub_url", "token"),
+    [("", "a-token"), ("http://127.0.0.1:9", None)],
+    ids=["no-url", "no-token"],
+)
+def test_a_hub_without_its_url_or_token_is_refused_before_any_step(
+    project_copy, monkeypatch, capsys, hub_url, token
+):
+    """A repository variable or secret missing in the workflow fails the run, not the courses."""
+    root = project_copy.root
+    if token is None:
+        monkeypatch.delenv(dispatcher.TOKEN_ENV, raising=False)
+    else:
+        monkeypatch.setenv(dispatcher.TOKEN_ENV, token)
+    before = {p.name: p.read_text() for p in (root / "deploy/courses").glob("*.yaml")}
+    # A day on which data-science-101 is due to be degraded.
+    assert dispatcher.main(["--root", str(root), "--today", "2030-01-01", "--hub", hub_url]) == 1
+    assert f"--hub needs a URL and the hub's token in ${dispatcher.TOKEN_ENV}" in (
+        capsys.readouterr().err
+    )
+    assert {p.name: p.read_text() for p in (root / "deploy/courses").glob("*.yaml")} == before
+
+
+@pytest.mark.unit
+def test_degrading_without_homes_stops_servers_and_says_nothing_was_archived(project_copy):
+    root, slug = project_copy.root, "data-science-101"
+    stopped = []
+
+    class OneServerRunning:
+        """A hub on which sam runs the course; asked for members, it fails the test."""
+
+        def running(self, course_slug, courses):
+            return ["sam"] if course_slug == slug else []
+
+        def stop(self, users, timeout):
+            stopped.extend(users)
+
+        def members(self, groups):
+            raise AssertionError("with no homes to archive, members are not looked up")
+
+    after = date.fromisoformat(str(dispatcher.registry(root)[slug]["end"])) + timedelta(days=1)
+    steps = [s for s in dispatcher.plan(dispatcher.registry(root), after) if s.slug == slug]
+    archive = root / "archive"
+    report = dispatcher.run(steps, OneServerRunning(), None, archive, at(after), root)
+    assert stopped == ["sam"]
+    assert f"{slug}: no homes archived (no --homes folder to read them from)" in report
+    assert report[-1] == f"{slug}: DEGRADED ({steps[0].why})"
+    assert not archive.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -10,7 +11,8 @@ import pytest
 import yaml
 
 from coursehub_tools.deployconfig import ROOT
-from coursehub_tools.workflow_check import WORKFLOWS, canary_and_last, check
+from coursehub_tools.dispatcher import TOKEN_ENV
+from coursehub_tools.workflow_check import WORKFLOWS, canary_and_last, check, triggers
 
 pytestmark = pytest.mark.unit
 
@@ -21,10 +23,10 @@ def deploy_workflow() -> dict:
     return yaml.safe_load((ROOT / WORKFLOWS / "deploy.yml").read_text())
 
 
-def write(tmp_path, workflow: dict):
+def write(tmp_path, workflow: dict, name: str = "deploy.yml"):
     folder = tmp_path / "workflows"
     folder.mkdir()
-    (folder / "deploy.yml").write_text(yaml.safe_dump(workflow, sort_keys=False))
+    (folder / name).write_text(yaml.safe_dump(workflow, sort_keys=False))
     return folder
 
 
@@ -95,18 +97,122 @@ def test_actionlint_refuses_an_action_on_the_retired_node20_runtime(tmp_path):
     assert result.returncode == 1 and 'runtime "node20" is deprecated' in result.stdout
 
 
-def test_the_daily_dispatch_proposes_the_registry_change_for_ci_to_check():
-    workflow = yaml.safe_load((ROOT / WORKFLOWS / "dispatch.yml").read_text())
-    on = workflow[True]  # YAML 1.1 reads the key `on` as true
-    assert on["schedule"] and "workflow_dispatch" in on
-    assert workflow["permissions"] == {"contents": "read"}, "writes go through the PR token"
-    assert workflow["concurrency"]["cancel-in-progress"] is False
+# The daily dispatch: its expectations come from the workflow, the noxfile and the
+# dispatcher, so a renamed session, secret or step fails here rather than at 05:17.
+
+
+def dispatch_workflow() -> dict:
+    return yaml.safe_load((ROOT / WORKFLOWS / "dispatch.yml").read_text())
+
+
+def dispatch_job(workflow: dict) -> dict:
     (job,) = workflow["jobs"].values()
-    runs = " ".join(step.get("run", "") for step in job["steps"])
-    sessions = re.findall(r"nox -s (\w+)", runs)
-    noxfile = (ROOT / "noxfile.py").read_text()
-    assert sessions and all(f"def {name}(session" in noxfile for name in sessions)
-    envs = {key: value for step in job["steps"] for key, value in step.get("env", {}).items()}
-    assert envs["COURSEHUB_HUB_TOKEN"].startswith("${{ secrets."), "the hub token is a secret"
-    assert "GITHUB_TOKEN" not in envs["GH_TOKEN"], "a PR by GITHUB_TOKEN would start no CI"
-    assert "nox -s deploy" not in runs, "the dispatcher proposes; CI deploys after review"
+    return job
+
+
+def step_running(job: dict, pattern: str) -> dict:
+    (step,) = [s for s in job["steps"] if re.search(pattern, s.get("run", ""))]
+    return step
+
+
+def nox_sessions() -> dict[str, ast.FunctionDef]:
+    """The noxfile's sessions, by name: functions decorated with @nox.session."""
+    tree = ast.parse((ROOT / "noxfile.py").read_text())
+    return {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any("nox.session" in ast.unparse(d) for d in node.decorator_list)
+    }
+
+
+def test_the_schedule_runs_a_nox_session_that_runs_the_dispatcher_with_its_arguments():
+    workflow = dispatch_workflow()
+    assert triggers(workflow)["schedule"] and "workflow_dispatch" in triggers(workflow)
+    runs = " ".join(step.get("run", "") for step in dispatch_job(workflow)["steps"])
+    (session,) = re.findall(r"nox -s (\w+)", runs)
+    sessions = nox_sessions()
+    assert session in sessions, f"noxfile.py has no session {session!r}"
+    calls = [ast.unparse(node) for node in ast.walk(sessions[session])
+             if isinstance(node, ast.Call) and ast.unparse(node.func) == "session.run"]  # fmt: skip
+    assert "session.run('coursehub-dispatch', *session.posargs)" in calls, (
+        "the session passes the workflow's arguments (--hub) on to the dispatcher"
+    )
+    assert "--dry-run" not in runs, "the scheduled run does the steps"
+
+
+def test_the_hub_token_and_url_come_from_secrets_and_variables():
+    step = step_running(dispatch_job(dispatch_workflow()), r"nox -s dispatch")
+    env = step["env"]
+    assert re.fullmatch(r"\$\{\{ secrets\.\w+ \}\}", env[TOKEN_ENV]), "the token is a secret"
+    # After nox's `--`, where the session's posargs begin.
+    (url_variable,) = re.findall(r'nox -s dispatch -- (?:.* )?--hub "\$(\w+)"', step["run"])
+    assert re.fullmatch(r"\$\{\{ vars\.\w+ \}\}", env[url_variable]), "the URL is a variable"
+
+
+def test_the_workflow_token_may_only_read():
+    workflow = dispatch_workflow()
+    scopes = [
+        workflow["permissions"],
+        *(j.get("permissions", {}) for j in workflow["jobs"].values()),
+    ]
+    granted = {access for scope in scopes for access in scope.values()}
+    assert workflow["permissions"] and granted <= {"read", "none"}, "writes use the PR token"
+
+
+def test_the_registry_change_is_proposed_even_when_a_step_failed():
+    """The dispatcher exits 1 on FAILED; the FAILED state is still a change to propose."""
+    job = dispatch_job(dispatch_workflow())
+    dispatch, propose = (step_running(job, p) for p in (r"nox -s dispatch", r"gh pr create"))
+    assert job["steps"].index(dispatch) < job["steps"].index(propose)
+    assert re.search(r"!\s*cancelled\(\)|always\(\)", propose.get("if", "")), propose.get("if")
+    assert "nox -s deploy" not in propose["run"], "the dispatcher proposes; CI deploys after review"
+
+
+def test_two_dispatch_runs_queue_rather_than_cancel():
+    concurrency = dispatch_workflow()["concurrency"]
+    assert concurrency["group"] and concurrency["cancel-in-progress"] is False
+
+
+def without_concurrency(workflow):
+    workflow.pop("concurrency")
+
+
+def pushing_with_github_token(workflow):
+    step_running(dispatch_job(workflow), r"git push")["env"]["GH_TOKEN"] = "${{ github.token }}"
+
+
+def checkout_keeping_its_token(workflow):
+    checkout = dispatch_job(workflow)["steps"][0]
+    assert checkout["uses"].startswith("actions/checkout@")
+    checkout["with"].pop("persist-credentials")
+
+
+def never_pushing(workflow):
+    job = dispatch_job(workflow)
+    job["steps"] = [s for s in job["steps"] if "git push" not in s.get("run", "")]
+
+
+@pytest.mark.parametrize(
+    ("break_it", "refusal"),
+    [
+        (without_concurrency, "writes the registry without a concurrency group"),
+        (pushing_with_github_token, "pushes the registry change without a token of its own"),
+        (checkout_keeping_its_token, "its checkout keeps GITHUB_TOKEN in .git/config"),
+        (never_pushing, "writes the registry but never pushes the change"),
+    ],
+)
+def test_a_registry_write_that_could_overlap_or_skip_ci_is_refused(tmp_path, break_it, refusal):
+    workflow = dispatch_workflow()
+    break_it(workflow)
+    (found,) = check(write(tmp_path, workflow, "dispatch.yml"))
+    assert refusal in found and "jobs.dispatch" in found
+
+
+def test_a_dry_run_writes_no_registry_and_needs_none_of_that(tmp_path):
+    workflow = dispatch_workflow()
+    without_concurrency(workflow)
+    never_pushing(workflow)
+    step = step_running(dispatch_job(workflow), r"nox -s dispatch")
+    step["run"] += " --dry-run"
+    assert check(write(tmp_path, workflow, "dispatch.yml")) == []
