@@ -1,10 +1,13 @@
 """The architecture drawn from a deployment's merged values, as Graphviz's dot language.
 
 Every box and label comes from the values (and the cluster spec), so the
-picture in the chapter "Architecture" changes when the configuration does.
+picture in the chapter "Architecture" changes when the configuration does; the
+login flow's from the values and the hub-side code that reads them, the course
+lifecycle's from scripts/course_lifecycle.py's table of moves.
 `dot` (Debian's graphviz, installed by `nox -s book`) renders it offline.
 
     coursehub-diagram prod > prod.svg
+    coursehub-diagram prod --picture login > login.svg
 """
 
 from __future__ import annotations
@@ -13,12 +16,17 @@ import argparse
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
-from coursehub_tools.deployconfig import load
-from coursehub_tools.yamlfiles import ROOT, ConfigError
+from coursehub.enrollment import SERVICE_NAME as ENROLLMENT_SERVICE
+from coursehub.github import authenticator_config
+from coursehub.roles import instructor_role
+from coursehub_tools import course_lifecycle
+from coursehub_tools.deployconfig import Layer, load
+from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml
 
 
 def _quote(text: str) -> str:
@@ -113,6 +121,113 @@ def pipeline_source(workflows: Path = ROOT / ".github" / "workflows") -> str:
     return "\n".join([*lines, *edges, "}"]) + "\n"
 
 
+def _what_a_team_makes(github: dict, courses: dict) -> list[str]:
+    """One line per team the login admits, with what membership gives: the same
+    functions turn custom.github into the hub's authenticator settings and roles."""
+    admitted = authenticator_config(github)
+    instructors = instructor_role(github, courses)
+    makes = (
+        ("hub admin", admitted["admin_groups"]),
+        (f"role {instructors['name']}", instructors["groups"]),
+        ("student", github["studentTeams"]),
+    )
+    lines = []
+    for team in sorted(admitted["allowed_organizations"]):
+        given = [what for what, teams in makes if team in teams]
+        lines.append(f"{team} ({', '.join(given)})" if given else team)
+    return lines
+
+
+def _attributes(label: str, **more: str) -> str:
+    return ", ".join([f"label={_quote(label)}", *(f"{key}={value}" for key, value in more.items())])
+
+
+def _node(name: str, label: str, **more: str) -> str:
+    return f"  {_quote(name)} [{_attributes(label, **more)}];"
+
+
+def _edge(tail: str, head: str, label: str, **more: str) -> str:
+    return f"  {_quote(tail)} -> {_quote(head)} [{_attributes(label, **more)}];"
+
+
+def login_flow_source(deployment: str, extra_layers: Sequence[Layer] = ()) -> str:
+    """A login from the browser to the course's server, labelled from `deployment`'s values."""
+    values = load(deployment, extra_layers=extra_layers).values
+    config = values["hub"]["config"]
+    github = values["custom"]["github"]
+    oauth = config["GitHubOAuthenticator"]
+    refresh = config["Authenticator"]
+    courses = values["custom"]["courses"]
+    hosts = values["proxy"]["https"].get("hosts") or ["the hub's address"]
+    teams = ["team check: a member of one of", *_what_a_team_makes(github, courses)]
+    choice = [
+        "course choice: what the user's groups may start today",
+        f"({', '.join(sorted(courses))}); one open course: no form",
+    ]
+    session_age = f"session older than {refresh['auth_refresh_age']} s: asked again"
+    lines = [
+        # Top to bottom: the flow is one long chain, too wide for a page across.
+        "digraph login {",
+        '  rankdir=TB; node [shape=box, style="rounded", fontname="sans-serif", fontsize=11];',
+        '  edge [fontname="sans-serif", fontsize=9];',
+        _node("browser", "browser", shape="oval"),
+        _node("proxy", "proxy: " + ", ".join(hosts)),
+        _node("hub", "hub: " + config["JupyterHub"]["authenticator_class"]),
+        _node("github", f"GitHub OAuth (organization {github['organization']})"),
+        # dot reads the two characters \n in a label as a line break.
+        _node("teams", "\\n".join(teams)),
+        _node("refused", "refusal page: why, and what to do", shape="note"),
+        _node("choice", "\\n".join(choice)),
+        _node("server", "the course's server at /user/<name>/"),
+        _edge("browser", "proxy", "HTTPS"),
+        _edge("proxy", "hub", "/hub/oauth_login"),
+        _edge("hub", "github", "consent to scopes " + ", ".join(oauth["scope"])),
+        _edge("github", "teams", "/hub/oauth_callback: token, user, teams"),
+        _edge("teams", "refused", "in none"),
+        _edge("teams", "choice", "teams become groups"),
+        _edge("choice", "server", "start"),
+        _edge("server", "teams", session_age, style="dashed"),
+    ]
+    if refresh.get("refresh_pre_spawn"):
+        # The authenticator trusts a membership check no longer than JupyterHub's
+        # own refresh interval (CoursehubGitHubOAuthenticator.refresh_user).
+        fresh_for = min(oauth["membership_fresh_for"], refresh["auth_refresh_age"])
+        label = f"before each start, unless confirmed in the last {fresh_for} s"
+        lines.append(_edge("choice", "teams", label, style="dashed"))
+    if ENROLLMENT_SERVICE in values["hub"].get("services", {}):
+        # Someone in no team gets in only to apply, through an invite link the hub checks.
+        lines += [
+            _node("enrollment", f"{ENROLLMENT_SERVICE} service: apply to a course"),
+            _edge("teams", "enrollment", "in none, with a signed invite link", style="dashed"),
+        ]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def lifecycle_source(root: Path = ROOT) -> str:
+    """The course lifecycle's states and every allowed move, labelled with who makes it.
+
+    The states are those the table of moves names, so a state added there is drawn."""
+    allowed = course_lifecycle.ALLOWED
+    approvers = read_yaml(root / course_lifecycle.LIFECYCLE_FILE, root)["approvers"]
+    # The approvers are people, listed in deploy/lifecycle.yaml; the dispatcher is a program.
+    who = {"approver": f"approver ({', '.join(approvers)})"}
+    states = dict.fromkeys(state for move in allowed for state in move)
+    lines = [
+        "digraph lifecycle {",
+        '  rankdir=LR; node [shape=box, style="rounded", fontname="sans-serif", fontsize=11];',
+        '  edge [fontname="sans-serif", fontsize=9];',
+        # Where a course comes from: a request writes a new file in this state.
+        '  "request" [shape=point];',
+        *(f"  {_quote(state)};" for state in states),
+        _edge("request", course_lifecycle.REQUESTED, "coursehub-course request"),
+    ]
+    for (before, after), role in allowed.items():
+        lines.append(_edge(before, after, who.get(role, role)))
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
 def svg(source: str) -> str:
     dot = shutil.which("dot")
     if dot is None:
@@ -123,13 +238,26 @@ def svg(source: str) -> str:
                           check=True).stdout  # fmt: skip
 
 
+PICTURES = {
+    "architecture": dot_source,
+    "login": login_flow_source,
+    "lifecycle": lambda deployment: lifecycle_source(),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("deployment")
     parser.add_argument("--dot", action="store_true", help="print the dot source, not SVG")
+    parser.add_argument(
+        "--picture",
+        choices=sorted(PICTURES),
+        default="architecture",
+        help="which picture (the lifecycle's is the same for every deployment)",
+    )
     args = parser.parse_args(argv)
     try:
-        source = dot_source(args.deployment)
+        source = PICTURES[args.picture](args.deployment)
         print(source if args.dot else svg(source), end="")
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

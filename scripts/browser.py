@@ -1,4 +1,5 @@
-"""Headless Debian Chromium driven by selenium: the browser tests' and the book's screenshots.
+"""Headless Debian Chromium driven by selenium: the browser tests' and the book's screenshots,
+and the steps every chapter's pictures share (logging in through the stand-in, the picture).
 
 `nox -s pytest` and `nox -s book` install Debian's chromium and chromium-driver.
 """
@@ -45,3 +46,44 @@ def headless_chromium():
     session = webdriver.Chrome(service=Service(driver), options=options)
     session.set_page_load_timeout(120)
     return session
+
+
+def sign_in_with_standin(session, login: str) -> None:
+    """On the hub's login page: choose GitHub, then agree as `login` on the stand-in's page.
+
+    The stand-in's consent page has one button per fixture user
+    (scripts/localhub/github-users.yaml) where GitHub would ask for a password.
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shown
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    sign_in = (By.PARTIAL_LINK_TEXT, "Sign in with GitHub")
+    WebDriverWait(session, 60).until(shown.presence_of_element_located(sign_in))
+    session.find_element(*sign_in).click()
+    session.find_element(By.CSS_SELECTOR, f'button[value="{login}"]').click()
+
+
+def signed_in(hub_url: str, login: str, next_url: str = "/hub/home"):
+    """A new headless browser, logged in to the hub as `login` and sent on to `next_url`.
+
+    A WebDriver quits at the end of a `with` block, so a chapter can take its
+    picture and leave no browser running.
+    """
+    from urllib.parse import quote
+
+    session = headless_chromium()
+    try:
+        session.get(f"{hub_url}/hub/login?next={quote(next_url)}")
+        sign_in_with_standin(session, login)
+    except Exception:
+        session.quit()
+        raise
+    return session
+
+
+def screenshot(session, width: int = 720):
+    """What the browser shows now, as a picture for a book chapter (IPython's Image)."""
+    from IPython.display import Image
+
+    return Image(data=session.get_screenshot_as_png(), width=width)
