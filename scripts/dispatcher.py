@@ -176,7 +176,7 @@ def degrade(
 
 def run(
     steps: list[Step], hub: Hub | None, homes: Path | None, archive: Path,
-    clock: lifecycle.Clock, root: Path = ROOT,
+    clock: lifecycle.Clock, root: Path = ROOT, smtp_password: str | None = None,
 ) -> list[str]:  # fmt: skip
     """Do each step; a failing one marks its course FAILED and the others go on."""
     report = []
@@ -199,7 +199,7 @@ def run(
                                  why=f"{step.action} failed: {err}", role="dispatcher",
                                  clock=clock, root=root)  # fmt: skip
             report.append(f"{step.slug}: FAILED ({step.action}: {err})")
-            report.append(tell(courses[step.slug], step.action, str(err), root))
+            report.append(tell(courses[step.slug], step.action, str(err), root, smtp_password))
     return report
 
 
@@ -213,12 +213,12 @@ def check_content(course: dict) -> None:
         raise ConfigError(f"its notebooks fail: {'; '.join(map(str, failures))}")
 
 
-def tell(course: dict, action: str, why: str, root: Path) -> str:
+def tell(course: dict, action: str, why: str, root: Path, smtp_password: str | None = None) -> str:
     """Mail the course's contacts and the admins; say so, or why it could not."""
     mail = read_yaml(root / lifecycle.LIFECYCLE_FILE, root)["mail"]
     message = lifecycle_mail.failure_message(mail, course, action, why)
     try:
-        lifecycle_mail.send(mail, message)
+        lifecycle_mail.send(mail, message, smtp_password)
     except (OSError, smtplib.SMTPException) as err:
         return f"{course['slug']}: could not e-mail {message['To']}: {err}"
     return f"{course['slug']}: e-mailed {message['To']}"
@@ -239,9 +239,10 @@ def hub_from(url: str | None) -> Hub | None:
     """The hub named by --hub, its token taken out of the environment.
 
     Deploying a course runs its notebooks in kernels started from this process, and
-    a notebook is the course's code: it must not find the hub's token in its
-    environment. A --hub without a URL or a token is refused before any step, so a
-    missing repository variable or secret fails the run instead of every course.
+    a notebook is the course's code: it must not find the hub's token (or the SMTP
+    password, lifecycle_mail.password_from_environment) in its environment. A --hub
+    without a URL or a token is refused before any step, so a missing repository
+    variable or secret fails the run instead of every course.
     """
     token = os.environ.pop(TOKEN_ENV, None)
     if url is None:
@@ -270,6 +271,7 @@ def main(argv: list[str] | None = None, clock: lifecycle.Clock = lifecycle.utc_n
     try:
         # Checked on every real run, due steps or not: a missing secret shows the first day.
         hub = None if args.dry_run else hub_from(args.hub)
+        smtp_password = lifecycle_mail.password_from_environment()
         steps = plan(registry(args.root), today)
         # The plan first, so a run's log says what was due even if a step then fails.
         for step in steps:
@@ -280,7 +282,8 @@ def main(argv: list[str] | None = None, clock: lifecycle.Clock = lifecycle.utc_n
             return 0
         settings = read_yaml(args.root / lifecycle.LIFECYCLE_FILE, args.root)
         stamps = day_clock(args.today) if args.today else clock
-        for line in run(steps, hub, args.homes, Path(settings["archive"]), stamps, args.root):
+        archive = Path(settings["archive"])
+        for line in run(steps, hub, args.homes, archive, stamps, args.root, smtp_password):
             print(line)
         if failures := failed(steps, args.root):
             print(f"error: FAILED: {', '.join(failures)} (the registry says why)", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Telling people a course's step failed: one e-mail to its contacts and the hub's admins.
 
 Settings are `mail` in deploy/lifecycle.yaml; the password, if the server wants
-one, is $COURSEHUB_SMTP_PASSWORD.
+one, is $COURSEHUB_SMTP_PASSWORD, which the dispatcher takes out of its
+environment before it runs any course's notebooks (see `password_from_environment`).
 """
 
 from __future__ import annotations
@@ -30,11 +31,15 @@ def failure_message(mail: dict[str, Any], course: dict[str, Any], action: str, w
     return message
 
 
-def send(mail: dict[str, Any], message: EmailMessage) -> None:
+def password_from_environment() -> str | None:
+    """The SMTP password, removed from the environment so no child process inherits it."""
+    return os.environ.pop(PASSWORD_ENV, None) or None
+
+
+def send(mail: dict[str, Any], message: EmailMessage, password: str | None = None) -> None:
     with smtplib.SMTP(mail["host"], mail["port"], timeout=30) as smtp:
         if mail.get("starttls"):
             smtp.starttls()
-        password = os.environ.get(PASSWORD_ENV)
         if password:
             smtp.login(mail["user"], password)
         smtp.send_message(message)

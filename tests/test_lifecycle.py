@@ -3,6 +3,7 @@ steps safe to run again. The clock is injected; the registry is a copy of the pr
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tarfile
@@ -11,11 +12,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from coursehub_tools import course_lifecycle as lifecycle
-from coursehub_tools import dispatcher
+from coursehub_tools import dispatcher, lifecycle_mail
 from coursehub_tools.deployconfig import load
 from coursehub_tools.hub_client import follow_progress, login_with_standin
 from coursehub_tools.local_hub import free_port
-from coursehub_tools.yamlfiles import ConfigError
+from coursehub_tools.yamlfiles import ConfigError, read_yaml
 
 APPROVER = "ada"
 REQUESTER = "ian"
@@ -267,16 +268,57 @@ def test_a_course_notebook_does_not_see_the_hub_token(project_copy, monkeypatch)
     day = accept_a_course_starting_alone(root)
     seen_by_child = []
 
+    secrets = (dispatcher.TOKEN_ENV, lifecycle_mail.PASSWORD_ENV)
+
     def content_check_in_a_child_process(course):
-        probe = f"import os; print(os.environ.get({dispatcher.TOKEN_ENV!r}, ''))"
+        probe = f"import os; print([os.environ.get(name, '') for name in {secrets!r}])"
         child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
         seen_by_child.append(child.stdout.strip())
 
     monkeypatch.setattr(dispatcher, "check_content", content_check_in_a_child_process)
     monkeypatch.setenv(dispatcher.TOKEN_ENV, "secret-hub-token")
+    monkeypatch.setenv(lifecycle_mail.PASSWORD_ENV, "secret-smtp-password")
     argv = ["--root", str(root), "--today", day, "--hub", "http://127.0.0.1:9"]
     assert dispatcher.main(argv) == 0
-    assert seen_by_child == [""], "the check ran once, without the token"
+    assert seen_by_child == ["['', '']"], "the check ran once, without the token or password"
+
+
+@pytest.mark.unit
+def test_the_smtp_password_from_the_environment_logs_in(project_copy, monkeypatch, capsys):
+    """The workflow hands the password over in $COURSEHUB_SMTP_PASSWORD; the failure
+    e-mail logs in with it, and the dispatcher's environment no longer holds it."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    logins, received = [], []
+
+    def check_login(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login.decode(), auth_data.password.decode()))
+        return AuthResult(success=True)
+
+    class Keep:
+        async def handle_DATA(self, server, session, envelope):
+            received.append(envelope.rcpt_tos)
+            return "250 OK"
+
+    server = Controller(Keep(), hostname="127.0.0.1", port=free_port(),
+                        authenticator=check_login, auth_require_tls=False)  # fmt: skip
+    server.start()
+    try:
+        local_mail(project_copy, (server, received))
+        root, slug = project_copy.root, "data-science-101"
+        after = date.fromisoformat(str(dispatcher.registry(root)[slug]["end"])) + timedelta(days=1)
+        monkeypatch.setenv(dispatcher.TOKEN_ENV, "no-token")
+        monkeypatch.setenv(lifecycle_mail.PASSWORD_ENV, "secret-smtp-password")
+        # The hub cannot be reached, so degrading fails and the people are told.
+        argv = ["--root", str(root), "--today", after.isoformat(), "--hub", "http://127.0.0.1:9"]
+        assert dispatcher.main(argv) == 1
+    finally:
+        server.stop()
+    mail = read_yaml(root / lifecycle.LIFECYCLE_FILE)["mail"]
+    assert logins == [(mail["user"], "secret-smtp-password")]
+    assert len(received) == 1, capsys.readouterr().out
+    assert lifecycle_mail.PASSWORD_ENV not in os.environ
 
 
 @pytest.mark.unit

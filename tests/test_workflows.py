@@ -12,6 +12,7 @@ import yaml
 
 from coursehub_tools.deployconfig import ROOT
 from coursehub_tools.dispatcher import TOKEN_ENV
+from coursehub_tools.lifecycle_mail import PASSWORD_ENV
 from coursehub_tools.workflow_check import WORKFLOWS, canary_and_last, check, triggers
 
 pytestmark = pytest.mark.unit
@@ -141,10 +142,11 @@ def test_the_schedule_runs_a_nox_session_that_runs_the_dispatcher_with_its_argum
     assert "--dry-run" not in runs, "the scheduled run does the steps"
 
 
-def test_the_hub_token_and_url_come_from_secrets_and_variables():
+def test_the_hub_token_smtp_password_and_url_come_from_secrets_and_variables():
     step = step_running(dispatch_job(dispatch_workflow()), r"nox -s dispatch")
     env = step["env"]
     assert re.fullmatch(r"\$\{\{ secrets\.\w+ \}\}", env[TOKEN_ENV]), "the token is a secret"
+    assert re.fullmatch(r"\$\{\{ secrets\.\w+ \}\}", env[PASSWORD_ENV]), "so is the SMTP password"
     # After nox's `--`, where the session's posargs begin.
     (url_variable,) = re.findall(r'nox -s dispatch -- (?:.* )?--hub "\$(\w+)"', step["run"])
     assert re.fullmatch(r"\$\{\{ vars\.\w+ \}\}", env[url_variable]), "the URL is a variable"
