@@ -99,6 +99,8 @@ def make_user(user: str, groups: list[str], github_id: int) -> SimpleNamespace:
         id=1,
         url=f"/user/{user}/",
         escaped_name=user,
+        # No hub database offline (see waiting_for_approval).
+        db=None,
         groups=[SimpleNamespace(name=group) for group in groups],
         get_auth_state=get_auth_state,
     )

@@ -189,6 +189,16 @@ def token_of(hub, login: str) -> str:
 
 
 @pytest.mark.hub
+def test_each_course_on_the_hub_has_its_enrollment_group_before_anyone_applies(hub):
+    # The service makes the groups before it listens: once it answers, they are there.
+    assert requests.get(hub.url + SERVICE, allow_redirects=False, timeout=30).status_code == 302
+    for slug in COURSES:
+        group = hub.api("GET", f"/groups/{quote(enrollment_group(slug))}")
+        assert group.status_code == 200, f"{slug}'s enrollment group is missing"
+        assert group.json()["users"] == [] and group.json()["properties"] == {}
+
+
+@pytest.mark.hub
 def test_an_applicant_outside_every_team_applies_is_approved_and_starts_the_course(hub):
     link = invite_link(hub)
     login = follow_invite(hub, "nora", link)
@@ -214,7 +224,13 @@ def test_an_applicant_outside_every_team_applies_is_approved_and_starts_the_cour
                         json={"decision": "approve"})  # fmt: skip
     assert self_approval.status_code == 403
     assert hub.api("GET", "/users/nora").json()["groups"] == []
-    assert session.get(f"{hub.url}/hub/spawn", timeout=30).status_code == 403
+    waiting = session.get(f"{hub.url}/hub/spawn", timeout=30)
+    assert waiting.status_code == 403
+    assert f"Your application to {SLUG} waits for an instructor's approval" in html.unescape(
+        waiting.text
+    )
+    home = session.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=30)
+    assert home.status_code == 200, "the refresh at Start kept the applicant's session"
 
     approved = api(
         ian, hub, "POST", f"courses/{SLUG}/applications/nora", json={"decision": "approve"}

@@ -19,9 +19,13 @@ import hmac
 from datetime import date
 from urllib.parse import parse_qs, urlparse
 
+from jupyterhub import orm
+
 from coursehub.refusal import Refused
 
 SERVICE_NAME = "enrollment"
+# An application's states, kept in its enrollment group's properties.
+PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 INVITE_ARGUMENT = "invite"
 # No colon: a GitHub team's group is always "organization:team", so no team
 # can ever share a name with an enrollment group (and a team member with it).
@@ -35,6 +39,22 @@ def enrollment_group(slug: str) -> str:
 
 def is_enrollment_group(name: str) -> bool:
     return name.startswith(GROUP_PREFIX) and ":" not in name
+
+
+def waiting_for_approval(db, username: str) -> list[str]:
+    """The courses where `username` applied and no instructor has decided yet, read from
+    the enrollment groups' properties in the hub's database (`db`: its SQLAlchemy session;
+    None where there is no hub, as for manifests rendered offline: nobody applied there)."""
+    if db is None:
+        return []
+    groups = db.query(orm.Group).filter(orm.Group.name.startswith(GROUP_PREFIX))
+    return sorted(
+        group.name[len(GROUP_PREFIX) :]
+        for group in groups
+        if is_enrollment_group(group.name)
+        and (group.properties or {}).get("applications", {}).get(username, {}).get("state")
+        == PENDING
+    )
 
 
 def invite_path(service_prefix: str, slug: str) -> str:

@@ -36,7 +36,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from coursehub.courses import INSTRUCTOR, Course, course_day, load_courses
 from coursehub.enrollment import (
+    APPROVED,
     INVITE_ARGUMENT,
+    PENDING,
+    REJECTED,
     check_invite,
     enrollment_group,
     invite_path,
@@ -45,7 +48,6 @@ from coursehub.enrollment import (
 from coursehub.refusal import Refused
 from coursehub.values import get_config
 
-PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 DECISIONS = {"approve": APPROVED, "reject": REJECTED}
 # Back from the hub's login: go on to the service's own login, not round again.
 FROM_HUB_LOGIN = "signed_in"
@@ -91,6 +93,20 @@ class Enrollment:
                 return None
             raise
         return json.loads(response.body) if response.body else {}
+
+    async def create_groups(self) -> None:
+        """Each course's enrollment group, before anyone applies.
+
+        A course is in this hub's config once the dispatcher deployed it, and the
+        hub (and so this service) restarts with it: its group is there from then
+        on, on the admin page and for the hub's API, not only after a first
+        application. The GitHub teams' groups are the login's to write.
+        """
+        async with self._writing:
+            for slug in self.courses:
+                name = quote(enrollment_group(slug))
+                if await self._hub("GET", f"groups/{name}") is None:
+                    await self._hub("POST", f"groups/{name}", {})
 
     async def applications(self, slug: str) -> dict[str, dict]:
         group = await self._hub("GET", f"groups/{quote(enrollment_group(slug))}")
@@ -382,6 +398,8 @@ def main() -> None:
     # In the hub pod the URL names the hub's Service, which is not an address
     # of the pod, so listen on all of the pod's; on loopback, only there.
     address = url.hostname if url.hostname in ("127.0.0.1", "localhost") else ""
+    # Before listening, so that whoever reaches the service finds the groups.
+    ioloop.IOLoop.current().run_sync(enrollment.create_groups)
     make_app(enrollment, prefix).listen(url.port, address, xheaders=True)
     with contextlib.suppress(KeyboardInterrupt):  # the hub stops its services with SIGINT
         ioloop.IOLoop.current().start()

@@ -14,7 +14,13 @@ from oauthenticator.github import GitHubOAuthenticator
 from traitlets import Bool, Callable, Dict, Float, Unicode
 
 from coursehub.courses import course_day, load_courses
-from coursehub.enrollment import SERVICE_NAME, check_invite, invited_course, is_enrollment_group
+from coursehub.enrollment import (
+    SERVICE_NAME,
+    check_invite,
+    invited_course,
+    is_enrollment_group,
+    waiting_for_approval,
+)
 from coursehub.launch_handler import CourseLinksMixin
 from coursehub.login_errors import LoginCallbackHandler, LoginRefused
 from coursehub.unix_ids import unix_ids
@@ -190,11 +196,18 @@ class CoursehubGitHubOAuthenticator(CourseLinksMixin, GitHubOAuthenticator):
         try:
             await self.check_allowed(user.name, auth_model)
         except LoginRefused as refused:
-            self.log.warning("Revoking %s's session: %s", user.name, refused.why)
             if self.manage_groups:
                 # Leave the team's groups now, not at a next login that will be
                 # refused: instructors' roles and course access key on them.
                 user.sync_groups(auth_model["groups"])
+            if waiting := waiting_for_approval(user.db, user.name):
+                # An applicant keeps their session while an instructor decides: it
+                # reaches the enrollment service and nothing else (the user role),
+                # and the spawner tells them what they wait for. Revoking it would
+                # send them to a login that refuses them, as if they had not applied.
+                self.log.info("%s waits for approval to %s", user.name, ", ".join(waiting))
+                return True
+            self.log.warning("Revoking %s's session: %s", user.name, refused.why)
             return False
         return auth_model
 

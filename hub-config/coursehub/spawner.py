@@ -17,6 +17,7 @@ from traitlets.config import LoggingConfigurable
 
 from coursehub import hooks, launch, storage
 from coursehub.courses import Course, course_day, load_courses, open_to
+from coursehub.enrollment import waiting_for_approval
 from coursehub.refusal import Refused
 
 
@@ -98,6 +99,12 @@ class CourseSpawner(LoggingConfigurable):
         """The profile user_options names (else the first); refused if not open to the user."""
         profiles = self.course_profiles()
         if not profiles:
+            if waiting := waiting_for_approval(self.user.db, self.user.name):
+                raise Refused(
+                    403,
+                    f"Your application to {', '.join(waiting)} waits for an instructor's "
+                    "approval: you can start the course once it is approved.",
+                )
             raise Refused(403, "No course is open to you today: there is nothing to start.")
         slug = (self.user_options or {}).get(launch.PROFILE)
         if slug is None:
