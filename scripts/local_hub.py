@@ -4,9 +4,10 @@
 
 It merges the `local` deployment (deploy/deployments.yaml), lays out the
 merged values and hub-config/ the way the chart mounts them in the hub pod,
-starts the GitHub stand-in, and starts JupyterHub with
-scripts/localhub/jupyterhub_config.py. Ctrl-C stops the hub, the proxy, every
-user's server and the stand-in; anything left behind is found and stopped.
+starts the GitHub stand-in and the proxy (its own process, as the chart's proxy
+pod is), and starts JupyterHub with scripts/localhub/jupyterhub_config.py.
+Ctrl-C stops the hub, every user's server, the proxy and the stand-in; anything
+left behind is found and stopped.
 Tests and the book use `LocalHub` the same way (`with LocalHub(...) as hub:`).
 """
 
@@ -39,6 +40,8 @@ LOCALHUB_DIR = ROOT / "scripts" / "localhub"
 FIXTURE = LOCALHUB_DIR / "github-users.yaml"
 CLIENT_ID = "coursehub-local"
 OPERATOR_SERVICE = "local-operator"
+# The key of the proxy's token in the chart's generated Secret.
+PROXY_TOKEN_KEY = "hub.config.ConfigurableHTTPProxy.auth_token"
 READY_TIMEOUT = 60
 
 
@@ -163,7 +166,8 @@ class LocalHub:
             COURSEHUB_PUBLIC_PORT=str(self.port),
             COURSEHUB_HUB_PORT=str(self.hub_port),
             COURSEHUB_PROXY_API_PORT=str(self.proxy_api_port),
-            COURSEHUB_CHP=str(find_chp()),
+            # The chart gives the hub and the proxy pod this from its Secret.
+            CONFIGPROXY_AUTH_TOKEN=self._secret(PROXY_TOKEN_KEY),
             COURSEHUB_OPERATOR_TOKEN=self.operator_token,
             COURSEHUB_RUNNING_AS_ROOT="1" if os.geteuid() == 0 else "0",
             COURSEHUB_LOCAL_SERVER=self.server,
@@ -189,10 +193,27 @@ class LocalHub:
         try:
             process = self.supervisor.start(standin, env)
             wait_for_port(self.standin_port, process, "the GitHub stand-in", 20)
+            process = self.supervisor.start(self.proxy_command(), env)
+            wait_for_port(self.port, process, "configurable-http-proxy", 20)
         except ProcessFailed as err:
             self.stop()
             raise LocalHubError(str(err)) from err
         self.start_hub()
+
+    def proxy_command(self) -> list[str]:
+        """configurable-http-proxy with the arguments of the chart's proxy pod
+        (templates/proxy/deployment.yaml), on this machine's ports. A process of its
+        own, not the hub's child: it routes on while the hub restarts."""
+        hub = f"http://127.0.0.1:{self.hub_port}"
+        return [
+            str(find_chp()),
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            "--api-ip=127.0.0.1",
+            f"--api-port={self.proxy_api_port}",
+            f"--default-target={hub}",
+            f"--error-target={hub}/hub/error",
+        ]
 
     def start_hub(self) -> None:
         """Start JupyterHub (again, after kill_hub) and wait until its API answers."""
@@ -221,13 +242,39 @@ class LocalHub:
                     f"JupyterHub exited with status {hub.returncode} while starting; see its log"
                 )
             try:
-                if requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200:
+                if self.services_routed():
                     return
             except requests.ConnectionError:
                 pass
             time.sleep(0.2)
         self.stop()
         raise LocalHubError(f"JupyterHub did not answer on {self.url} within {timeout:.0f} s")
+
+    def services_routed(self) -> bool:
+        """The hub's API answers and the proxy routes each of its services with a URL
+        to where it listens now: the hub's last step at start.
+
+        The proxy sends everything it has no route for to the hub, so the API answers
+        as soon as the hub listens, before it has started its services; after a
+        restart the proxy still has the killed hub's routes, and a service's new
+        address (a new port here) is routed only at the end of the start.
+        """
+        if requests.get(f"{self.url}/hub/api/", timeout=2).status_code != 200:
+            return False
+        services = self.api("GET", "/services")
+        if services.status_code != 200:
+            return False
+        routes = requests.get(
+            f"http://127.0.0.1:{self.proxy_api_port}/api/routes",
+            headers={"Authorization": f"token {self._secret(PROXY_TOKEN_KEY)}"},
+            timeout=2,
+        ).json()
+        targets = {prefix.rstrip("/"): route["target"] for prefix, route in routes.items()}
+        return all(
+            targets.get(service["prefix"].rstrip("/")) == service["url"]
+            for service in services.json().values()
+            if service.get("url")
+        )
 
     def snapshot(self) -> dict:
         """What a fault or a hostile request must not change: users, groups, tokens, servers."""

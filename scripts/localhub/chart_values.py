@@ -472,7 +472,7 @@ def _apply_pass_through(c, get_config: GetConfig) -> None:
 
 
 def apply_local_backend(c, get_config: GetConfig, env: Mapping[str, str]) -> None:
-    """Swap the cluster backend for this machine's: processes, a local proxy, local ports."""
+    """Swap the cluster backend for this machine's: processes and local ports."""
     state = Path(env["COURSEHUB_STATE_DIR"])
     public, hub, proxy_api = (
         env[f"COURSEHUB_{name}_PORT"] for name in ("PUBLIC", "HUB", "PROXY_API")
@@ -480,9 +480,9 @@ def apply_local_backend(c, get_config: GetConfig, env: Mapping[str, str]) -> Non
     c.JupyterHub.bind_url = f"http://127.0.0.1:{public}" + (get_config("hub.baseUrl") or "/")
     c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{hub}"
     c.JupyterHub.hub_connect_url = f"http://127.0.0.1:{hub}"
+    # The proxy is started beside the hub, as the chart's proxy pod is
+    # (scripts/local_hub.py): should_start stays False, as the chart sets it.
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api}"
-    c.ConfigurableHTTPProxy.command = [env["COURSEHUB_CHP"]]
-    c.ConfigurableHTTPProxy.should_start = True
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     # Stop users' servers with the hub: locally they are child processes.
     c.JupyterHub.cleanup_servers = True
@@ -523,6 +523,8 @@ def apply_local_backend(c, get_config: GetConfig, env: Mapping[str, str]) -> Non
                 "admin:groups",
                 "proxy",
                 "read:hub",
+                # Which services to wait for at start (LocalHub.services_routed).
+                "list:services",
                 "read:services",
                 "access:servers",
                 # Tokens for others: a load test's cull pass runs with a token
