@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,7 @@ class LocalHub:
     standin_port: int = 0
     supervisor: Supervisor = field(init=False)
     hub_process: subprocess.Popen | None = field(default=None, init=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False)
 
     def __post_init__(self) -> None:
         if self.server not in LOCAL_SPAWNERS:
@@ -193,12 +195,21 @@ class LocalHub:
         try:
             process = self.supervisor.start(standin, env)
             wait_for_port(self.standin_port, process, "the GitHub stand-in", 20)
-            process = self.supervisor.start(self.proxy_command(), env)
-            wait_for_port(self.port, process, "configurable-http-proxy", 20)
+            proxy = self.supervisor.start(self.proxy_command(), env)
+            wait_for_port(self.port, proxy, "configurable-http-proxy", 20)
         except ProcessFailed as err:
             self.stop()
             raise LocalHubError(str(err)) from err
+        threading.Thread(target=self._keep_running, args=(proxy, env), daemon=True).start()
         self.start_hub()
+
+    def _keep_running(self, proxy: subprocess.Popen, env: dict[str, str]) -> None:
+        """Start the proxy again whenever it exits, as Kubernetes restarts the proxy pod
+        (the hub, which did not start it, only routes it again at its next activity
+        check, JupyterHub.last_activity_interval)."""
+        while not self._stopping.wait(0.5):
+            if proxy.poll() is not None:
+                proxy = self.supervisor.start(self.proxy_command(), env)
 
     def proxy_command(self) -> list[str]:
         """configurable-http-proxy with the arguments of the chart's proxy pod
@@ -295,6 +306,7 @@ class LocalHub:
 
     def stop(self) -> list[int]:
         """Stop everything this hub started; return the pids that had to be killed afterwards."""
+        self._stopping.set()
         return self.supervisor.stop()
 
     def __enter__(self) -> LocalHub:
