@@ -301,11 +301,12 @@ def test_browser_follows_a_course_link_to_the_notebook(course_hub, browser):
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
 
+    from coursehub_tools.browser import sign_in_with_standin
+
     hub = course_hub
     notebook = hub.registry.notebook
     browser.get(hub.url + link(hub.registry.base["slug"], PREFIX + quote(notebook)))
-    browser.find_element(By.PARTIAL_LINK_TEXT, "Sign in with GitHub").click()
-    browser.find_element(By.CSS_SELECTOR, 'button[value="ian"]').click()
+    sign_in_with_standin(browser, "ian")
     WebDriverWait(browser, 180).until(ready.url_contains(f"/user/ian/lab/tree/{notebook}"))
     # The notebook from the course's content repository, open and rendered.
     WebDriverWait(browser, 120).until(

@@ -41,6 +41,11 @@ def is_enrollment_group(name: str) -> bool:
     return name.startswith(GROUP_PREFIX) and ":" not in name
 
 
+def applications_in(properties: dict | None) -> dict[str, dict]:
+    """The applications an enrollment group's properties keep, by applicant."""
+    return dict((properties or {}).get("applications", {}))
+
+
 def waiting_for_approval(db, username: str) -> list[str]:
     """The courses where `username` applied and no instructor has decided yet, read from
     the enrollment groups' properties in the hub's database (`db`: its SQLAlchemy session;
@@ -52,8 +57,7 @@ def waiting_for_approval(db, username: str) -> list[str]:
         group.name[len(GROUP_PREFIX) :]
         for group in groups
         if is_enrollment_group(group.name)
-        and (group.properties or {}).get("applications", {}).get(username, {}).get("state")
-        == PENDING
+        and applications_in(group.properties).get(username, {}).get("state") == PENDING
     )
 
 

@@ -40,6 +40,7 @@ from coursehub.enrollment import (
     INVITE_ARGUMENT,
     PENDING,
     REJECTED,
+    applications_in,
     check_invite,
     enrollment_group,
     invite_path,
@@ -110,7 +111,7 @@ class Enrollment:
 
     async def applications(self, slug: str) -> dict[str, dict]:
         group = await self._hub("GET", f"groups/{quote(enrollment_group(slug))}")
-        return dict((group or {}).get("properties", {}).get("applications", {}))
+        return applications_in((group or {}).get("properties"))
 
     async def _record(self, slug: str, applicant: str, application: dict) -> None:
         name = quote(enrollment_group(slug))
@@ -118,7 +119,7 @@ class Enrollment:
         if group is None:
             group = await self._hub("POST", f"groups/{name}", {})
         properties = dict(group.get("properties") or {})
-        properties["applications"] = {**properties.get("applications", {}), applicant: application}
+        properties["applications"] = {**applications_in(properties), applicant: application}
         await self._hub("PUT", f"groups/{name}/properties", properties)
 
     def _stamp(self) -> str:
