@@ -95,6 +95,8 @@ def pytest(session: nox.Session) -> None:
     install_proxy(session)
     install_debian(session, "chromium", ["chromium", "chromium-driver"])
     install_debian(session, "pg_ctlcluster", ["postgresql"])
+    # The diagram tests render with dot; pytest runs before the book on a fresh machine.
+    install_debian(session, "dot", ["graphviz"])
     session.run("pytest", *session.posargs)
 
 
@@ -253,9 +255,11 @@ def chart(session: nox.Session) -> None:
 def dispatch(session: nox.Session) -> None:
     """The course lifecycle's steps due today (`coursehub-dispatch`; `-- --dry-run` plans only).
 
-    Deploying a course runs its notebooks first, so the course's kernel is installed.
+    A course's notebooks run before it deploys (here, or with `--check-content` where no
+    secret is), so the course's kernel is installed; `deploy` brings the Kubernetes client
+    for `--cluster-homes`.
     """
-    install(session, "hub", "singleuser", "test")
+    install(session, "hub", "singleuser", "test", "deploy")
     session.run("coursehub-dispatch", *session.posargs)
 
 

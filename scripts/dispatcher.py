@@ -2,7 +2,10 @@
 
     coursehub-dispatch --dry-run                     # the plan, nothing done
     coursehub-dispatch --hub URL --homes DIR         # do it (token in $COURSEHUB_HUB_TOKEN)
+    coursehub-dispatch --hub URL --cluster-homes prod    # homes archived by Jobs on the cluster
     coursehub-dispatch --hub URL                     # homes out of reach: stopped, not archived
+    coursehub-dispatch --check-content REPORT        # run the due courses' notebooks, no secrets
+    coursehub-dispatch --hub URL --content-report REPORT   # deploy on those results
 
 - An ACCEPTED course whose start has come is marked DEPLOYED. That is a commit to
   the registry; deployed by CI, it offers the course and pre-pulls its image.
@@ -14,16 +17,26 @@ server does nothing, an archive already written is kept, and the state is
 written last. A step that fails marks the course FAILED with the reason, and
 the command then exits 1, so a scheduled run (.github/workflows/dispatch.yml)
 shows red. Run on a schedule (see the chapter "Running a course").
+
+A course's notebooks are the course's code, and they run before it deploys. Code
+can read every process's environment of its user (/proc/<pid>/environ) and the
+files of its job, so they never run where the hub's token or the SMTP password
+is: the dispatch workflow runs them in a job of their own without secrets
+(--check-content) and hands the results to the job that has them
+(--content-report). The dispatcher holding a secret refuses to run notebooks
+itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import smtplib
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -37,10 +50,16 @@ from coursehub.enrollment import enrollment_group
 from coursehub_tools import content_check, lifecycle_mail
 from coursehub_tools import course_lifecycle as lifecycle
 from coursehub_tools.deployconfig import COURSES_DIR
+from coursehub_tools.home_archive import ClusterHomes
 from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml
 
 TOKEN_ENV = "COURSEHUB_HUB_TOKEN"
+SECRETS_ENV = (TOKEN_ENV, lifecycle_mail.PASSWORD_ENV)
 STOP_TIMEOUT = 300  # s; a server's stop the dispatcher waits for before archiving its home
+
+
+# The notebooks' failures of a course (slug, registry entry); none: it may deploy.
+ContentCheck = Callable[[str, dict], list[str]]
 
 
 @dataclass(frozen=True)
@@ -151,12 +170,14 @@ def archive_home(home: Path, into: Path) -> Path | None:
 
 
 def degrade(
-    step: Step, registry_entries: dict, hub: Hub, homes: Path | None, archive: Path
-) -> list[str]:
+    step: Step, registry_entries: dict, hub: Hub, homes: Path | ClusterHomes | None,
+    archive: Path,
+) -> list[str]:  # fmt: skip
     """Stop the course's servers, then archive its members' homes; both safe to repeat.
 
-    With no `homes` (a workflow cannot reach a cluster's volumes) nothing is archived,
-    and the report says so rather than looking for homes where there are none.
+    `homes` is the folder holding them (the local hub's), or the cluster whose Jobs
+    archive them (scripts/home_archive.py). With neither nothing is archived, and the
+    report says so rather than looking for homes where there are none.
     """
     course = registry_entries[step.slug]
     courses = load_courses({slug: entry for slug, entry in registry_entries.items()})
@@ -165,20 +186,28 @@ def degrade(
         hub.stop(running, timeout=STOP_TIMEOUT)
     done = [f"stopped {user}'s server" for user in running]
     if homes is None:
-        return [*done, f"{step.slug}: no homes archived (no --homes folder to read them from)"]
+        return [*done, f"{step.slug}: no homes archived (no --homes or --cluster-homes)"]
     groups = [*course["groups"]["students"], enrollment_group(step.slug),
               *course["groups"]["instructors"]]  # fmt: skip
-    for user in hub.members(groups):
+    members = hub.members(groups)
+    if isinstance(homes, ClusterHomes):
+        return [*done, *homes.archive(step.slug, members, course["image"])]
+    for user in members:
         if archived := archive_home(homes / user, archive / step.slug):
             done.append(f"archived {user}'s home to {archived}")
     return done
 
 
 def run(
-    steps: list[Step], hub: Hub | None, homes: Path | None, archive: Path,
+    steps: list[Step], hub: Hub | None, homes: Path | ClusterHomes | None, archive: Path,
     clock: lifecycle.Clock, root: Path = ROOT, smtp_password: str | None = None,
+    content: ContentCheck | None = None,
 ) -> list[str]:  # fmt: skip
-    """Do each step; a failing one marks its course FAILED and the others go on."""
+    """Do each step; a failing one marks its course FAILED and the others go on.
+
+    `content` gives each deploying course's notebook failures (default: run them here).
+    """
+    content = content or run_notebooks
     report = []
     courses = registry(root)
     for step in steps:
@@ -189,7 +218,8 @@ def run(
                 report += degrade(step, courses, hub, homes, archive)
                 to = lifecycle.DEGRADED
             else:
-                check_content(courses[step.slug])
+                if failures := content(step.slug, courses[step.slug]):
+                    raise ConfigError(f"its notebooks fail: {'; '.join(failures)}")
                 to = lifecycle.DEPLOYED
             lifecycle.transition(step.slug, to, by=lifecycle.DISPATCHER, why=step.why,
                                  role="dispatcher", clock=clock, root=root)  # fmt: skip
@@ -203,14 +233,73 @@ def run(
     return report
 
 
-def check_content(course: dict) -> None:
-    """The course's notebooks must run before students see them."""
+def run_notebooks(slug: str, course: dict) -> list[str]:
+    """Run the course's notebooks here; the failures, by notebook and cell."""
     content = course.get("content")
     if not content:
-        return
+        return []
     _, failures = content_check.check_repository(content["repo"], content.get("branch", "main"))
-    if failures:
-        raise ConfigError(f"its notebooks fail: {'; '.join(map(str, failures))}")
+    return [str(failure) for failure in failures]
+
+
+def check_due_content(steps: list[Step], courses: dict[str, Any], report: Path) -> list[str]:
+    """--check-content: run the notebooks of the courses due to deploy and write their
+    failures, by course, to `report` (courses without content are not listed)."""
+    results = {
+        step.slug: run_notebooks(step.slug, courses[step.slug])
+        for step in steps
+        if step.action == "deploy" and courses[step.slug].get("content")
+    }
+    report.write_text(json.dumps(results, indent=2) + "\n")
+    return [
+        f"{slug}: {'; '.join(failures) if failures else 'every notebook ran'}"
+        for slug, failures in results.items()
+    ]
+
+
+def content_report(path: Path) -> ContentCheck:
+    """The results a --check-content run wrote to `path`. A course with content that the
+    report does not list was not checked, and does not deploy."""
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--content-report {path} cannot be read: {err}") from None
+    if not isinstance(results, dict) or not all(
+        isinstance(failures, list) and all(isinstance(f, str) for f in failures)
+        for failures in results.values()
+    ):
+        raise ConfigError(
+            f"--content-report {path} is not what --check-content writes: a JSON object "
+            "naming each course's notebook failures as a list of strings"
+        )
+
+    def reported(slug: str, course: dict) -> list[str]:
+        if not course.get("content"):
+            return []
+        if slug not in results:
+            raise ConfigError(f"its notebooks were not checked: {path} does not list it")
+        return results[slug]
+
+    return reported
+
+
+def held_secrets() -> list[str]:
+    return [name for name in SECRETS_ENV if os.environ.get(name)]
+
+
+def content_source(args: argparse.Namespace, steps: list[Step], courses: dict) -> ContentCheck:
+    """Where the deploying courses' notebook results come from: the report, or a run here
+    when this process holds no secret for a notebook to find (checked before popping)."""
+    if args.content_report:
+        return content_report(args.content_report)
+    due = [s.slug for s in steps if s.action == "deploy" and courses[s.slug].get("content")]
+    if due and (secrets := held_secrets()):
+        raise ConfigError(
+            f"the notebooks of {', '.join(due)} would run beside ${' and $'.join(secrets)}: "
+            "run them first without secrets (--check-content REPORT) and pass "
+            "--content-report REPORT"
+        )
+    return run_notebooks
 
 
 def tell(course: dict, action: str, why: str, root: Path, smtp_password: str | None = None) -> str:
@@ -236,13 +325,10 @@ def failed(steps: list[Step], root: Path = ROOT) -> list[str]:
 
 
 def hub_from(url: str | None) -> Hub | None:
-    """The hub named by --hub, its token taken out of the environment.
-
-    Deploying a course runs its notebooks in kernels started from this process, and
-    a notebook is the course's code: it must not find the hub's token (or the SMTP
-    password, lifecycle_mail.password_from_environment) in its environment. A --hub
-    without a URL or a token is refused before any step, so a missing repository
-    variable or secret fails the run instead of every course.
+    """The hub named by --hub, its token taken out of the environment so that nothing
+    this process starts (git, an e-mail's connection) inherits it. A --hub without a
+    URL or a token is refused before any step, so a missing repository variable or
+    secret fails the run instead of every course.
     """
     token = os.environ.pop(TOKEN_ENV, None)
     if url is None:
@@ -265,14 +351,35 @@ def main(argv: list[str] | None = None, clock: lifecycle.Clock = lifecycle.utc_n
     parser.add_argument(
         "--homes", type=Path, help="the folder holding users' homes (without it: not archived)"
     )
+    parser.add_argument(
+        "--cluster-homes", metavar="DEPLOYMENT",
+        help="archive homes with Jobs in this deployment's namespace (kubeconfig: $KUBECONFIG)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--check-content", type=Path, metavar="REPORT",
+        help="run the notebooks of the courses due to deploy, write their failures to "
+        "REPORT, change nothing (where no secret is set)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--content-report", type=Path, metavar="REPORT",
+        help="deploy on the notebook results of a --check-content run, not running them here",
+    )  # fmt: skip
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.homes and args.cluster_homes:
+        parser.error("homes are in a folder (--homes) or on a cluster (--cluster-homes), not both")
+    if args.check_content and (args.hub or args.content_report or args.dry_run):
+        parser.error("--check-content only runs notebooks: no --hub, --content-report or --dry-run")
     today = args.today or clock().date()
     try:
+        courses = registry(args.root)
+        steps = plan(courses, today)
+        if args.check_content:
+            return check_content_only(steps, courses, args.check_content)
         # Checked on every real run, due steps or not: a missing secret shows the first day.
+        content = None if args.dry_run else content_source(args, steps, courses)
         hub = None if args.dry_run else hub_from(args.hub)
         smtp_password = lifecycle_mail.password_from_environment()
-        steps = plan(registry(args.root), today)
         # The plan first, so a run's log says what was due even if a step then fails.
         for step in steps:
             print(f"{'would ' if args.dry_run else ''}{step.action} {step.slug}: {step.why}")
@@ -283,7 +390,11 @@ def main(argv: list[str] | None = None, clock: lifecycle.Clock = lifecycle.utc_n
         settings = read_yaml(args.root / lifecycle.LIFECYCLE_FILE, args.root)
         stamps = day_clock(args.today) if args.today else clock
         archive = Path(settings["archive"])
-        for line in run(steps, hub, args.homes, archive, stamps, args.root, smtp_password):
+        homes = args.homes
+        if args.cluster_homes and any(step.action == "degrade" for step in steps):
+            homes = ClusterHomes(args.cluster_homes, settings["clusterArchive"]["claim"])
+        report = run(steps, hub, homes, archive, stamps, args.root, smtp_password, content)
+        for line in report:
             print(line)
         if failures := failed(steps, args.root):
             print(f"error: FAILED: {', '.join(failures)} (the registry says why)", file=sys.stderr)
@@ -291,6 +402,19 @@ def main(argv: list[str] | None = None, clock: lifecycle.Clock = lifecycle.utc_n
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    return 0
+
+
+def check_content_only(steps: list[Step], courses: dict[str, Any], report: Path) -> int:
+    """--check-content, refused where a notebook could find a secret."""
+    if secrets := held_secrets():
+        raise ConfigError(
+            f"--check-content runs the courses' notebooks, and ${' and $'.join(secrets)} "
+            "is set here: run it where no secret is (the dispatch workflow's content job)"
+        )
+    for line in check_due_content(steps, courses, report):
+        print(line)
+    print(f"notebook results for the deploy steps due on this day written to {report}")
     return 0
 
 

@@ -18,6 +18,10 @@ And for a job that writes the course registry (runs `nox -s dispatch`, not as
   in the pushing step's env, and no checkout left GITHUB_TOKEN in .git/config
   (`persist-credentials: false`), where git would send it instead.
 
+And a job that runs course notebooks (`nox -s dispatch` with --check-content, or
+not deploying on a --content-report) references no secret: a notebook is a
+course's code and can read its job's environment and files.
+
     coursehub-workflows check      # every file in .github/workflows/
 """
 
@@ -40,6 +44,7 @@ CI_WORKFLOW = "ci"
 CI_PASSED = re.compile(r"github\.event\.workflow_run\.conclusion\s*==\s*'success'")
 WRITES_REGISTRY = re.compile(r"nox -s dispatch\b")
 PUBLISHES = re.compile(r"\bgit push\b|\bgh pr (create|edit)\b")
+SECRET = re.compile(r"\bsecrets\.")
 WORKFLOW_TOKEN = re.compile(r"secrets\.GITHUB_TOKEN|github\.token", re.IGNORECASE)
 # The variables git (through `gh auth setup-git`) and gh take a token from.
 TOKEN_VARIABLES = ("GH_TOKEN", "GITHUB_TOKEN")
@@ -62,10 +67,23 @@ def smoke_tests_after_deploy(job: dict[str, Any], deployment: str) -> bool:
     )
 
 
+def dispatcher_runs(job: dict[str, Any]) -> list[str]:
+    """The `run`s of the job's steps that run the dispatcher."""
+    runs = (step.get("run", "") for step in job.get("steps", []))
+    return [run for run in runs if WRITES_REGISTRY.search(run)]
+
+
 def writes_registry(job: dict[str, Any]) -> bool:
     return any(
-        WRITES_REGISTRY.search(run) and "--dry-run" not in run
-        for run in (step.get("run", "") for step in job.get("steps", []))
+        "--dry-run" not in run and "--check-content" not in run for run in dispatcher_runs(job)
+    )
+
+
+def runs_notebooks(job: dict[str, Any]) -> bool:
+    """Whether the dispatcher runs the deploying courses' notebooks in this job."""
+    return any(
+        "--check-content" in run or ("--dry-run" not in run and "--content-report" not in run)
+        for run in dispatcher_runs(job)
     )
 
 
@@ -128,6 +146,12 @@ def problems(path: Path, workflow: dict[str, Any], canary: str, last: str) -> It
         where = f"{path}: jobs.{name}"
         if writes_registry(job):
             yield from registry_write_problems(where, job, workflow)
+        if runs_notebooks(job) and SECRET.search(str([workflow.get("env"), job])):
+            yield (
+                f"{where}: runs course notebooks where a secret is, and a notebook can read "
+                "its job's environment and files: run them in a job without secrets "
+                "(--check-content REPORT) and deploy on --content-report REPORT"
+            )
         deployed = [d for d in (canary, last) if deploys(job, d)]
         if not deployed:
             continue
@@ -183,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     if not found:
         print(
             f"{relative(args.folder, ROOT)}: deploys wait for CI, prod waits for staging's "
-            "tests, registry changes go one at a time to CI"
+            "tests, registry changes go one at a time to CI, course notebooks run where no "
+            "secret is"
         )
     return 1 if found else 0
 

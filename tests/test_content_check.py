@@ -63,3 +63,39 @@ def test_a_course_whose_notebooks_fail_is_not_deployed(project_copy, tmp_path):
     assert report[0].startswith(f"{slug}: FAILED (deploy: its notebooks fail: {NOTEBOOK}, cell 3")
     assert dispatcher.registry(root)[slug]["lifecycle"]["state"] == "FAILED"
     assert "could not e-mail" in report[1]
+
+
+def test_the_content_job_reports_a_failing_cell_and_the_dispatch_job_fails_the_course(
+    project_copy, tmp_path, monkeypatch, capsys
+):
+    """The dispatch workflow's two jobs with real kernels: the notebooks run where no
+    secret is, and the job holding the hub's token fails the course on their report."""
+    root, slug = project_copy.root, "data-science-101"
+    source = tmp_path / "repo-source"
+    content = make_content_repo(source)
+    shutil.copy(broken_copy(tmp_path / "broken") / NOTEBOOK, source / NOTEBOOK)
+    subprocess.run(["git", "-C", str(source), "-c", "user.name=i", "-c", "user.email=i@x",
+                    "commit", "-qam", "break it"], check=True)  # fmt: skip
+    no_server = {"host": "127.0.0.1", "port": 9, "starttls": False}
+    project_copy.edit("deploy/lifecycle.yaml", lambda s: s["mail"].update(no_server))
+
+    def accepted(course):
+        course["lifecycle"]["state"] = "ACCEPTED"
+        course["content"] = {"repo": content, "branch": "main"}
+
+    project_copy.edit(f"deploy/courses/{slug}.yaml", accepted)
+    start = str(dispatcher.registry(root)[slug]["start"])
+    report = tmp_path / "content.json"
+    for name in dispatcher.SECRETS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    argv = ["--root", str(root), "--today", start]
+    assert dispatcher.main([*argv, "--check-content", str(report)]) == 0
+    assert f"{slug}: {NOTEBOOK}, cell 3: ModuleNotFoundError" in capsys.readouterr().out
+
+    monkeypatch.setenv(dispatcher.TOKEN_ENV, "a-secret")
+    argv += ["--hub", "http://127.0.0.1:9", "--content-report", str(report)]
+    assert dispatcher.main(argv) == 1
+    assert (
+        f"{slug}: FAILED (deploy: its notebooks fail: {NOTEBOOK}, cell 3" in capsys.readouterr().out
+    )
+    assert dispatcher.registry(root)[slug]["lifecycle"]["state"] == "FAILED"

@@ -3,16 +3,15 @@ steps safe to run again. The clock is injected; the registry is a copy of the pr
 
 from __future__ import annotations
 
+import json
 import os
-import subprocess
-import sys
 import tarfile
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from coursehub_tools import content_check, dispatcher, lifecycle_mail
 from coursehub_tools import course_lifecycle as lifecycle
-from coursehub_tools import dispatcher, lifecycle_mail
 from coursehub_tools.deployconfig import load
 from coursehub_tools.hub_client import follow_progress, login_with_standin
 from coursehub_tools.local_hub import free_port
@@ -260,27 +259,104 @@ def test_a_run_whose_steps_all_succeed_exits_0(project_copy, monkeypatch, capsys
     assert state(root)[0] == "DEPLOYED"
 
 
+def with_content(project_copy, slug="ml-201"):
+    """The course's notebooks in a repository nobody can clone: a test that reaches
+    them ran them."""
+    content = {"repo": "https://example.invalid/ml-201-content", "branch": "main"}
+    project_copy.edit(f"deploy/courses/{slug}.yaml", lambda course: course.update(content=content))
+
+
+@pytest.fixture
+def notebooks_run(monkeypatch):
+    """The content repositories the dispatcher set out to run, instead of running them."""
+    ran = []
+    monkeypatch.setattr(content_check, "check_repository",
+                        lambda repo, branch: ran.append(repo) or ([], []))  # fmt: skip
+    for name in dispatcher.SECRETS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return ran
+
+
 @pytest.mark.unit
-def test_a_course_notebook_does_not_see_the_hub_token(project_copy, monkeypatch):
-    """Deploying runs the course's notebooks in kernels this process starts; the hub's
-    token must be gone from the environment they inherit."""
+@pytest.mark.parametrize("secret", dispatcher.SECRETS_ENV)
+def test_holding_a_secret_the_dispatcher_runs_no_course_notebook(
+    project_copy, notebooks_run, monkeypatch, capsys, secret
+):
+    """A notebook is the course's code, and code can read the environment of every
+    process of its user (/proc/<pid>/environ), where taking a variable out of
+    os.environ does not reach: with the hub's token or the SMTP password set, a due
+    course's notebooks are refused before any step, and nothing changes."""
     root = project_copy.root
     day = accept_a_course_starting_alone(root)
-    seen_by_child = []
+    with_content(project_copy)
+    monkeypatch.setenv(secret, "a-secret")
+    hub = ["--hub", "http://127.0.0.1:9"] if secret == dispatcher.TOKEN_ENV else []
+    assert dispatcher.main(["--root", str(root), "--today", day, *hub]) == 1
+    err = capsys.readouterr().err
+    assert f"notebooks of ml-201 would run beside ${secret}" in err and "--check-content" in err
+    assert notebooks_run == [] and state(root)[0] == "ACCEPTED"
 
-    secrets = (dispatcher.TOKEN_ENV, lifecycle_mail.PASSWORD_ENV)
 
-    def content_check_in_a_child_process(course):
-        probe = f"import os; print([os.environ.get(name, '') for name in {secrets!r}])"
-        child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-        seen_by_child.append(child.stdout.strip())
+@pytest.mark.unit
+def test_the_notebook_run_refuses_to_start_beside_a_secret(
+    project_copy, notebooks_run, monkeypatch, capsys, tmp_path
+):
+    root = project_copy.root
+    day = accept_a_course_starting_alone(root)
+    with_content(project_copy)
+    monkeypatch.setenv(dispatcher.TOKEN_ENV, "a-secret")
+    report = tmp_path / "content.json"
+    argv = ["--root", str(root), "--today", day, "--check-content", str(report)]
+    assert dispatcher.main(argv) == 1
+    assert f"${dispatcher.TOKEN_ENV} is set here" in capsys.readouterr().err
+    assert notebooks_run == [] and not report.exists()
 
-    monkeypatch.setattr(dispatcher, "check_content", content_check_in_a_child_process)
-    monkeypatch.setenv(dispatcher.TOKEN_ENV, "secret-hub-token")
-    monkeypatch.setenv(lifecycle_mail.PASSWORD_ENV, "secret-smtp-password")
-    argv = ["--root", str(root), "--today", day, "--hub", "http://127.0.0.1:9"]
-    assert dispatcher.main(argv) == 0
-    assert seen_by_child == ["['', '']"], "the check ran once, without the token or password"
+
+@pytest.mark.unit
+def test_deploying_on_a_report_runs_no_notebook_and_trusts_it_for_listed_courses_only(
+    project_copy, notebooks_run, mailbox, monkeypatch, tmp_path
+):
+    """The dispatch job holds the secrets and deploys on the content job's report; a
+    course with content that the report does not list was not checked: FAILED."""
+    root = project_copy.root
+    local_mail(project_copy, mailbox)
+    day = accept_a_course_starting_alone(root)
+    with_content(project_copy)
+    report = tmp_path / "content.json"
+    argv = ["--root", str(root), "--today", day]
+    assert dispatcher.main([*argv, "--check-content", str(report)]) == 0
+    assert notebooks_run == ["https://example.invalid/ml-201-content"]
+    assert json.loads(report.read_text()) == {"ml-201": []}
+    assert state(root)[0] == "ACCEPTED", "the notebook run changes nothing"
+
+    monkeypatch.setenv(dispatcher.TOKEN_ENV, "a-secret")
+    monkeypatch.setenv(lifecycle_mail.PASSWORD_ENV, "another")
+    secrets_argv = [*argv, "--hub", "http://127.0.0.1:9", "--content-report", str(report)]
+    report.write_text("{}")
+    assert dispatcher.main(secrets_argv) == 1
+    course_state, _ = state(root)
+    why = lifecycle.read_course(lifecycle.course_file("ml-201", root))["lifecycle"]["history"][-1][
+        "why"
+    ]
+    assert course_state == "FAILED" and "its notebooks were not checked" in why, why
+    assert notebooks_run == ["https://example.invalid/ml-201-content"], "none ran beside them"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("text", ["not json", '{"ml-201": "ok"}', "[]"])
+def test_a_report_that_is_not_a_notebook_run_is_refused_before_any_step(
+    project_copy, notebooks_run, capsys, tmp_path, text
+):
+    root = project_copy.root
+    day = accept_a_course_starting_alone(root)
+    with_content(project_copy)
+    report = tmp_path / "content.json"
+    report.write_text(text)
+    assert (
+        dispatcher.main(["--root", str(root), "--today", day, "--content-report", str(report)]) == 1
+    )
+    assert f"--content-report {report}" in capsys.readouterr().err
+    assert state(root)[0] == "ACCEPTED"
 
 
 @pytest.mark.unit
@@ -367,6 +443,6 @@ def test_degrading_without_homes_stops_servers_and_says_nothing_was_archived(pro
     archive = root / "archive"
     report = dispatcher.run(steps, OneServerRunning(), None, archive, at(after), root)
     assert stopped == ["sam"]
-    assert f"{slug}: no homes archived (no --homes folder to read them from)" in report
+    assert f"{slug}: no homes archived (no --homes or --cluster-homes)" in report
     assert report[-1] == f"{slug}: DEGRADED ({steps[0].why})"
     assert not archive.exists()

@@ -13,7 +13,14 @@ import yaml
 from coursehub_tools.deployconfig import ROOT
 from coursehub_tools.dispatcher import TOKEN_ENV
 from coursehub_tools.lifecycle_mail import PASSWORD_ENV
-from coursehub_tools.workflow_check import WORKFLOWS, canary_and_last, check, triggers
+from coursehub_tools.workflow_check import (
+    WORKFLOWS,
+    canary_and_last,
+    check,
+    runs_notebooks,
+    triggers,
+    writes_registry,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -107,7 +114,14 @@ def dispatch_workflow() -> dict:
 
 
 def dispatch_job(workflow: dict) -> dict:
-    (job,) = workflow["jobs"].values()
+    """The job that does the due steps and so writes the registry."""
+    (job,) = [job for job in workflow["jobs"].values() if writes_registry(job)]
+    return job
+
+
+def content_job(workflow: dict) -> dict:
+    """The job that runs the deploying courses' notebooks."""
+    (job,) = [job for job in workflow["jobs"].values() if runs_notebooks(job)]
     return job
 
 
@@ -158,8 +172,26 @@ def test_the_workflow_token_may_only_read():
         workflow["permissions"],
         *(j.get("permissions", {}) for j in workflow["jobs"].values()),
     ]
-    granted = {access for scope in scopes for access in scope.values()}
+    # id-token: write lets a job ask for its OIDC token (the cluster's credentials), not
+    # write to the repository.
+    granted = {access for scope in scopes for key, access in scope.items() if key != "id-token"}
     assert workflow["permissions"] and granted <= {"read", "none"}, "writes use the PR token"
+    assert "id-token" not in content_job(workflow).get("permissions", {}), "no cloud for notebooks"
+
+
+def test_the_dispatch_job_reaches_the_cluster_as_the_deploy_workflow_does():
+    """The homes of an ended course are archived by Jobs on prod's cluster; the dispatch
+    job signs in with the same provider, service account and cluster as the deploys."""
+    dispatch, deploy = dispatch_workflow(), deploy_workflow()
+    for key in ("WORKLOAD_IDENTITY_PROVIDER", "DEPLOYER"):
+        assert dispatch["env"][key] == deploy["env"][key], key
+
+    def sign_in(job):
+        actions = ("google-github-actions/auth@", "google-github-actions/get-gke-credentials@")
+        return [s for s in job["steps"] if s.get("uses", "").startswith(actions)]
+
+    assert sign_in(dispatch_job(dispatch)) == sign_in(deploy["jobs"]["staging"])
+    assert "--cluster-homes prod" in step_running(dispatch_job(dispatch), r"nox -s dispatch")["run"]
 
 
 def test_the_registry_change_is_proposed_even_when_a_step_failed():
@@ -174,6 +206,41 @@ def test_the_registry_change_is_proposed_even_when_a_step_failed():
 def test_two_dispatch_runs_queue_rather_than_cancel():
     concurrency = dispatch_workflow()["concurrency"]
     assert concurrency["group"] and concurrency["cancel-in-progress"] is False
+
+
+def test_the_notebooks_run_in_a_job_without_secrets_and_only_their_report_crosses():
+    workflow = dispatch_workflow()
+    content, dispatch = content_job(workflow), dispatch_job(workflow)
+    assert "secrets." not in str(content) and "secrets." not in str(workflow.get("env"))
+    (report,) = re.findall(r"--check-content (\S+)", step_running(content, r"nox -s")["run"])
+    (upload,) = [s for s in content["steps"] if "upload-artifact" in s.get("uses", "")]
+    assert upload["with"]["path"] == report
+    name = next(n for n, job in workflow["jobs"].items() if job is content)
+    assert dispatch["needs"] == name
+    (download,) = [s for s in dispatch["steps"] if "download-artifact" in s.get("uses", "")]
+    assert download["with"]["name"] == upload["with"]["name"]
+    assert f"--content-report {report}" in step_running(dispatch, r"nox -s dispatch")["run"]
+    checkout = dispatch["steps"][0]
+    assert checkout["with"]["ref"] == f"${{{{ needs.{name}.outputs.commit }}}}", (
+        "both jobs plan from the same registry"
+    )
+
+
+def secret_in_the_content_job(workflow):
+    step_running(content_job(workflow), r"nox -s")["env"] = {"X": "${{ secrets.ANY }}"}
+
+
+def dispatching_without_the_report(workflow):
+    step = step_running(dispatch_job(workflow), r"nox -s dispatch")
+    step["run"] = re.sub(r" --content-report \S+", "", step["run"])
+
+
+@pytest.mark.parametrize("break_it", [secret_in_the_content_job, dispatching_without_the_report])
+def test_course_notebooks_where_a_secret_is_are_refused(tmp_path, break_it):
+    workflow = dispatch_workflow()
+    break_it(workflow)
+    (found,) = check(write(tmp_path, workflow, "dispatch.yml"))
+    assert "runs course notebooks where a secret is" in found
 
 
 def without_concurrency(workflow):

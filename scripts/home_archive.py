@@ -1,0 +1,220 @@
+"""Students' homes archived on a cluster, where the dispatcher cannot read them.
+
+On a cluster a home is a volume that only a pod can mount, so degrading a course
+there (`coursehub-dispatch --hub URL --cluster-homes prod`) runs one Kubernetes
+Job a member in the deployment's namespace. The Job mounts the member's home
+read-only, found as their server found it (KubeSpawner's own claim name, from the
+deployment's singleuser.storage), and the archive volume (clusterArchive.claim
+in deploy/lifecycle.yaml) at the course's folder, and writes <user>.tar.gz there
+whole or not at all, keeping one already written: the rule of the dispatcher's
+local archive_home, so a run that dies midway leaves Jobs and archives that the
+next run finds and keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from coursehub_tools.deployconfig import Layer, load
+from coursehub_tools.pod_manifests import hub_config, make_spawner, make_user
+from coursehub_tools.yamlfiles import ConfigError
+
+# The Job's container, in the course's image (on the user nodes already). The
+# paths and the user come from the environment, so a test runs this same line.
+ARCHIVE_SCRIPT = (
+    'target="$ARCHIVE_FOLDER/$ARCHIVE_USER.tar.gz"; [ -e "$target" ] && exit 0; '
+    'tar -czf "$target.partial" -C "$HOMES_FOLDER" "$ARCHIVE_USER" '
+    '&& mv "$target.partial" "$target"'
+)
+HOMES_FOLDER = "/homes"
+ARCHIVE_FOLDER = "/archive"
+COURSE_LABEL = "coursehub.org/archive-of"
+# User pods' nodes carry this taint (the chart's scheduling.userPods); the Job may
+# run there, where the course image is, or on a core node.
+USER_NODE_TOLERATIONS = [
+    {"key": key, "operator": "Equal", "value": "user", "effect": "NoSchedule"}
+    for key in ("hub.jupyter.org/dedicated", "hub.jupyter.org_dedicated")
+]
+KEPT_FOR = 7 * 24 * 3600  # s a finished Job stays, for its log
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def job_name(slug: str, user: str) -> str:
+    """archive-<course>-<user>, or with a digest where that is no valid Job name."""
+    name = f"archive-{slug}-{user}"
+    if len(name) <= 63 and DNS_LABEL.fullmatch(name):
+        return name
+    digest = hashlib.sha256(f"{slug}/{user}".encode()).hexdigest()[:12]
+    return f"archive-{slug[:40].rstrip('-')}-{digest}"
+
+
+class HomeVolumes:
+    """Each user's home volume as the deployment's KubeSpawner mounts it."""
+
+    def __init__(self, deployment: str, extra_layers: Sequence[Layer] = ()):
+        merged = load(deployment, extra_layers=extra_layers)
+        self.storage = merged.values["singleuser"]["storage"]
+        self._work = tempfile.TemporaryDirectory(prefix="coursehub-homes-")
+        self._config = hub_config(merged.mounted_values(), Path(self._work.name))
+
+    async def of(self, user: str) -> tuple[str, str | None] | None:
+        """The claim and subPath of `user`'s home; None where homes are not kept."""
+        if self.storage["type"] == "none":
+            return None
+        # KubeSpawner makes its (unused) API client on the running event loop.
+        spawner = make_spawner(self._config, make_user(user, [], 0))
+        try:
+            if self.storage["type"] == "dynamic":
+                return spawner.pvc_name, None
+            # static: one claim, a folder a user. KubeSpawner expands the chart's
+            # subPath template when it builds the pod; the same expansion here.
+            # ref: kubespawner/spawner.py KubeSpawner._expand_user_properties
+            sub_path = spawner._expand_user_properties(self.storage["static"]["subPath"])
+            return self.storage["static"]["pvcName"], sub_path
+        finally:
+            await spawner.api.api_client.close()
+
+
+def archive_job(
+    slug: str, user: str, home: tuple[str, str | None], archive_claim: str, image: str
+) -> dict[str, Any]:
+    """The Job that archives `user`'s home (claim, subPath) for course `slug`."""
+    claim, sub_path = home
+    home_mount = {"name": "home", "mountPath": f"{HOMES_FOLDER}/{user}", "readOnly": True}
+    if sub_path:
+        home_mount["subPath"] = sub_path
+    labels = {COURSE_LABEL: slug, "app.kubernetes.io/component": "home-archive"}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job_name(slug, user), "labels": labels},
+        "spec": {
+            "backoffLimit": 2,
+            "ttlSecondsAfterFinished": KEPT_FOR,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "tolerations": USER_NODE_TOLERATIONS,
+                    "volumes": [
+                        {"name": "home", "persistentVolumeClaim": {"claimName": claim}},
+                        {"name": "archive", "persistentVolumeClaim": {"claimName": archive_claim}},
+                    ],
+                    "containers": [
+                        {
+                            "name": "archive",
+                            "image": image,
+                            "command": ["sh", "-c", ARCHIVE_SCRIPT],
+                            "env": [
+                                {"name": "ARCHIVE_USER", "value": user},
+                                {"name": "HOMES_FOLDER", "value": HOMES_FOLDER},
+                                {"name": "ARCHIVE_FOLDER", "value": ARCHIVE_FOLDER},
+                            ],
+                            # Root, to read every file of a home whatever its owner (the
+                            # user's uid from GitHub, custom.github.unixIds); the home is
+                            # mounted read-only.
+                            "securityContext": {"runAsUser": 0, "allowPrivilegeEscalation": False},
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"memory": "512Mi"},
+                            },
+                            "volumeMounts": [
+                                home_mount,
+                                {"name": "archive", "mountPath": ARCHIVE_FOLDER, "subPath": slug},
+                            ],
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+class ClusterHomes:
+    """The Kubernetes API of a deployment's namespace, for archiving homes.
+
+    The client (the `deploy` dependencies) is imported where a cluster is used, so the
+    dispatcher runs without it on this machine.
+    """
+
+    def __init__(self, deployment: str, archive_claim: str, timeout: float = 1800):
+        from kubernetes import client, config
+
+        try:
+            config.load_kube_config()  # $KUBECONFIG, as get-gke-credentials writes it
+        except (config.ConfigException, OSError) as err:
+            raise ConfigError(f"--cluster-homes needs a kubeconfig ($KUBECONFIG): {err}") from None
+        self.batch, self.core = client.BatchV1Api(), client.CoreV1Api()
+        self.namespace = load(deployment).spec["namespace"]
+        self.volumes = HomeVolumes(deployment)
+        self.archive_claim = archive_claim
+        self.timeout = timeout
+
+    def archive(self, slug: str, users: list[str], image: str) -> list[str]:
+        """Archive each user's home for `slug`; what was done, a line each."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            started, done = [], []
+            for user in users:
+                home = asyncio.run(self.volumes.of(user))
+                if home is None:
+                    return [f"{slug}: no homes archived (singleuser.storage.type is none)"]
+                if not self._claim_exists(home[0]):
+                    continue  # never started a server: there is no home
+                job = archive_job(slug, user, home, self.archive_claim, image)
+                self._create(job)
+                started.append((user, job["metadata"]["name"]))
+            for user, name in started:
+                self._wait(name)
+                done.append(f"archived {user}'s home (Job {name})")
+            return done
+        except ApiException as err:
+            raise ConfigError(
+                f"the cluster refused the archive of {slug}'s homes: {err.status} {err.reason}"
+            ) from None
+
+    def _claim_exists(self, claim: str) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core.read_namespaced_persistent_volume_claim(claim, self.namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    def _create(self, job: dict) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.batch.create_namespaced_job(self.namespace, job)
+        except ApiException as err:
+            if err.status != 409:  # 409: a run before this one created it
+                raise
+
+    def _wait(self, name: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            status = self.batch.read_namespaced_job_status(name, self.namespace).status
+            if status.succeeded:
+                return
+            failed = [
+                c for c in status.conditions or [] if c.type == "Failed" and c.status == "True"
+            ]
+            if failed:
+                raise ConfigError(
+                    f"the archive Job {name} failed: {failed[0].message} (the next run tries "
+                    f"again once it is deleted: kubectl delete job -n {self.namespace} {name})"
+                )
+            if time.monotonic() > deadline:
+                raise ConfigError(f"the archive Job {name} did not finish in {self.timeout} s")
+            time.sleep(5)
