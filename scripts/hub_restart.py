@@ -7,8 +7,9 @@ load test's path, scripts/class_arrival.py); the hub then learns of the rest
 of the course's users (`--users` in all) through its REST API. The hub
 process alone is then killed (SIGKILL: what an out-of-memory kill or a lost
 node does to the hub pod) while the servers and the proxy run on, and started
-again with the same database. Measured: seconds until the REST API answers,
-and until every running server is routed again. Checked: every user, group
+again with the same database. Measured: seconds until the REST API answers (an
+authenticated call succeeds), until the hub's start has finished (its services
+routed), and until every running server is routed again. Checked: every user, group
 membership and running server is still there, and students who were working
 reach their servers with the cookies they had, without logging in again.
 """
@@ -17,10 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -33,6 +38,9 @@ from coursehub_tools.hub_client import login_with_standin
 from coursehub_tools.local_hub import LocalHub, LocalHubError, free_port
 
 BATCH = 500  # users created per REST call
+# JupyterHub's log lines (its default format) and the one it writes after checking servers.
+HUB_LOG_LINE = re.compile(r"\[\w (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) JupyterHub [^\]]*\] (.*)")
+SPAWNERS_CHECKED = re.compile(r"Initialized (\d+) spawners in ([\d.]+) seconds")
 # Students who check, after the restart, that their server still answers them.
 RETURNING_STUDENTS = 20
 
@@ -76,6 +84,41 @@ def seconds_until(check, timeout: float) -> float | None:
     return None
 
 
+def seconds_until_answering(hub: LocalHub, since: float, started: threading.Event) -> float | None:
+    """Seconds from `since` until an authenticated REST call succeeds (the new hub
+    listens, its database read); None if the hub's start ended first."""
+    while not started.is_set():
+        try:
+            if hub.api("GET", "/users", params={"limit": 1}, timeout=1).status_code == 200:
+                return round(time.monotonic() - since, 2)
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    return None
+
+
+def start_phases(log: str, since: float) -> dict:
+    """Where the restarted hub's time went, from JupyterHub's own log lines: seconds from
+    `since` (its process started) to its first line (Python, its imports and the config
+    files read), to its API listening, and the seconds it reports checking the servers
+    that were running (spawners instantiated, then polled)."""
+    phases: dict = {}
+    for line in log.splitlines():
+        logged = HUB_LOG_LINE.match(line)
+        if not logged:
+            continue
+        stamp, message = logged.groups()
+        at = round(datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp() - since, 2)
+        if message.startswith("Running JupyterHub version"):
+            phases.setdefault("first_log_line_seconds", at)
+        elif message.startswith("Hub API listening on"):
+            phases.setdefault("api_listening_seconds", at)
+        elif checked := SPAWNERS_CHECKED.match(message):
+            phases["servers_checked"] = int(checked[1])
+            phases["servers_check_seconds"] = float(checked[2])
+    return phases
+
+
 def returning_students_reach_their_servers(hub: LocalHub, sessions: dict) -> int:
     """How many of the sample still reach /user/<name>/lab with the cookies they had."""
     reached = 0
@@ -114,9 +157,22 @@ def restart_with(users: int, running: int, *, state: Path, over: float) -> dict:
         before = snapshot(hub)
 
         hub.kill_hub()
-        start = time.monotonic()
-        hub.start_hub()
-        api_seconds = round(time.monotonic() - start, 2)
+        log.flush()
+        new_lines_from = (state / "hub.log").stat().st_size
+        start, started_at = time.monotonic(), time.time()
+        started = threading.Event()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # Polled while start_hub waits for the end of the hub's start.
+            api_answering = pool.submit(seconds_until_answering, hub, start, started)
+            try:
+                hub.start_hub()
+            finally:
+                started.set()
+            ready_seconds = round(time.monotonic() - start, 2)
+            api_seconds = api_answering.result()
+        with (state / "hub.log").open() as new_log:
+            new_log.seek(new_lines_from)
+            phases = start_phases(new_log.read(), started_at)
         routed = seconds_until(lambda: snapshot(hub)["routes"] == before["routes"], timeout=300)
         with HubWatch(hub) as watch:
             after = snapshot(hub)
@@ -128,6 +184,8 @@ def restart_with(users: int, running: int, *, state: Path, over: float) -> dict:
         "running": len(before["running"]),
         "server": "lightweight (scripts/localhub/lightweight_server.py)",
         "api_answering_seconds": api_seconds,
+        "hub_ready_seconds": ready_seconds,
+        "start_phases": phases,
         "all_routes_back_seconds": routed,
         "lost": {key: len(names) for key, names in lost.items()},
         "groups_unchanged": before["groups"] == after["groups"],

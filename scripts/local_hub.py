@@ -300,9 +300,8 @@ class LocalHub:
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         """Call the hub's REST API as the local operator service."""
         headers = {"Authorization": f"token {self.operator_token}", **kwargs.pop("headers", {})}
-        return requests.request(
-            method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kwargs
-        )
+        kwargs.setdefault("timeout", 30)
+        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, **kwargs)
 
     def stop(self) -> list[int]:
         """Stop everything this hub started; return the pids that had to be killed afterwards."""

@@ -20,6 +20,13 @@ def test_a_killed_hub_comes_back_with_every_user_and_server(local_hub_pieces, tm
     assert result["lost"] == {"users": 0, "running": 0}
     assert result["groups_unchanged"]
     assert result["all_routes_back_seconds"] is not None, "every server routed again"
+    assert 0 < result["api_answering_seconds"] <= result["hub_ready_seconds"], (
+        "the API answers once the new hub listens, before its start has finished"
+    )
+    phases = result["start_phases"]
+    assert phases["servers_checked"] == result["running"], "read from the new hub's own log"
+    assert 0 < phases["first_log_line_seconds"] <= phases["api_listening_seconds"]
+    assert phases["api_listening_seconds"] <= result["api_answering_seconds"] + 0.5
     assert result["returning_students_reached_their_server"] == RETURNING_STUDENTS
 
 
