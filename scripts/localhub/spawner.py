@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from jupyterhub.traitlets import Command
 from traitlets import Bool, Float, Unicode, default
 
 from coursehub import hooks
@@ -151,9 +150,13 @@ class LightweightCourseSpawner(LocalCourseSpawner):
     def _no_hooks(self):
         return False
 
-    # Not configurable: the values' singleuser.cmd (jupyterhub-singleuser) is
-    # what this class replaces. -I -S: the standard library only, nothing to scan.
-    cmd = Command([sys.executable, "-I", "-S", lightweight_server.__file__], config=False)
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # Set after the config is loaded: the values' singleuser.cmd (jupyterhub-singleuser)
+        # is what this class replaces. (A trait declared with config=False instead would
+        # make traitlets warn about Spawner.cmd at every spawner the hub creates.)
+        # -I -S: the standard library only, nothing to scan.
+        self.cmd = [sys.executable, "-I", "-S", lightweight_server.__file__]
 
     async def stop(self, now=False):
         await asyncio.sleep(self.stop_seconds)
