@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 import tempfile
 import time
@@ -148,7 +149,9 @@ class ClusterHomes:
         from kubernetes import client, config
 
         try:
-            config.load_kube_config()  # $KUBECONFIG, as get-gke-credentials writes it
+            # $KUBECONFIG as get-gke-credentials sets it, read now: the client reads it
+            # once, when it is first imported.
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
         except (config.ConfigException, OSError) as err:
             raise ConfigError(f"--cluster-homes needs a kubeconfig ($KUBECONFIG): {err}") from None
         self.batch, self.core = client.BatchV1Api(), client.CoreV1Api()

@@ -6,6 +6,7 @@ cluster (`nox -s kind` sets both up); otherwise they skip and say why.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -235,3 +236,71 @@ def test_continuous_image_puller_is_ready_on_every_node():
             f"daemonset {daemonset}: {ready} of {desired} ready after {SERVER_DEADLINE} s"
         )
         time.sleep(10)
+
+
+def kubectl_apply(name: str, manifest: dict) -> None:
+    namespace = load_deployments()["deployments"][name]["namespace"]
+    command = ["kubectl", "--namespace", namespace, "apply", "-f", "-"]
+    subprocess.run(command, input=json.dumps(manifest), text=True, check=True, capture_output=True)
+
+
+def run_pod(name: str, pod: str, image: str, claim: str, mount: str, script: str) -> str:
+    """Run `script` in a pod that mounts `claim` at `mount`; its output, once it succeeded."""
+    kubectl_apply(name, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod},
+        "spec": {
+            "restartPolicy": "Never",
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}],
+            "containers": [{
+                "name": "run", "image": image, "command": ["sh", "-c", script],
+                "securityContext": {"runAsUser": 0},
+                "volumeMounts": [{"name": "data", "mountPath": mount}],
+            }],
+        },
+    })  # fmt: skip
+    try:
+        kubectl(name, "wait", "--for=jsonpath={.status.phase}=Succeeded", f"pod/{pod}",
+                f"--timeout={SERVER_DEADLINE}s")  # fmt: skip
+        return kubectl(name, "logs", f"pod/{pod}")
+    finally:
+        kubectl(name, "delete", "--ignore-not-found", f"pod/{pod}")
+
+
+@pytest.mark.cluster
+def test_an_ended_courses_homes_are_archived_by_jobs_on_the_cluster():
+    """What `coursehub-dispatch --cluster-homes` does when a course ends: a home written
+    through a pod is archived by a Job, a member with no home gets none, and a second
+    run finds the Job and keeps the archive."""
+    import asyncio
+
+    from coursehub_tools.home_archive import ClusterHomes, HomeVolumes, job_name
+
+    name = reachable_deployment()
+    values = load(name).values
+    if values["singleuser"]["storage"]["type"] != "dynamic":
+        pytest.skip(f"{name}: homes are not one claim a user")
+    image = next(iter(values["custom"]["courses"].values()))["image"]
+    user, slug, archive = "archive-probe", "probe-course", "coursehub-archive-probe"
+    home, _ = asyncio.run(HomeVolumes(name).of(user))
+    claims = [home, archive]
+    try:
+        for claim in claims:
+            kubectl_apply(name, {
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim},
+                "spec": {"accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": "1Gi"}}},
+            })  # fmt: skip
+        run_pod(name, "write-home", image, home, f"/homes/{user}",
+                f"echo week one > /homes/{user}/notes.txt")  # fmt: skip
+        homes = ClusterHomes(name, archive, timeout=SERVER_DEADLINE)
+        done = homes.archive(slug, [user, "never-started"], image)
+        assert done == [f"archived {user}'s home (Job {job_name(slug, user)})"]
+        target = f"/archive/{slug}/{user}.tar.gz"
+        read = f"tar -tzf {target} && md5sum {target}"
+        first = run_pod(name, "read-archive", image, archive, "/archive", read)
+        assert f"{user}/notes.txt" in first
+        assert homes.archive(slug, [user], image) == done, "the Job is found, not made again"
+        assert run_pod(name, "read-archive", image, archive, "/archive", read) == first
+    finally:
+        kubectl(name, "delete", "--ignore-not-found", "--wait=false",
+                f"job/{job_name(slug, user)}", *(f"pvc/{claim}" for claim in claims))  # fmt: skip

@@ -5,9 +5,13 @@ keeps the local archive's rule (written whole, once)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -15,10 +19,13 @@ from coursehub_tools import dispatcher
 from coursehub_tools.deployconfig import Layer, load
 from coursehub_tools.home_archive import (
     ARCHIVE_SCRIPT,
+    ClusterHomes,
     HomeVolumes,
     archive_job,
     job_name,
 )
+from coursehub_tools.pod_manifests import OFFLINE_KUBECONFIG
+from coursehub_tools.yamlfiles import ConfigError
 
 pytestmark = pytest.mark.unit
 NFS_HOMES = {
@@ -128,3 +135,86 @@ def test_homes_from_a_folder_and_a_cluster_at_once_are_refused(capsys):
     with pytest.raises(SystemExit):
         dispatcher.main(["--homes", "/tmp", "--cluster-homes", "prod", "--dry-run"])
     assert "not both" in capsys.readouterr().err
+
+
+class KubernetesAPI(BaseHTTPRequestHandler):
+    """The few calls ClusterHomes makes, answered as the Kubernetes API would: claims
+    that exist, Jobs created (409 when there already), and each Job's status."""
+
+    claims: ClassVar[set[str]] = set()
+    jobs: ClassVar[dict[str, dict]] = {}
+    job_status: ClassVar[dict] = {"succeeded": 1}
+
+    def _answer(self, code: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        *_, kind, name = self.path.rstrip("/").removesuffix("/status").split("/")
+        if kind == "persistentvolumeclaims":
+            found = name in self.claims
+            self._answer(200 if found else 404, {"kind": "PersistentVolumeClaim"}
+                         if found else {"kind": "Status", "code": 404})  # fmt: skip
+        else:
+            self._answer(200, {**self.jobs[name], "status": self.job_status})
+
+    def do_POST(self):
+        job = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        name = job["metadata"]["name"]
+        conflict = name in self.jobs
+        self.jobs.setdefault(name, job)
+        self._answer(409 if conflict else 201, {"kind": "Status", "code": 409} if conflict else job)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def kubernetes_api(tmp_path, monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KubernetesAPI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    KubernetesAPI.claims, KubernetesAPI.jobs = set(), {}
+    KubernetesAPI.job_status = {"succeeded": 1}
+    config = {
+        **OFFLINE_KUBECONFIG,
+        "clusters": [
+            {"name": "offline", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}
+        ],
+    }
+    (tmp_path / "kubeconfig").write_text(json.dumps(config))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    yield KubernetesAPI
+    server.shutdown()
+
+
+def test_a_job_a_member_with_a_home_and_one_found_again_is_waited_on(kubernetes_api):
+    """Through the real Kubernetes client: members without a claim get no Job, a second
+    run finds the Jobs (409) and waits on them instead of making them again."""
+    home, _ = asyncio.run(HomeVolumes("prod").of("sam"))
+    kubernetes_api.claims.add(home)
+    homes = ClusterHomes("prod", "coursehub-archive", timeout=30)
+    done = homes.archive("climate-lab", ["sam", "never-started"], "example.org/image:1")
+    assert done == ["archived sam's home (Job archive-climate-lab-sam)"]
+    assert list(kubernetes_api.jobs) == ["archive-climate-lab-sam"]
+    sent = kubernetes_api.jobs["archive-climate-lab-sam"]
+    assert sent == archive_job("climate-lab", "sam", (home, None), "coursehub-archive",
+                               "example.org/image:1")  # fmt: skip
+    assert homes.archive("climate-lab", ["sam"], "example.org/image:1") == done
+
+
+def test_a_failed_job_fails_the_step_and_says_how_to_retry(kubernetes_api):
+    home, _ = asyncio.run(HomeVolumes("prod").of("sam"))
+    kubernetes_api.claims.add(home)
+    kubernetes_api.job_status = {
+        "failed": 3,
+        "conditions": [
+            {"type": "Failed", "status": "True", "message": "Job has reached the backoff limit"}
+        ],
+    }
+    homes = ClusterHomes("prod", "coursehub-archive", timeout=30)
+    with pytest.raises(ConfigError, match=r"backoff limit .*kubectl delete job -n coursehub-prod"):
+        homes.archive("climate-lab", ["sam"], "example.org/image:1")
