@@ -41,35 +41,9 @@ def test_a_failing_cell_is_named_by_notebook_cell_and_error(tmp_path, capsys):
     )
 
 
-def test_a_course_whose_notebooks_fail_is_not_deployed(project_copy, tmp_path):
-    root, slug = project_copy.root, "data-science-101"
-    content = make_content_repo(tmp_path / "repo-source")
-    broken = broken_copy(tmp_path / "broken")
-    shutil.copy(broken / NOTEBOOK, tmp_path / "repo-source" / NOTEBOOK)
-    subprocess.run(["git", "-C", str(tmp_path / "repo-source"), "-c", "user.name=i", "-c",
-                    "user.email=i@x", "commit", "-qam", "break it"], check=True)  # fmt: skip
-    # No mail server here: the e-mail fails fast and the report says so.
-    no_server = {"host": "127.0.0.1", "port": 9, "starttls": False}
-    project_copy.edit("deploy/lifecycle.yaml", lambda s: s["mail"].update(no_server))
-
-    def accepted(course):
-        course["lifecycle"]["state"] = "ACCEPTED"
-        course["content"] = {"repo": content, "branch": "main"}
-
-    project_copy.edit(f"deploy/courses/{slug}.yaml", accepted)
-    start = date.fromisoformat(str(dispatcher.registry(root)[slug]["start"]))
-    steps = [s for s in dispatcher.plan(dispatcher.registry(root), start) if s.slug == slug]
-    report = dispatcher.run(steps, None, root, root / "archive", dispatcher.day_clock(start), root)
-    assert report[0].startswith(f"{slug}: FAILED (deploy: its notebooks fail: {NOTEBOOK}, cell 3")
-    assert dispatcher.registry(root)[slug]["lifecycle"]["state"] == "FAILED"
-    assert "could not e-mail" in report[1]
-
-
-def test_the_content_job_reports_a_failing_cell_and_the_dispatch_job_fails_the_course(
-    project_copy, tmp_path, monkeypatch, capsys
-):
-    """The dispatch workflow's two jobs with real kernels: the notebooks run where no
-    secret is, and the job holding the hub's token fails the course on their report."""
+def accept_with_failing_notebooks(project_copy, tmp_path) -> tuple:
+    """data-science-101 ACCEPTED with content whose notebook fails at cell 3, and no mail
+    server (the e-mail fails fast and the report says so); (root, slug, its start)."""
     root, slug = project_copy.root, "data-science-101"
     source = tmp_path / "repo-source"
     content = make_content_repo(source)
@@ -84,11 +58,28 @@ def test_the_content_job_reports_a_failing_cell_and_the_dispatch_job_fails_the_c
         course["content"] = {"repo": content, "branch": "main"}
 
     project_copy.edit(f"deploy/courses/{slug}.yaml", accepted)
-    start = str(dispatcher.registry(root)[slug]["start"])
+    return root, slug, date.fromisoformat(str(dispatcher.registry(root)[slug]["start"]))
+
+
+def test_a_course_whose_notebooks_fail_is_not_deployed(project_copy, tmp_path):
+    root, slug, start = accept_with_failing_notebooks(project_copy, tmp_path)
+    steps = [s for s in dispatcher.plan(dispatcher.registry(root), start) if s.slug == slug]
+    report = dispatcher.run(steps, None, root, root / "archive", dispatcher.day_clock(start), root)
+    assert report[0].startswith(f"{slug}: FAILED (deploy: its notebooks fail: {NOTEBOOK}, cell 3")
+    assert dispatcher.registry(root)[slug]["lifecycle"]["state"] == "FAILED"
+    assert "could not e-mail" in report[1]
+
+
+def test_the_content_job_reports_a_failing_cell_and_the_dispatch_job_fails_the_course(
+    project_copy, tmp_path, monkeypatch, capsys
+):
+    """The dispatch workflow's two jobs with real kernels: the notebooks run where no
+    secret is, and the job holding the hub's token fails the course on their report."""
+    root, slug, start = accept_with_failing_notebooks(project_copy, tmp_path)
     report = tmp_path / "content.json"
     for name in dispatcher.SECRETS_ENV:
         monkeypatch.delenv(name, raising=False)
-    argv = ["--root", str(root), "--today", start]
+    argv = ["--root", str(root), "--today", start.isoformat()]
     assert dispatcher.main([*argv, "--check-content", str(report)]) == 0
     assert f"{slug}: {NOTEBOOK}, cell 3: ModuleNotFoundError" in capsys.readouterr().out
 
