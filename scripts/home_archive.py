@@ -44,6 +44,9 @@ USER_NODE_TOLERATIONS = [
     for key in ("hub.jupyter.org/dedicated", "hub.jupyter.org_dedicated")
 ]
 KEPT_FOR = 7 * 24 * 3600  # s a finished Job stays, for its log
+# A course of a thousand is archived in rounds: each Job's pod attaches the member's
+# disk, and a node attaches only so many (a limit of its machine type).
+JOBS_AT_ONCE = 50
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
@@ -161,23 +164,28 @@ class ClusterHomes:
         self.timeout = timeout
 
     def archive(self, slug: str, users: list[str], image: str) -> list[str]:
-        """Archive each user's home for `slug`; what was done, a line each."""
+        """Archive each user's home for `slug`, JOBS_AT_ONCE Jobs at a time; what was
+        done, a line each."""
         from kubernetes.client.exceptions import ApiException
 
         try:
-            started, done = [], []
+            homes = {}
             for user in users:
                 home = asyncio.run(self.volumes.of(user))
                 if home is None:
                     return [f"{slug}: no homes archived (singleuser.storage.type is none)"]
-                if not self._claim_exists(home[0]):
-                    continue  # never started a server: there is no home
-                job = archive_job(slug, user, home, self.archive_claim, image)
-                self._create(job)
-                started.append((user, job["metadata"]["name"]))
-            for user, name in started:
-                self._wait(name)
-                done.append(f"archived {user}'s home (Job {name})")
+                if self._claim_exists(home[0]):  # no claim: never started, there is no home
+                    homes[user] = home
+            done, members = [], list(homes)
+            for first in range(0, len(members), JOBS_AT_ONCE):
+                started = []
+                for user in members[first : first + JOBS_AT_ONCE]:
+                    job = archive_job(slug, user, homes[user], self.archive_claim, image)
+                    self._create(job)
+                    started.append((user, job["metadata"]["name"]))
+                for user, name in started:
+                    self._wait(name)
+                    done.append(f"archived {user}'s home (Job {name})")
             return done
         except ApiException as err:
             raise ConfigError(

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import pytest
 
-from coursehub_tools import dispatcher
+from coursehub_tools import dispatcher, home_archive
 from coursehub_tools.deployconfig import Layer, load
 from coursehub_tools.home_archive import (
     ARCHIVE_SCRIPT,
@@ -143,6 +143,7 @@ class KubernetesAPI(BaseHTTPRequestHandler):
 
     claims: ClassVar[set[str]] = set()
     jobs: ClassVar[dict[str, dict]] = {}
+    calls: ClassVar[list[str]] = []
     job_status: ClassVar[dict] = {"succeeded": 1}
 
     def _answer(self, code: int, body: dict) -> None:
@@ -155,6 +156,7 @@ class KubernetesAPI(BaseHTTPRequestHandler):
 
     def do_GET(self):
         *_, kind, name = self.path.rstrip("/").removesuffix("/status").split("/")
+        self.calls.append(f"read {name}")
         if kind == "persistentvolumeclaims":
             found = name in self.claims
             self._answer(200 if found else 404, {"kind": "PersistentVolumeClaim"}
@@ -165,6 +167,7 @@ class KubernetesAPI(BaseHTTPRequestHandler):
     def do_POST(self):
         job = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         name = job["metadata"]["name"]
+        self.calls.append(f"create {name}")
         conflict = name in self.jobs
         self.jobs.setdefault(name, job)
         self._answer(409 if conflict else 201, {"kind": "Status", "code": 409} if conflict else job)
@@ -177,7 +180,7 @@ class KubernetesAPI(BaseHTTPRequestHandler):
 def kubernetes_api(tmp_path, monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), KubernetesAPI)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    KubernetesAPI.claims, KubernetesAPI.jobs = set(), {}
+    KubernetesAPI.claims, KubernetesAPI.jobs, KubernetesAPI.calls = set(), {}, []
     KubernetesAPI.job_status = {"succeeded": 1}
     config = {
         **OFFLINE_KUBECONFIG,
@@ -218,3 +221,20 @@ def test_a_failed_job_fails_the_step_and_says_how_to_retry(kubernetes_api):
     homes = ClusterHomes("prod", "coursehub-archive", timeout=30)
     with pytest.raises(ConfigError, match=r"backoff limit .*kubectl delete job -n coursehub-prod"):
         homes.archive("climate-lab", ["sam"], "example.org/image:1")
+
+
+def test_a_large_course_is_archived_in_rounds(kubernetes_api, monkeypatch):
+    monkeypatch.setattr(home_archive, "JOBS_AT_ONCE", 2)
+    users = ["ann", "bob", "cy"]
+    for user in users:
+        kubernetes_api.claims.add(asyncio.run(HomeVolumes("prod").of(user))[0])
+    ClusterHomes("prod", "coursehub-archive", timeout=30).archive("climate-lab", users, "i:1")
+    jobs = [call for call in kubernetes_api.calls if call.startswith(("create", "read archive"))]
+    assert jobs == [
+        "create archive-climate-lab-ann",
+        "create archive-climate-lab-bob",
+        "read archive-climate-lab-ann",
+        "read archive-climate-lab-bob",
+        "create archive-climate-lab-cy",
+        "read archive-climate-lab-cy",
+    ], "the next round starts once the last one has finished"
