@@ -267,9 +267,11 @@ def dispatch(session: nox.Session) -> None:
 def loadtest(session: nox.Session) -> None:
     """The book's measurements: a class arriving, culled, the hub restarted (scripts/loadtest.py).
 
-    `nox -s loadtest` runs all (about 50 minutes), `nox -s loadtest -- burst` one;
+    `nox -s loadtest` runs all (about an hour), `nox -s loadtest -- burst` one;
     results in book/measurements/. Run it with nothing else on the machine.
     """
     install(session, "hub", "singleuser")
     install_proxy(session)
+    # restart-10000-postgres runs the hub on a throwaway PostgreSQL, as prod's.
+    install_debian(session, "pg_ctlcluster", ["postgresql"])
     session.run("coursehub-loadtest", *session.posargs)

@@ -56,7 +56,7 @@ from coursehub_tools.culling import (
 from coursehub_tools.deployconfig import ConfigError, load
 from coursehub_tools.hub_client import follow_progress, login_with_standin
 from coursehub_tools.local_hub import FIXTURE, LocalHub, LocalHubError, free_port
-from coursehub_tools.local_postgres import PostgresUnavailable, throwaway_postgres
+from coursehub_tools.local_postgres import Database, PostgresUnavailable, throwaway_postgres
 from coursehub_tools.localhub.chart_values import LOCAL_SPAWNERS
 from coursehub_tools.localhub.supervisor import processes_marked
 from coursehub_tools.yamlfiles import read_yaml
@@ -351,6 +351,11 @@ def run_class(
     }
 
 
+def prod_database_layer(database: Database) -> dict:
+    """A values layer pointing the hub at `database` the way prod's hub.db is set."""
+    return {"hub": {"db": database.hub_db(load("prod").values)}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=20)
@@ -381,8 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.ExitStack() as stack:
             extra = [read_yaml(path) for path in args.values]
             if args.database == "postgres":
-                database = stack.enter_context(throwaway_postgres())
-                extra.insert(0, {"hub": {"db": database.hub_db(load("prod").values)}})
+                extra.insert(0, prod_database_layer(stack.enter_context(throwaway_postgres())))
             result = run_class(
                 args.students,
                 args.over,

@@ -128,7 +128,9 @@ def returning_students_reach_their_servers(hub: LocalHub, sessions: dict) -> int
     return reached
 
 
-def restart_with(users: int, running: int, *, state: Path, over: float) -> dict:
+def restart_with(
+    users: int, running: int, *, state: Path, over: float, extra_values: list[dict] = ()
+) -> dict:
     values = load("local").values
     team = values["custom"]["github"]["studentTeams"][0]
     fixture = state / "class-fixture.yaml"
@@ -136,7 +138,12 @@ def restart_with(users: int, running: int, *, state: Path, over: float) -> dict:
     with (
         (state / "hub.log").open("w") as log,
         LocalHub(
-            state / "hub", port=free_port(), log_file=log, fixture=fixture, server="lightweight"
+            state / "hub",
+            port=free_port(),
+            extra_values=list(extra_values),
+            log_file=log,
+            fixture=fixture,
+            server="lightweight",
         ) as hub,
     ):
         with HubWatch(hub) as watch:

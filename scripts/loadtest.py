@@ -1,6 +1,6 @@
 """The measurements the book reports: a class arriving, a class culled, the hub restarted.
 
-    coursehub-loadtest                  every measurement below (about 50 minutes here)
+    coursehub-loadtest                  every measurement below (about an hour here)
     coursehub-loadtest burst culling    some of them, by name
 
 Each writes book/measurements/<name>.json with the machine it ran on and the
@@ -12,6 +12,7 @@ the CPU shows up in the figures (the load average at the start is recorded).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -21,10 +22,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from coursehub_tools.class_arrival import run_class
+from coursehub_tools.class_arrival import prod_database_layer, run_class
 from coursehub_tools.deployconfig import ROOT, ConfigError
 from coursehub_tools.hub_restart import restart_with
 from coursehub_tools.local_hub import LocalHubError
+from coursehub_tools.local_postgres import PostgresUnavailable, throwaway_postgres
 
 MEASUREMENTS_DIR = ROOT / "book" / "measurements"
 
@@ -59,9 +61,16 @@ def class_runs(students: int, over: float, settings: list[bool], repeat: int = 1
     return run
 
 
-def restart(users: int, running: int):
+def restart(users: int, running: int, database: str = "sqlite"):
+    """The hub restarted on the local hub's SQLite file, or on PostgreSQL as prod's is."""
+
     def run(state: Path) -> list[dict]:
-        return [restart_with(users, running, state=state, over=300)]
+        with contextlib.ExitStack() as stack:
+            extra = []
+            if database == "postgres":
+                extra.append(prod_database_layer(stack.enter_context(throwaway_postgres())))
+            result = restart_with(users, running, state=state, over=300, extra_values=extra)
+        return [{**result, "database": database}]
 
     return run
 
@@ -89,6 +98,10 @@ MEASUREMENTS: dict[str, tuple[str, Callable[[Path], list[dict]]]] = {
     "restart-10000": (
         "the hub killed and restarted with 10000 users and 1000 running lightweight servers",
         restart(10_000, 1000),
+    ),
+    "restart-10000-postgres": (
+        "the same restart with the hub's database on PostgreSQL, as prod's is",
+        restart(10_000, 1000, database="postgres"),
     ),
 }
 
@@ -123,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"measuring {name}: {MEASUREMENTS[name][0]}", flush=True)
         try:
             print(f"wrote {measure(name).relative_to(ROOT)}", flush=True)
-        except (ConfigError, LocalHubError) as err:
+        except (ConfigError, LocalHubError, PostgresUnavailable) as err:
             print(f"error: {name}: {err}", file=sys.stderr)
             return 1
     return 0
