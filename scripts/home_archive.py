@@ -64,6 +64,7 @@ class HomeVolumes:
 
     def __init__(self, deployment: str, extra_layers: Sequence[Layer] = ()):
         merged = load(deployment, extra_layers=extra_layers)
+        self.namespace = merged.spec["namespace"]
         self.storage = merged.values["singleuser"]["storage"]
         self._work = tempfile.TemporaryDirectory(prefix="coursehub-homes-")
         self._config = hub_config(merged.mounted_values(), Path(self._work.name))
@@ -158,8 +159,8 @@ class ClusterHomes:
         except (config.ConfigException, OSError) as err:
             raise ConfigError(f"--cluster-homes needs a kubeconfig ($KUBECONFIG): {err}") from None
         self.batch, self.core = client.BatchV1Api(), client.CoreV1Api()
-        self.namespace = load(deployment).spec["namespace"]
         self.volumes = HomeVolumes(deployment)
+        self.namespace = self.volumes.namespace
         self.archive_claim = archive_claim
         self.timeout = timeout
 

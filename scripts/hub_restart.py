@@ -72,29 +72,29 @@ def proxy_routes(hub: LocalHub) -> list[str]:
     return routes
 
 
-def seconds_until(check, timeout: float) -> float | None:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
+def seconds_until(check, give_up, since: float | None = None, every: float = 0.1) -> float | None:
+    """Seconds from `since` (monotonic; default now) until `check()` is true; None
+    once `give_up()` is true first. A request that fails counts as not yet."""
+    since = time.monotonic() if since is None else since
+    while not give_up():
         try:
             if check():
-                return round(time.monotonic() - start, 2)
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    return None
-
-
-def seconds_until_answering(hub: LocalHub, since: float, started: threading.Event) -> float | None:
-    """Seconds from `since` until an authenticated REST call succeeds (the new hub
-    listens, its database read); None if the hub's start ended first."""
-    while not started.is_set():
-        try:
-            if hub.api("GET", "/users", params={"limit": 1}, timeout=1).status_code == 200:
                 return round(time.monotonic() - since, 2)
         except requests.RequestException:
             pass
-        time.sleep(0.05)
+        time.sleep(every)
     return None
+
+
+def timed_out_after(seconds: float):
+    """A give_up for seconds_until: true once `seconds` have passed from now."""
+    deadline = time.monotonic() + seconds
+    return lambda: time.monotonic() > deadline
+
+
+def api_answers(hub: LocalHub) -> bool:
+    """An authenticated REST call succeeds: the hub listens and has read its database."""
+    return hub.api("GET", "/users", params={"limit": 1}, timeout=1).status_code == 200
 
 
 def start_phases(log: str, since: float) -> dict:
@@ -170,7 +170,9 @@ def restart_with(
         started = threading.Event()
         with ThreadPoolExecutor(max_workers=1) as pool:
             # Polled while start_hub waits for the end of the hub's start.
-            api_answering = pool.submit(seconds_until_answering, hub, start, started)
+            api_answering = pool.submit(
+                seconds_until, lambda: api_answers(hub), started.is_set, since=start, every=0.05
+            )
             try:
                 hub.start_hub()
             finally:
@@ -180,7 +182,9 @@ def restart_with(
         with (state / "hub.log").open() as new_log:
             new_log.seek(new_lines_from)
             phases = start_phases(new_log.read(), started_at)
-        routed = seconds_until(lambda: snapshot(hub)["routes"] == before["routes"], timeout=300)
+        routed = seconds_until(
+            lambda: snapshot(hub)["routes"] == before["routes"], give_up=timed_out_after(300)
+        )
         with HubWatch(hub) as watch:
             after = snapshot(hub)
             reached = returning_students_reach_their_servers(hub, sessions)
