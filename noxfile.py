@@ -90,8 +90,8 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def pytest(session: nox.Session) -> None:
     """The pytest suite: unit, local hub, browser, and cluster (skipped without a cluster)."""
-    # lint: the workflow tests run actionlint on broken workflows too.
-    install(session, "hub", "singleuser", "test", "book", "deploy", "lint")
+    # lint: the workflow tests run actionlint on broken workflows too; profile: py-spy.
+    install(session, "hub", "singleuser", "test", "book", "deploy", "lint", "profile")
     install_proxy(session)
     install_debian(session, "chromium", ["chromium", "chromium-driver"])
     install_debian(session, "pg_ctlcluster", ["postgresql"])
@@ -270,7 +270,7 @@ def loadtest(session: nox.Session) -> None:
     `nox -s loadtest` runs all (about an hour), `nox -s loadtest -- burst` one;
     results in book/measurements/. Run it with nothing else on the machine.
     """
-    install(session, "hub", "singleuser")
+    install(session, "hub", "singleuser", "profile")
     install_proxy(session)
     # restart-10000-postgres runs the hub on a throwaway PostgreSQL, as prod's.
     install_debian(session, "pg_ctlcluster", ["postgresql"])

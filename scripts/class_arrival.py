@@ -55,6 +55,7 @@ from coursehub_tools.culling import (
 )
 from coursehub_tools.deployconfig import ConfigError, load
 from coursehub_tools.hub_client import follow_progress, login_with_standin
+from coursehub_tools.hub_profile import ARRIVAL_STEPS, CULL_STEPS, sampled
 from coursehub_tools.local_hub import FIXTURE, LocalHub, LocalHubError, free_port
 from coursehub_tools.local_postgres import Database, PostgresUnavailable, throwaway_postgres
 from coursehub_tools.localhub.chart_values import LOCAL_SPAWNERS
@@ -255,8 +256,14 @@ def why_stop(watch: HubWatch, futures: list) -> str | None:
     return None
 
 
-def cull_class(hub: LocalHub, values: dict, ready: list[str], active_share: float) -> dict:
-    """Everyone idle but a few who were just active; one culling pass an idle timeout later."""
+def cull_class(
+    hub: LocalHub, values: dict, ready: list[str], active_share: float, profile: bool = False
+) -> dict:
+    """Everyone idle but a few who were just active; one culling pass an idle timeout later.
+
+    With `profile`, py-spy samples the hub from the pass's start until every stop is
+    done, and the result says where the hub's time went (hub_profile.summary).
+    """
     cull = values["cull"]
     token = culler_token(hub)
     now = datetime.now(UTC)
@@ -266,13 +273,15 @@ def cull_class(hub: LocalHub, values: dict, ready: list[str], active_share: floa
     active = ready[:: round(1 / active_share)] if active_share and ready else []
     for student in active:
         report_activity(hub, student, active_at)
-    start = time.monotonic()
-    asyncio.run(cull_pass_at(f"{hub.url}/hub/api", token, cull, moment))
-    pass_seconds = time.monotonic() - start
     idle = set(ready) - set(active)
-    idle_left = wait_for_stops(hub, idle, STOPS_TIMEOUT)
-    all_stopped_seconds = time.monotonic() - start
+    with sampled(hub.hub_process.pid, CULL_STEPS, enabled=profile) as sampling:
+        start = time.monotonic()
+        asyncio.run(cull_pass_at(f"{hub.url}/hub/api", token, cull, moment))
+        pass_seconds = time.monotonic() - start
+        idle_left = wait_for_stops(hub, idle, STOPS_TIMEOUT)
+        all_stopped_seconds = time.monotonic() - start
     running = {user["name"] for user in hub_users(hub, state="active")}
+    profiled = {"hub_profile": sampling.summary} if profile else {}
     return {
         "idle": len(idle),
         "active": len(active),
@@ -280,6 +289,7 @@ def cull_class(hub: LocalHub, values: dict, ready: list[str], active_share: floa
         "all_stopped_seconds": round(all_stopped_seconds, 2),
         "idle_left_running": len(idle_left),
         "active_stopped": len(set(active) - running),
+        **profiled,
     }
 
 
@@ -295,8 +305,11 @@ def run_class(
     timeout: float = 180,
     extra_values: list[dict] = (),
     team: str | None = None,
+    profile: bool = False,
 ) -> dict:
-    """Start a hub, let the class arrive, cull it, stop everything; the summary as data."""
+    """Start a hub, let the class arrive, cull it, stop everything; the summary as data.
+
+    `profile`: py-spy samples the hub while the class arrives and during the cull."""
     values = load("local").values
     team = team or values["custom"]["github"]["studentTeams"][0]
     fixture = state / "class-fixture.yaml"
@@ -321,11 +334,16 @@ def run_class(
     ):
         marker = hub.marker
         start, cpu_at_start = time.monotonic(), watch.cpu_seconds
-        arrivals, stopped_because = let_class_arrive(hub, watch, logins, over, timeout)
+        with sampled(hub.hub_process.pid, ARRIVAL_STEPS, enabled=profile) as sampling:
+            arrivals, stopped_because = let_class_arrive(hub, watch, logins, over, timeout)
         arrival_seconds = time.monotonic() - start
         cpu_during_arrival = watch.cpu_seconds - cpu_at_start
         ready = [a.student for a in arrivals if a.ready_seconds is not None]
-        cull = None if stopped_because else cull_class(hub, values, ready, active_share)
+        cull = (
+            None
+            if stopped_because
+            else cull_class(hub, values, ready, active_share, profile=profile)
+        )
     ready_seconds = [a.ready_seconds for a in arrivals if a.ready_seconds is not None]
     return {
         "settings": "z2jh chart defaults" if stock else "coursehub values",
@@ -345,6 +363,7 @@ def run_class(
         "ready_seconds": spread(ready_seconds),
         "stop_seconds": stop_seconds,
         "cull": cull,
+        **({"hub_profile_during_arrival": sampling.summary} if profile else {}),
         # Processes of this hub still there after it stopped: always none.
         "processes_left": len(processes_marked(marker)),
         "arrivals": [asdict(a) for a in arrivals],

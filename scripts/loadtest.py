@@ -95,6 +95,11 @@ MEASUREMENTS: dict[str, tuple[str, Callable[[Path], list[dict]]]] = {
         "one culling pass; our settings",
         class_runs(1000, 240, [False], server="lightweight", stop_seconds=0.2),
     ),
+    "class-400-profiled": (
+        "400 students over 2 minutes with lightweight servers whose stop takes 0.2 s, then "
+        "one culling pass, with py-spy sampling the hub: where its time goes",
+        class_runs(400, 120, [False], server="lightweight", stop_seconds=0.2, profile=True),
+    ),
     "restart-10000": (
         "the hub killed and restarted with 10000 users and 1000 running lightweight servers",
         restart(10_000, 1000),
