@@ -178,6 +178,8 @@ def arrive(hub: LocalHub, student: str, timeout: float) -> Arrival:
 class HubWatch:
     """Samples the hub process (Linux /proc): has it exited, its peak memory, its CPU time."""
 
+    EVERY = 0.5  # seconds between samples
+
     def __init__(self, hub: LocalHub):
         self.process = hub.hub_process
         self.peak_rss_mb = 0.0
@@ -188,7 +190,7 @@ class HubWatch:
 
     def _run(self) -> None:
         ticks = os.sysconf("SC_CLK_TCK")
-        while not self._stop.wait(0.5):
+        while not self._stop.wait(self.EVERY):
             if self.process.poll() is not None:
                 self.exited_with = self.process.returncode
                 return
@@ -257,9 +259,16 @@ def why_stop(watch: HubWatch, futures: list) -> str | None:
 
 
 def cull_class(
-    hub: LocalHub, values: dict, ready: list[str], active_share: float, profile: bool = False
+    hub: LocalHub,
+    watch: HubWatch,
+    values: dict,
+    ready: list[str],
+    active_share: float,
+    profile: bool = False,
 ) -> dict:
     """Everyone idle but a few who were just active; one culling pass an idle timeout later.
+
+    Measured: the pass, until every stop is done, and the hub's CPU time meanwhile.
 
     With `profile`, py-spy samples the hub from the pass's start until every stop is
     done, and the result says where the hub's time went (hub_profile.summary).
@@ -275,11 +284,14 @@ def cull_class(
         report_activity(hub, student, active_at)
     idle = set(ready) - set(active)
     with sampled(hub.hub_process.pid, CULL_STEPS, enabled=profile) as sampling:
-        start = time.monotonic()
+        start, cpu_at_start = time.monotonic(), watch.cpu_seconds
         asyncio.run(cull_pass_at(f"{hub.url}/hub/api", token, cull, moment))
         pass_seconds = time.monotonic() - start
         idle_left = wait_for_stops(hub, idle, STOPS_TIMEOUT)
         all_stopped_seconds = time.monotonic() - start
+        # HubWatch reads it every half second: let it read it once more.
+        time.sleep(HubWatch.EVERY)
+        cpu_seconds = watch.cpu_seconds - cpu_at_start
     running = {user["name"] for user in hub_users(hub, state="active")}
     profiled = {"hub_profile": sampling.summary} if profile else {}
     return {
@@ -287,6 +299,7 @@ def cull_class(
         "active": len(active),
         "pass_seconds": round(pass_seconds, 2),
         "all_stopped_seconds": round(all_stopped_seconds, 2),
+        "hub_cpu_seconds": round(cpu_seconds, 1),
         "idle_left_running": len(idle_left),
         "active_stopped": len(set(active) - running),
         **profiled,
@@ -342,7 +355,7 @@ def run_class(
         cull = (
             None
             if stopped_because
-            else cull_class(hub, values, ready, active_share, profile=profile)
+            else cull_class(hub, watch, values, ready, active_share, profile=profile)
         )
     ready_seconds = [a.ready_seconds for a in arrivals if a.ready_seconds is not None]
     return {

@@ -95,6 +95,11 @@ MEASUREMENTS: dict[str, tuple[str, Callable[[Path], list[dict]]]] = {
         "one culling pass; our settings",
         class_runs(1000, 240, [False], server="lightweight", stop_seconds=0.2),
     ),
+    "cull-1000": (
+        "1100 students over 4.5 minutes with lightweight servers whose stop takes 0.2 s, "
+        "one in eleven just active, then one culling pass over the 1000 idle",
+        class_runs(1100, 270, [False], server="lightweight", stop_seconds=0.2, active_share=1 / 11),
+    ),
     "class-400-profiled": (
         "400 students over 2 minutes with lightweight servers whose stop takes 0.2 s, then "
         "one culling pass, with py-spy sampling the hub: where its time goes",

@@ -102,6 +102,7 @@ def test_a_lightweight_class_is_culled_in_one_pass_and_the_active_kept(local_hub
     cull = result["cull"]
     assert cull["active"] >= 1 and cull["idle"] == 12 - cull["active"]
     assert cull["idle_left_running"] == 0, "every idle server stopped"
+    assert cull["hub_cpu_seconds"] > 0, "the hub's CPU time during the pass, from /proc"
     assert cull["active_stopped"] == 0, "nobody active stopped"
     assert result["processes_left"] == 0
     assert "hub_profile" not in cull and "hub_profile_during_arrival" not in result
@@ -113,10 +114,10 @@ def test_a_profiled_class_says_where_the_hubs_time_went(local_hub_pieces, tmp_pa
         12, 2, stock=False, state=tmp_path, server="lightweight", stop_seconds=0.2, profile=True
     )
     arrival, cull = result["hub_profile_during_arrival"], result["cull"]["hub_profile"]
-    if "unavailable" in arrival:
+    if arrival.get("unavailable", "").startswith("py-spy could not sample"):
         pytest.skip(f"py-spy cannot sample the hub on this machine: {arrival['unavailable']}")
     # The steps are named by upstream's functions: a rename upstream shows here as a zero.
-    assert arrival["busy_seconds"] > 0 and cull["busy_seconds"] > 0
+    assert arrival["samples"] > 0 and cull["samples"] > 0
     assert arrival["share_by_step"]["logging in: GitHub's OAuth callback"] > 0
     assert arrival["share_by_step"]["starting servers (BaseHandler.spawn_single_user)"] > 0
     assert arrival["share_by_step"]["the servers' own OAuth with the hub"] > 0

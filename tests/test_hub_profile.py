@@ -9,7 +9,7 @@ import pytest
 from coursehub_tools.hub_profile import (
     ARRIVAL_STEPS,
     CULL_STEPS,
-    SAMPLES_PER_SECOND,
+    report,
     sampled,
     summary,
 )
@@ -37,7 +37,7 @@ def test_shares_are_of_the_event_loops_samples_and_count_a_stack_once_per_step()
         (["Thread.run (threading.py:982)", WORKER], 500),
     )
     result = summary(samples, CULL_STEPS)
-    assert result["busy_seconds"] == round(100 / SAMPLES_PER_SECOND, 1)
+    assert result["samples"] == 100
     shares = result["share_by_step"]
     assert shares["stopping a server (JupyterHub's User.stop)"] == 0.4
     assert shares["database commits (in any step)"] == 0.3
@@ -90,9 +90,10 @@ def test_a_busy_event_loop_is_sampled_while_the_block_runs():
     finally:
         busy.kill()
         busy.wait()
-    if "unavailable" in sampling.summary:
+    if sampling.summary.get("unavailable", "").startswith("py-spy could not sample"):
         pytest.skip(f"this machine does not let py-spy trace a process: {sampling.summary}")
-    assert 1 <= sampling.summary["busy_seconds"] <= 4
+    # Two seconds at 100 samples a second, less what py-spy takes to attach.
+    assert 20 <= sampling.summary["samples"] <= 400
     assert sampling.summary["share_in_our_code"] == 0
     assert not any(sampling.summary["share_by_step"].values())
 
@@ -109,3 +110,12 @@ def test_sampling_not_enabled_starts_nothing_and_summarizes_nothing():
     with sampled(-1, CULL_STEPS, enabled=False) as sampling:
         pass
     assert sampling.summary == {}
+
+
+def test_the_report_has_a_line_a_step_and_our_share():
+    result = summary(raw(([LOOP, STOP, OURS], 1), ([LOOP, COMMIT], 3)), CULL_STEPS)
+    lines = report(result).splitlines()
+    assert len(lines) == 2 + len(CULL_STEPS)
+    assert "25.0%  stopping a server (JupyterHub's User.stop)" in lines[1]
+    assert lines[-1].strip().startswith("25.0%  in our code")
+    assert report({"unavailable": "why"}) == "why"
