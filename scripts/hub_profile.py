@@ -21,16 +21,19 @@ from pathlib import Path
 SAMPLES_PER_SECOND = 100
 # Steps of the hub's work: what each is, and the functions (qualified name, file as
 # py-spy names it) all of that step runs under; their nested functions count too.
+EVERY_REQUEST = {
+    "authenticating each request": [
+        ("BaseHandler.get_current_user", "jupyterhub/handlers/base.py")
+    ],
+    "database commits (in any step)": [("Session.commit", "sqlalchemy/orm/session.py")],
+}
 CULL_STEPS = {
     "stopping a server (JupyterHub's User.stop)": [("User.stop", "jupyterhub/user.py")],
     "looking up the user a request names": [
         ("BaseHandler.find_user", "jupyterhub/handlers/base.py")
     ],
-    "authenticating each request": [
-        ("BaseHandler.get_current_user", "jupyterhub/handlers/base.py")
-    ],
     "removing the server's proxy route": [("Proxy.delete_user", "jupyterhub/proxy.py")],
-    "database commits (in any step)": [("Session.commit", "sqlalchemy/orm/session.py")],
+    **EVERY_REQUEST,
 }
 ARRIVAL_STEPS = {
     "logging in: GitHub's OAuth callback": [
@@ -47,10 +50,7 @@ ARRIVAL_STEPS = {
     "the spawn-pending page's progress stream": [
         ("SpawnProgressAPIHandler.get", "jupyterhub/apihandlers/users.py")
     ],
-    "authenticating each request": [
-        ("BaseHandler.get_current_user", "jupyterhub/handlers/base.py")
-    ],
-    "database commits (in any step)": [("Session.commit", "sqlalchemy/orm/session.py")],
+    **EVERY_REQUEST,
 }
 # Every stack of the hub's main thread runs under this: tornado's asyncio event loop.
 EVENT_LOOP = ("BaseEventLoop.run_forever", "asyncio/base_events.py")
