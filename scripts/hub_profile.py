@@ -56,10 +56,11 @@ ARRIVAL_STEPS = {
 EVENT_LOOP = ("BaseEventLoop.run_forever", "asyncio/base_events.py")
 # Files as py-spy names them (relative to the hub's sys.path). Ours: hub-config's
 # package from the config dir, and the tools (editable: scripts/) for the local
-# spawner. A sample is ours when the innermost frame from either group is ours:
-# what our code spends, in itself and in the libraries it calls.
+# spawner. Upstream's: JupyterHub, its authenticator and spawner, tornado. A sample
+# is ours when the innermost frame of either kind is ours: what our code spends, in
+# itself and in the libraries (SQLAlchemy, YAML, ...) it calls.
 OUR_FILES = ("coursehub/", "coursehub_tools/", "scripts/")
-HUB_FILES = ("jupyterhub/", "oauthenticator/", "kubespawner/", "tornado/")
+UPSTREAM_FILES = ("jupyterhub/", "oauthenticator/", "kubespawner/", "tornado/")
 
 
 class Sampling:
@@ -140,7 +141,7 @@ def summary(raw: str, steps: dict) -> dict:
             if any(runs_under(frame, function) for frame in frames for function in functions):
                 in_step[label] += samples
         innermost = next(
-            (f for _, f in reversed(frames) if f.startswith(OUR_FILES + HUB_FILES)), ""
+            (f for _, f in reversed(frames) if f.startswith(OUR_FILES + UPSTREAM_FILES)), ""
         )
         ours += samples if innermost.startswith(OUR_FILES) else 0
     if not loop_samples:
@@ -168,7 +169,7 @@ def runs_under(frame: tuple[str, str], function: tuple[str, str]) -> bool:
 
 
 def report(summary: dict) -> str:
-    """A summary as the chapters show it: the busy seconds, then a line a step."""
+    """A summary as the chapters show it: how many samples, then a line a step."""
     if "unavailable" in summary:
         return summary["unavailable"]
     lines = [f"{summary['samples']} samples of the hub's event loop at work, of which:"]
