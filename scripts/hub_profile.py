@@ -97,10 +97,13 @@ def sampled(pid: int, steps: dict, enabled: bool = True) -> Iterator[Sampling]:
                     # Not pausing the hub at each sample: what is measured stays unslowed.
                     "--nonblocking",
                 ],
-                stdout=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
+            # Its first line ("Sampling process ...") comes once it is attached, so
+            # the block is sampled from its start; none comes if it cannot attach.
+            spy.stdout.readline()
         except FileNotFoundError:
             sampling.summary = {
                 "unavailable": "py-spy is not installed (pyproject's profile group)"
@@ -117,8 +120,10 @@ def sampled(pid: int, steps: dict, enabled: bool = True) -> Iterator[Sampling]:
             if raw.exists():
                 sampling.summary = summary(raw.read_text(), steps)
             else:
-                last = (errors.strip().splitlines() or ["no output"])[-1]
-                sampling.summary = {"unavailable": f"py-spy could not sample the hub: {last}"}
+                # Its message is the line starting "Error:"; a backtrace may follow.
+                lines = errors.strip().splitlines() or ["no output"]
+                why = next((line for line in lines if line.startswith("Error")), lines[-1])
+                sampling.summary = {"unavailable": f"py-spy could not sample the hub: {why}"}
 
 
 def summary(raw: str, steps: dict) -> dict:

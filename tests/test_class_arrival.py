@@ -123,4 +123,5 @@ def test_a_profiled_class_says_where_the_hubs_time_went(local_hub_pieces, tmp_pa
     assert arrival["share_by_step"]["the servers' own OAuth with the hub"] > 0
     assert cull["share_by_step"]["stopping a server (JupyterHub's User.stop)"] > 0
     assert cull["share_by_step"]["database commits (in any step)"] > 0
-    assert 0 < arrival["share_in_our_code"] < 1
+    # A dozen students give a few hundred samples: our share may round to 0, never most.
+    assert arrival["share_in_our_code"] < 0.5, "most of the hub's work is upstream's"

@@ -103,7 +103,8 @@ def test_a_process_that_is_gone_gives_the_reason_not_a_traceback():
     gone.wait()
     with sampled(gone.pid, CULL_STEPS) as sampling:
         pass
-    assert sampling.summary["unavailable"].startswith("py-spy could not sample the hub: ")
+    why = sampling.summary["unavailable"]
+    assert why.startswith("py-spy could not sample the hub: Error"), why
 
 
 def test_sampling_not_enabled_starts_nothing_and_summarizes_nothing():
