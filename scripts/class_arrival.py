@@ -176,34 +176,39 @@ def arrive(hub: LocalHub, student: str, timeout: float) -> Arrival:
 
 
 class HubWatch:
-    """Samples the hub process (Linux /proc): has it exited, its peak memory, its CPU time."""
-
-    EVERY = 0.5  # seconds between samples
+    """Watches the hub process (Linux /proc): has it exited, its peak memory, its CPU time."""
 
     def __init__(self, hub: LocalHub):
         self.process = hub.hub_process
         self.peak_rss_mb = 0.0
-        self.cpu_seconds = 0.0
         self.exited_with: int | None = None
+        self._cpu_seconds = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def cpu_seconds(self) -> float:
+        """The hub's CPU time (user and system) read now; once it has exited, the last read."""
+        try:
+            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        except OSError:
+            return self._cpu_seconds
+        # utime and stime: fields 14 and 15, counted after the command's closing ")".
+        user, system = stat.rpartition(")")[2].split()[11:13]
+        self._cpu_seconds = (int(user) + int(system)) / os.sysconf("SC_CLK_TCK")
+        return self._cpu_seconds
+
     def _run(self) -> None:
-        ticks = os.sysconf("SC_CLK_TCK")
-        while not self._stop.wait(self.EVERY):
+        while not self._stop.wait(0.5):
             if self.process.poll() is not None:
                 self.exited_with = self.process.returncode
                 return
             try:
                 status = Path(f"/proc/{self.process.pid}/status").read_text()
-                stat = Path(f"/proc/{self.process.pid}/stat").read_text()
             except OSError:
                 continue
             rss_kb = next(int(line.split()[1]) for line in status.splitlines() if "VmRSS" in line)
             self.peak_rss_mb = max(self.peak_rss_mb, rss_kb / 1024)
-            # utime and stime: fields 14 and 15, counted after the command's closing ")".
-            user, system = stat.rpartition(")")[2].split()[11:13]
-            self.cpu_seconds = (int(user) + int(system)) / ticks
+            self.cpu_seconds()  # kept fresh for a read after the hub has exited
 
     def __enter__(self) -> HubWatch:
         self._thread.start()
@@ -284,14 +289,12 @@ def cull_class(
         report_activity(hub, student, active_at)
     idle = set(ready) - set(active)
     with sampled(hub.hub_process.pid, CULL_STEPS, enabled=profile) as sampling:
-        start, cpu_at_start = time.monotonic(), watch.cpu_seconds
+        start, cpu_at_start = time.monotonic(), watch.cpu_seconds()
         asyncio.run(cull_pass_at(f"{hub.url}/hub/api", token, cull, moment))
         pass_seconds = time.monotonic() - start
         idle_left = wait_for_stops(hub, idle, STOPS_TIMEOUT)
         all_stopped_seconds = time.monotonic() - start
-        # HubWatch reads it every half second: let it read it once more.
-        time.sleep(HubWatch.EVERY)
-        cpu_seconds = watch.cpu_seconds - cpu_at_start
+        cpu_seconds = watch.cpu_seconds() - cpu_at_start
     running = {user["name"] for user in hub_users(hub, state="active")}
     profiled = {"hub_profile": sampling.summary} if profile else {}
     return {
@@ -346,11 +349,11 @@ def run_class(
         HubWatch(hub) as watch,
     ):
         marker = hub.marker
-        start, cpu_at_start = time.monotonic(), watch.cpu_seconds
+        start, cpu_at_start = time.monotonic(), watch.cpu_seconds()
         with sampled(hub.hub_process.pid, ARRIVAL_STEPS, enabled=profile) as sampling:
             arrivals, stopped_because = let_class_arrive(hub, watch, logins, over, timeout)
         arrival_seconds = time.monotonic() - start
-        cpu_during_arrival = watch.cpu_seconds - cpu_at_start
+        cpu_during_arrival = watch.cpu_seconds() - cpu_at_start
         ready = [a.student for a in arrivals if a.ready_seconds is not None]
         cull = (
             None
