@@ -97,6 +97,8 @@ def pytest(session: nox.Session) -> None:
     install_debian(session, "pg_ctlcluster", ["postgresql"])
     # The diagram tests render with dot; pytest runs before the book on a fresh machine.
     install_debian(session, "dot", ["graphviz"])
+    # tests/test_other_days.py moves the clock of the chapters it runs with libfaketime.
+    install_debian(session, "faketime", ["faketime"])
     session.run("pytest", *session.posargs)
 
 

@@ -33,6 +33,16 @@ def culler_arguments(cull: dict) -> dict:
     }
 
 
+def hub_clock(hub, users: set[str]) -> datetime:
+    """The latest moment the hub recorded any of `users` active, by the hub's own clock.
+
+    A pass "an hour from now" is an hour from this: the hub's record, not the
+    calendar of the process that asks, which need not be the hub's.
+    """
+    seen = [hub.api("GET", f"/users/{user}").json()["last_activity"] for user in users]
+    return max(datetime.fromisoformat(stamp) for stamp in seen if stamp)
+
+
 def report_activity(hub, user: str, moment: datetime) -> None:
     """What a server's activity report says: `user` was active at `moment` (a LocalHub's API)."""
     stamp = moment.isoformat().replace("+00:00", "Z")

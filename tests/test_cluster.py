@@ -12,14 +12,13 @@ import shutil
 import subprocess
 import time
 import tomllib
-from datetime import date
 from urllib.parse import quote
 
 import pytest
 import requests
 import yaml
 
-from coursehub.courses import load_courses, open_to
+from coursehub.courses import course_day, load_courses, open_to
 from coursehub_tools.cluster import (
     TEST_TOKEN_FILE,
     cluster_commands,
@@ -163,7 +162,9 @@ def test_hub_runs_the_pinned_jupyterhub_and_spawns_a_pod():
     headers = service_headers()
     values = load(name).values
     students = values["custom"]["github"]["studentTeams"][0]
-    courses = open_to(load_courses(values["custom"]["courses"]), [students], date.today())
+    # The hub judges courses by the deployment's date (kind lists config/demo-date.yaml).
+    day = course_day(values["hub"]["config"].get("CourseSpawner", {}).get("today", ""))
+    courses = open_to(load_courses(values["custom"]["courses"]), [students], day)
     make_student(hub, headers, values, "cluster-probe")
     try:
         started = requests.post(f"{hub}/users/cluster-probe/server", headers=headers, timeout=30)

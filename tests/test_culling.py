@@ -7,7 +7,7 @@ one notion of time, is moved past the idle timeout instead of waiting for it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import requests
@@ -33,7 +33,7 @@ async def test_an_idle_server_is_culled_and_an_active_one_kept(hub_factory):
     values = load("local").values
     for student in ("sam", "sky"):
         wait_for_server(login_with_standin(hub.url, student).session, hub.url, student)
-    now, timeout = datetime.now(UTC), values["cull"]["timeout"]
+    now, timeout = culling.hub_clock(hub, {"sam", "sky"}), values["cull"]["timeout"]
     # The hub takes no activity from over an hour ahead, so sky's comes at most 50 min on.
     active_at = now + timedelta(seconds=min(timeout, 3000))
     culling.report_activity(hub, "sky", active_at)
@@ -57,7 +57,7 @@ async def test_a_temporary_user_is_removed_with_their_server(hub_factory):
     session.get(f"{hub.url}/hub/login", timeout=60)
     guest = session.get(f"{hub.url}/hub/api/user", timeout=30).json()["name"]
     wait_for_server(session, hub.url, guest)
-    later = datetime.now(UTC) + timedelta(seconds=values["cull"]["timeout"] + 60)
+    later = culling.hub_clock(hub, {guest}) + timedelta(seconds=values["cull"]["timeout"] + 60)
 
     await cull_pass_at(hub, values, later)
     # The hub answered "stopping" (slow_stop_timeout 0), and the culler removes
@@ -75,7 +75,7 @@ async def test_an_admin_user_is_removed_only_if_cull_admin_users(hub_factory):
     # ada administers the hub and takes no course: she logs in, starts nothing.
     assert login_with_standin(hub.url, "ada", next_url="/hub/home").response.status_code == 200
     assert hub.api("GET", "/users/ada").json()["admin"] is True
-    later = datetime.now(UTC) + timedelta(seconds=values["cull"]["timeout"] + 60)
+    later = culling.hub_clock(hub, {"ada"}) + timedelta(seconds=values["cull"]["timeout"] + 60)
     with_user_culling = {**values["cull"], "users": True}
 
     # With user culling on, an idle admin stays unless cull.adminUsers says otherwise.

@@ -50,6 +50,20 @@ def test_the_real_workflows_pass():
     assert check(ROOT / WORKFLOWS) == []
 
 
+def test_ci_runs_weekly_and_a_scheduled_run_deploys_nothing():
+    ci = yaml.safe_load((ROOT / WORKFLOWS / "ci.yml").read_text())
+    (cron,) = [entry["cron"] for entry in triggers(ci)["schedule"]]
+    _minute, _hour, day, month, weekday = cron.split()
+    assert (day, month) == ("*", "*") and weekday.isdigit(), f"{cron!r} is not once a week"
+    deploy = deploy_workflow()
+    assert "workflow_run" in triggers(deploy), "deploy starts from ci's runs"
+    for name, job in deploy["jobs"].items():
+        if not job.get("needs"):
+            assert "github.event.workflow_run.event == 'push'" in job["if"], (
+                f"deploy.yml's {name} would deploy a scheduled ci run"
+            )
+
+
 def test_prod_without_staging_is_refused(tmp_path):
     workflow = deploy_workflow()
     workflow["jobs"][job_deploying(workflow, LAST)]["needs"] = "image"

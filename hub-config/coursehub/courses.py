@@ -92,9 +92,29 @@ class Course:
         return self.closed_reason(INSTRUCTOR, today)
 
 
+PRETEND_KEY = "CourseSpawner.today"
+
+
 def course_day(pretend: str) -> date:
     """The date courses are judged by: `pretend` (YYYY-MM-DD) if set, else UTC today."""
-    return date.fromisoformat(pretend) if pretend else datetime.now(UTC).date()
+    if not pretend:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(pretend)
+    except ValueError:
+        raise ValueError(
+            f"{PRETEND_KEY} {pretend!r} is not a date: write YYYY-MM-DD, "
+            "or leave it unset for the real date"
+        ) from None
+
+
+def pretend_notice(pretend: str) -> str:
+    """What every page of a hub that pretends a date says (JupyterHub's announcement)."""
+    day = course_day(pretend).isoformat()
+    return (
+        f"This hub pretends today is {day} ({PRETEND_KEY}): courses open and close "
+        "as they would on that day, whatever the calendar says."
+    )
 
 
 def load_courses(entries: Mapping[str, Mapping] | None) -> list[Course]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 
 from kubespawner import KubeSpawner
-from traitlets import Dict, List, Unicode, default
+from traitlets import Dict, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from coursehub import hooks, launch, storage
@@ -59,6 +59,15 @@ class CourseSpawner(LoggingConfigurable):
     home_path = Unicode(
         "/home/jovyan", config=True, help="Where the home folder is mounted in the server."
     )
+
+    @validate("today")
+    def _readable_today(self, proposal):
+        # A date the hub cannot read would fail every spawn; refuse it where it is set.
+        try:
+            course_day(proposal["value"])
+        except ValueError as err:
+            raise TraitError(str(err)) from None
+        return proposal["value"]
 
     def course_date(self) -> date:
         return course_day(self.today)

@@ -53,8 +53,12 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
     @default("env_keep")
     def _env_keep_without_pythonpath(self):
         # The local hub finds hub-config through PYTHONPATH (its config dir);
-        # users' servers have no business with it, as on the cluster.
-        return [key for key in super()._env_keep_default() if key != "PYTHONPATH"]
+        # users' servers have no business with it, as on the cluster. A clock
+        # moved with libfaketime (tests/test_other_days.py) reaches the servers as
+        # it reaches the hub: on one machine every process shares one calendar,
+        # and a server a day behind its hub takes the hub's fresh tokens for old.
+        kept = [key for key in super()._env_keep_default() if key != "PYTHONPATH"]
+        return [*kept, "LD_PRELOAD", "FAKETIME"]
 
     def get_state(self):
         state = super().get_state()
