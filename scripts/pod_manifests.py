@@ -20,6 +20,7 @@ import hashlib
 import sys
 import tempfile
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -161,12 +162,14 @@ def build(*args, **kwargs) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="coursehub-pod", description=__doc__.split("\n\n")[0])
     parser.add_argument("deployment")
     parser.add_argument("user")
     parser.add_argument("groups", nargs="+", help="the user's groups, organization:team")
     parser.add_argument("--course", help="a course slug (default: the user's first)")
-    parser.add_argument("--today", help="pretend today is this date, YYYY-MM-DD")
+    parser.add_argument(
+        "--today", type=date.fromisoformat, help="pretend today is this date, YYYY-MM-DD"
+    )
     parser.add_argument(
         "--github-id", type=int, default=0, help="the user's GitHub id (custom.github.unixIds)"
     )
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             args.user,
             args.groups,
             args.course,
-            args.today,
+            args.today and args.today.isoformat(),
             github_id=args.github_id,
         )
     except (ConfigError, ValueError) as err:

@@ -97,7 +97,11 @@ def start_hub(local_hub_pieces):
 
 @pytest.fixture(scope="session")
 def local_hub(tmp_path_factory, start_hub):
-    """One real hub (JupyterHub, proxy, GitHub stand-in, culler) for the whole session."""
+    """One real hub (JupyterHub, proxy, GitHub stand-in, culler) for the whole session.
+
+    Like every `local` hub it judges courses by the demo school's date
+    (config/demo-date.yaml), not today's: tests/test_other_days.py moves the clock.
+    """
     with start_hub(tmp_path_factory.mktemp("localhub")) as hub:
         yield hub
 

@@ -170,6 +170,17 @@ def test_the_command_line_refuses_an_unknown_deployment(capsys):
     assert capsys.readouterr().err.startswith("error: deploy/deployments.yaml: no deployment")
 
 
+def test_the_command_line_refuses_an_unreadable_date_in_one_line(capsys):
+    from coursehub_tools.pod_manifests import main
+
+    with pytest.raises(SystemExit) as refused:
+        main(["prod", "sam", "coursehub-school:students", "--today", "2026-13-01"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "coursehub-pod: error: argument --today: invalid fromisoformat value: '2026-13-01'"
+    )
+
+
 def test_the_charts_cloud_metadata_block_runs_first(cluster_deployment):
     values = load(cluster_deployment).values
     metadata = values["singleuser"]["cloudMetadata"]
