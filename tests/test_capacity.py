@@ -179,6 +179,17 @@ def test_prod_placeholders_are_the_planners():
     )
 
 
+@pytest.mark.parametrize("deployment", ["staging", "prod"])
+def test_a_student_waiting_for_a_new_node_gets_a_server_not_a_timeout(deployment):
+    wait = plan(inputs_for(deployment)).node_ready_seconds
+    timeout = load(deployment).values["singleuser"]["startTimeout"]
+    assert timeout >= wait, (
+        f"{deployment}: singleuser.startTimeout is {timeout} s but `coursehub-capacity "
+        f"{deployment}` expects a new node to be ready after {wait:.0f} s: raise "
+        "startTimeout in config/common.yaml above it, or pull fewer images on a new node"
+    )
+
+
 def test_every_prod_course_is_planned():
     planned = {c.slug for c in plan(inputs_for("prod")).courses}
     assert planned == set(load("prod").values["custom"]["courses"])
