@@ -117,6 +117,7 @@ def book(session: nox.Session) -> None:
     again = ["--all"] if forget_stale_executions(session) else []
     session.run("jupyter-book", "build", ".", "--warningiserror", "--keep-going", *again)
     EXECUTED_WITH.write_text(book_inputs_digest())
+    session.run("coursehub-book-check", str(ROOT / "_build" / "html"))
 
 
 # jupyter-book's execution cache keys on each notebook's code cells only, so
