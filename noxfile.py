@@ -95,8 +95,11 @@ def install_debian(session: nox.Session, packages: dict[str, str]) -> None:
         # Once per nox run: `nox -s tests` installs for pytest and the book.
         session.run(*prefix, "apt-get", "update", "-qq", external=True)
         APT_LISTS_FRESH = True
-    install = [*prefix, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *wanted]
-    session.run(*install, external=True)
+    # Waits for dpkg's lock rather than failing at once: another install on a
+    # shared machine, or a fresh runner's unattended-upgrades, may hold it.
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+               "-o", "DPkg::Lock::Timeout=300", *wanted]  # fmt: skip
+    session.run(*prefix, *install, external=True)
 
 
 def install_browser(session: nox.Session) -> None:
