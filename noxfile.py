@@ -50,19 +50,71 @@ def install_proxy(session: nox.Session) -> None:
     session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
 
 
-def install_debian(session: nox.Session, command: str, packages: list[str]) -> None:
-    """Install Debian packages when `command` is missing and we may; otherwise say so."""
-    if shutil.which(command):
+def os_release_id(os_release: Path = Path("/etc/os-release")) -> str:
+    """`debian`, `ubuntu`, ...: the ID line of /etc/os-release ("" when there is none)."""
+    if not os_release.exists():
+        return ""
+    fields = dict(line.split("=", 1) for line in os_release.read_text().splitlines() if "=" in line)
+    return fields.get("ID", "").strip('"')
+
+
+def as_root() -> list[str] | None:
+    """The prefix that runs a command as root: none for root, `sudo -n` where sudo needs no
+    password (GitHub's hosted runners run jobs as `runner`), None when neither works."""
+    if os.geteuid() == 0:
+        return []
+    if shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True,
+                                               check=False).returncode == 0:  # fmt: skip
+        return ["sudo", "-n"]
+    return None
+
+
+APT_LISTS_FRESH = False
+
+
+def install_debian(session: nox.Session, packages: dict[str, str]) -> None:
+    """Install the apt package of each command (`{command: package}`) that is not on PATH.
+
+    As root, or through passwordless sudo; otherwise the session fails with one
+    line naming the missing commands and the command that installs them, since
+    every package here is needed by what the session runs.
+    """
+    missing = {command: pkg for command, pkg in packages.items() if not shutil.which(command)}
+    if not missing:
         return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        session.warn(
-            f"{command} not found and cannot install {packages}: tests needing it will skip"
+    wanted = sorted(set(missing.values()))
+    prefix = as_root()
+    if prefix is None or not shutil.which("apt-get"):
+        session.error(
+            f"{', '.join(missing)} not found, and this session cannot install it "
+            f"(needs root or passwordless sudo, and apt-get): "
+            f"sudo apt-get install {' '.join(wanted)}"
         )
-        return
-    session.run("apt-get", "update", "-qq", external=True)
-    session.run(
-        "apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages, external=True
-    )
+    global APT_LISTS_FRESH
+    if not APT_LISTS_FRESH:
+        # Once per nox run: `nox -s tests` installs for pytest and the book.
+        session.run(*prefix, "apt-get", "update", "-qq", external=True)
+        APT_LISTS_FRESH = True
+    # Waits for dpkg's lock rather than failing at once: another install on a
+    # shared machine, or a fresh runner's unattended-upgrades, may hold it.
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+               "-o", "DPkg::Lock::Timeout=300", *wanted]  # fmt: skip
+    session.run(*prefix, *install, external=True)
+
+
+def install_browser(session: nox.Session) -> None:
+    """Headless Chromium and its chromedriver, for the screenshots and the browser tests.
+
+    Debian has both as apt packages. Ubuntu's `chromium` package only installs
+    the snap, which does not run in CI; GitHub's Ubuntu runner image ships
+    Google Chrome and the chromedriver built for it instead (scripts/browser.py
+    finds them), so nothing is installed there.
+    """
+    if os_release_id() == "ubuntu":
+        # Fails with one line when there is no browser with a driver of its version.
+        session.run("python", "-m", "coursehub_tools.browser")
+    else:
+        install_debian(session, {"chromium": "chromium", "chromedriver": "chromium-driver"})
 
 
 @nox.session(python="3.11")
@@ -93,12 +145,13 @@ def pytest(session: nox.Session) -> None:
     # lint: the workflow tests run actionlint on broken workflows too; profile: py-spy.
     install(session, "hub", "singleuser", "test", "book", "deploy", "lint", "profile")
     install_proxy(session)
-    install_debian(session, "chromium", ["chromium", "chromium-driver"])
-    install_debian(session, "pg_ctlcluster", ["postgresql"])
-    # The diagram tests render with dot; pytest runs before the book on a fresh machine.
-    install_debian(session, "dot", ["graphviz"])
-    # tests/test_other_days.py moves the clock of the chapters it runs with libfaketime.
-    install_debian(session, "faketime", ["faketime"])
+    install_browser(session)
+    # PostgreSQL for the hub-database tests; the diagram tests render with dot
+    # (pytest runs before the book on a fresh machine); tests/test_other_days.py
+    # moves the clock of the chapters it runs with libfaketime.
+    install_debian(
+        session, {"pg_ctlcluster": "postgresql", "dot": "graphviz", "faketime": "faketime"}
+    )
     session.run("pytest", *session.posargs)
 
 
@@ -109,9 +162,9 @@ def book(session: nox.Session) -> None:
     install(session, "hub", "singleuser", "book", "test", "deploy")
     install_proxy(session)
     # The student's pages are screenshots the chapters take in Chromium.
-    install_debian(session, "chromium", ["chromium", "chromium-driver"])
+    install_browser(session)
     # Diagrams drawn from the configuration, rendered offline.
-    install_debian(session, "dot", ["graphviz"])
+    install_debian(session, {"dot": "graphviz"})
     # Sphinx re-reads only pages whose own files changed, so a changed input
     # needs every page read (--all) as well as run again.
     again = ["--all"] if forget_stale_executions(session) else []
@@ -276,5 +329,5 @@ def loadtest(session: nox.Session) -> None:
     install(session, "hub", "singleuser", "profile")
     install_proxy(session)
     # restart-10000-postgres runs the hub on a throwaway PostgreSQL, as prod's.
-    install_debian(session, "pg_ctlcluster", ["postgresql"])
+    install_debian(session, {"pg_ctlcluster": "postgresql"})
     session.run("coursehub-loadtest", *session.posargs)

@@ -1,16 +1,27 @@
-"""Headless Debian Chromium driven by selenium: the browser tests' and the book's screenshots,
+"""Headless Chromium (or Chrome) driven by selenium: the browser tests' and the book's screenshots,
 and the steps every chapter's pictures share (logging in through the stand-in, the picture).
 
-`nox -s pytest` and `nox -s book` install Debian's chromium and chromium-driver.
+On Debian, `nox -s pytest` and `nox -s book` install the chromium and chromium-driver
+packages. GitHub's ubuntu-24.04 runner image has Google Chrome (/usr/bin/google-chrome), a
+Chromium snapshot (/usr/bin/chromium) and the chromedriver built for that Chrome (in
+$CHROMEWEBDRIVER, /usr/local/share/chromedriver-linux64); Ubuntu's own chromium package is
+a snap stub that cannot run there. `python -m coursehub_tools.browser` prints what it uses.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
-CHROMIUMS = ("chromium", "chromium-browser", "google-chrome")
+# Chrome first: where it is installed (GitHub's runner image) the driver is built for it.
+BROWSERS = ("google-chrome", "chromium", "chromium-browser")
 # Without the background-networking flags Chromium tries Google's hosts, which
-# a closed network refuses; root needs --no-sandbox.
+# a closed network refuses. Root needs --no-sandbox, and so does a user on
+# Ubuntu 24.04, whose AppArmor denies the sandbox's user namespaces.
 FLAGS = (
     "--headless=new",
     "--no-sandbox",
@@ -22,25 +33,66 @@ FLAGS = (
     "--disable-sync",
     "--window-size=1280,900",
 )
+HOW_TO_INSTALL = (
+    "on Debian `apt-get install chromium chromium-driver` (nox -s pytest and nox -s book do); "
+    "on Ubuntu, Google Chrome and the chromedriver of its version"
+)
 
 
 class BrowserUnavailable(Exception):
-    """Chromium or its driver is missing; the message says how to get them."""
+    """No browser with a driver of its version; the message says how to get them."""
+
+
+def major_version(command: str) -> str | None:
+    """`151` from `Google Chrome 151.0.7922.137` or `ChromeDriver 151.0.7922.138 (...)`."""
+    try:
+        shown = subprocess.run([command, "--version"], capture_output=True, text=True,
+                               timeout=60, check=False).stdout  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"\b(\d+)\.\d+\.\d+\.\d+\b", shown)
+    return found.group(1) if found else None
+
+
+def chromedriver() -> str | None:
+    """The runner image names its driver's folder in CHROMEWEBDRIVER; Debian's is on PATH."""
+    folder = os.environ.get("CHROMEWEBDRIVER")
+    if folder and (Path(folder) / "chromedriver").is_file():
+        return str(Path(folder) / "chromedriver")
+    return shutil.which("chromedriver")
+
+
+def browser_and_driver() -> tuple[str, str]:
+    """The first installed browser whose major version is the chromedriver's, and the driver.
+
+    A driver drives only its own major version, and selenium's error for any
+    other is a page of stack trace; this says which versions it found.
+    """
+    driver = chromedriver()
+    browsers = [path for path in map(shutil.which, BROWSERS) if path]
+    if not driver or not browsers:
+        missing = "chromedriver" if browsers else "a Chromium or Chrome browser"
+        raise BrowserUnavailable(f"{missing} is not installed: {HOW_TO_INSTALL}")
+    wanted = major_version(driver)
+    versions = {browser: major_version(browser) for browser in browsers}
+    for browser, version in versions.items():
+        if version and version == wanted:
+            return browser, driver
+    found = ", ".join(
+        f"{browser}: {version or 'no version'}" for browser, version in versions.items()
+    )
+    raise BrowserUnavailable(
+        f"{driver} (version {wanted}) drives none of the browsers found ({found}): {HOW_TO_INSTALL}"
+    )
 
 
 def headless_chromium():
-    chromium = next(filter(None, map(shutil.which, CHROMIUMS)), None)
-    driver = shutil.which("chromedriver")
-    if not chromium or not driver:
-        raise BrowserUnavailable(
-            "Debian's chromium and chromium-driver are not installed "
-            "(nox -s pytest and nox -s book install them)"
-        )
+    browser, driver = browser_and_driver()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = chromium
+    options.binary_location = browser
     for flag in FLAGS:
         options.add_argument(flag)
     session = webdriver.Chrome(service=Service(driver), options=options)
@@ -87,3 +139,11 @@ def screenshot(session, width: int = 720):
     from IPython.display import Image
 
     return Image(data=session.get_screenshot_as_png(), width=width)
+
+
+if __name__ == "__main__":
+    try:
+        browser, driver = browser_and_driver()
+        print(f"browser {browser}, driver {driver}")
+    except BrowserUnavailable as err:
+        sys.exit(str(err))

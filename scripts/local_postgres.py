@@ -1,7 +1,9 @@
 """A throwaway PostgreSQL server on this machine: the database staging and prod give the hub.
 
-Debian's `postgresql` package (installed by the nox sessions that need it) on a
-free loopback port, with a `jupyterhub` role and database, removed afterwards.
+The `postgresql` package of Debian or Ubuntu (installed by the nox sessions that
+need it; GitHub's Ubuntu runner image has it), run by this user or, when this is
+root, by the `postgres` account, on a free loopback port, with a `jupyterhub`
+role and database, removed afterwards.
 The tests use it to run the hub as staging does, and the load test to measure
 a class against the database prod runs rather than SQLite.
 """
@@ -43,13 +45,17 @@ def _server_binaries() -> Path:
     servers = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
     if not servers:
         raise PostgresUnavailable(
-            "Debian's postgresql is not installed (nox -s pytest and nox -s loadtest install it)"
+            "PostgreSQL's server is not installed (no /usr/lib/postgresql/*/bin/postgres): "
+            "apt-get install postgresql (nox -s pytest and nox -s loadtest do)"
         )
     return Path(servers[-1]).parent
 
 
 def _as_postgres_user() -> list[str]:
-    """PostgreSQL refuses to run as root: as root, run it as the `postgres` account."""
+    """PostgreSQL refuses to run as root: as root, run it as the `postgres` account.
+
+    Any other user (GitHub's `runner`) runs it itself, in a data folder it owns.
+    """
     if os.geteuid() != 0:
         return []
     try:
@@ -91,9 +97,10 @@ def throwaway_postgres() -> Iterator[Database]:
     run(*ctl, "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")
     try:
         sql = f"CREATE ROLE jupyterhub LOGIN PASSWORD '{password}'; "
-        run("psql", "-h", str(data), "-p", str(port), "-U", "postgres", "-c", sql)
-        run("createdb", "-h", str(data), "-p", str(port), "-U", "postgres", "-O", "jupyterhub",
-            "jupyterhub")  # fmt: skip
+        # The server's own clients: no postgresql-common wrapper needed on PATH.
+        client = ["-h", str(data), "-p", str(port), "-U", "postgres"]
+        run(str(bindir / "psql"), *client, "-c", sql)
+        run(str(bindir / "createdb"), *client, "-O", "jupyterhub", "jupyterhub")
         url = f"postgresql://jupyterhub@127.0.0.1:{port}/jupyterhub"
         yield Database(url, password, restart=lambda: run(*ctl, "restart"))
     finally:

@@ -130,7 +130,7 @@ def hub_factory(tmp_path, local_hub_pieces):
 
 @pytest.fixture
 def browser():
-    """Headless Debian Chromium driven by selenium; skips, saying why, if it is not installed."""
+    """Headless Chromium or Chrome driven by selenium; skips, saying why, if none is installed."""
     try:
         session = headless_chromium()
     except BrowserUnavailable as err:
