@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from datetime import timedelta
-from urllib.parse import parse_qs, quote, urlparse
+from urllib.parse import parse_qs, quote, urlencode, urlparse
 
 import pytest
 import requests
@@ -68,8 +68,6 @@ def test_an_invite_works_until_its_last_day():
     [
         lambda token: token[:-1] + ("0" if token[-1] != "0" else "1"),  # one character changed
         lambda token: "2099-12-31." + token.partition(".")[2],  # a later last day
-        lambda token: token[:12],  # copied incompletely
-        lambda token: "",
         lambda token: make_invite("another key", SLUG, DAY + timedelta(days=3)),
     ],
 )
@@ -78,6 +76,28 @@ def test_a_forged_or_damaged_invite_is_refused(forge):
     refused = refusal(check_invite, KEY, SLUG, token, DAY, COURSE)
     assert refused.status_code == 403
     assert "not valid for data-science-101" in refused.jupyterhub_message
+
+
+# What a careless copy or a curious visitor makes of a link: none of it is an invite.
+MALFORMED_INVITES = {
+    "non-ascii signature": "2027-02-14.\u00e9",  # ?invite=2027-02-14.%C3%A9
+    "copied incompletely": "2027-02-14.0123456789abcdef",
+    "no signature": "2027-02-14",
+    "empty": "",
+    "no such day": "2027-02-30." + "0" * 32,
+    "upper-case hex": "2027-02-14." + "A" * 32,
+    "nul": "2027-02-14.\x00" + "0" * 31,
+}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("token", MALFORMED_INVITES.values(), ids=MALFORMED_INVITES.keys())
+def test_a_malformed_invite_is_refused_saying_what_an_invite_looks_like(token):
+    refused = refusal(check_invite, KEY, SLUG, token, DAY, COURSE)
+    assert refused.status_code == 400 and refused.why == "malformed invite"
+    assert "must be a day (YYYY-MM-DD), a dot and 32 hexadecimal digits" in (
+        refused.jupyterhub_message
+    )
 
 
 @pytest.mark.unit
@@ -278,7 +298,8 @@ def service_key(hub) -> str:
 @pytest.mark.parametrize(
     ("damage", "status", "says"),
     [
-        (lambda hub, token: token[:-2], 403, "not valid for data-science-101"),
+        (lambda hub, token: token[:-1] + ("0" if token[-1] != "0" else "1"), 403,
+         "not valid for data-science-101"),
         (lambda hub, token: make_invite("guessed", SLUG, DAY), 403, "not valid for data-science"),
         (lambda hub, token: make_invite(service_key(hub), SLUG, DAY - timedelta(days=1)), 410,
          f"expired on {DAY - timedelta(days=1)}"),
@@ -303,6 +324,39 @@ def test_an_invite_for_a_course_that_is_not_on_the_hub_is_refused(hub):
     token = make_invite("guessed", "no-such-course", DAY)
     page = requests.get(f"{hub.url}{SERVICE}invite/no-such-course?invite={token}", timeout=30)
     assert page.status_code == 404 and "no course 'no-such-course'" in html.unescape(page.text)
+
+
+def log_from(hub, offset: int) -> str:
+    """What the hub and its services wrote to the hub's log since `offset` (bytes)."""
+    return (hub.state_dir / "hub.log").read_bytes()[offset:].decode(errors="replace")
+
+
+def log_size(hub) -> int:
+    return (hub.state_dir / "hub.log").stat().st_size
+
+
+@pytest.mark.hub
+def test_a_malformed_invite_gets_a_400_saying_why_on_every_path_and_no_traceback(hub):
+    token = MALFORMED_INVITES["non-ascii signature"]
+    bad = f"{SERVICE}invite/{SLUG}?{urlencode({'invite': token})}"
+    says = "must be a day (YYYY-MM-DD), a dot and 32 hexadecimal digits"
+    users, logged = {user["name"] for user in hub.api("GET", "/users").json()}, log_size(hub)
+    # The service's page, before any login.
+    page = requests.get(hub.url + bad, timeout=30)
+    assert page.status_code == 400 and says in html.unescape(page.text)
+    # The hub's GitHub login, for someone outside the teams who comes with the link.
+    response = login_with_standin(hub.url, "wes", next_url=bad + "&signed_in=1").response
+    assert response.status_code == 400 and says in error_message(response.text)
+    assert {user["name"] for user in hub.api("GET", "/users").json()} == users
+    # The REST call, with a token.
+    applied = api(token_of(hub, "ian"), hub, "POST", f"courses/{SLUG}/applications",
+                  json={"invite": token})  # fmt: skip
+    assert applied.status_code == 400 and says in applied.json()["message"]
+    log = log_from(hub, logged)
+    assert "Traceback" not in log
+    refusals = [line for line in log.splitlines() if "malformed invite" in line]
+    assert len(refusals) >= 3, log  # the service twice, the hub once
+    assert not [line for line in refusals if line.startswith("[E")], "warnings, not errors"
 
 
 @pytest.mark.hub
