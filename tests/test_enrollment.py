@@ -289,6 +289,28 @@ def test_a_rejected_applicant_stays_out(hub):
     assert enrollment_group(SLUG) not in hub.api("GET", "/users/olga").json()["groups"]
 
 
+@pytest.mark.hub
+def test_only_a_valid_token_lets_a_request_skip_the_xsrf_check(hub):
+    # ada (an admin, in no team of the course) applies; ian's browser is logged in to the service.
+    ada = token_of(hub, "ada")
+    invite = invite_of(invite_link(hub))
+    assert api(ada, hub, "POST", f"courses/{SLUG}/applications", json={"invite": invite}).ok
+    browser = login_with_standin(hub.url, "ian", next_url=SERVICE).session
+    decide = f"{hub.url}{SERVICE}api/courses/{SLUG}/applications/ada"
+    for header in ("x", "token not-a-token", "bearer "):
+        # What another site's page could send with ian's cookie: no _xsrf.
+        forged = browser.post(decide, json={"decision": "approve"},
+                              headers={"Authorization": header}, timeout=30)  # fmt: skip
+        assert forged.status_code == 403 and "_xsrf" in forged.json()["message"], header
+    assert "ada" not in hub.api("GET", f"/groups/{quote(enrollment_group(SLUG))}").json()["users"]
+    ian = token_of(hub, "ian")
+    listed = api(ian, hub, "GET", f"courses/{SLUG}/applications").json()["applications"]
+    assert listed["ada"]["state"] == "pending"
+    # ian's own token needs no _xsrf.
+    decided = api(ian, hub, "POST", f"courses/{SLUG}/applications/ada", json={"decision": "reject"})
+    assert decided.status_code == 200 and decided.json()["state"] == "rejected"
+
+
 def service_key(hub) -> str:
     """The local hub's generated token of the service, which signs its links."""
     return (hub.state_dir / "hub.services.enrollment.apiToken.secret").read_text().strip()
