@@ -326,8 +326,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"\ncoursehub is running at {hub.url}\n"
         f"Log in with GitHub: the local GitHub stand-in ({hub.standin_url}) asks who you are.\n"
-        "Users come from scripts/localhub/github-users.yaml: ada is a hub admin, ian and tara\n"
-        "instructors, sam and sky students; nora, olga and wes are refused.\n"
+        "Users come from scripts/localhub/github-users.yaml: ada is a hub admin, ian teaches\n"
+        "both courses, tara data-science-101 and tom climate-lab; sam and sky are students of\n"
+        "data-science-101, bea of climate-lab; nora, olga and wes are refused.\n"
         f"REST API as the operator: curl -H 'Authorization: token {hub.operator_token}' "
         f"{hub.url}/hub/api/users\n"
         "Press Ctrl-C to stop the hub, the proxy and every server.\n",
