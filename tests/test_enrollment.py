@@ -23,8 +23,10 @@ from coursehub.enrollment import (
     make_invite,
     service_role,
 )
+from coursehub.github import team_names
 from coursehub.refusal import Refused
 from coursehub_tools.deployconfig import load
+from coursehub_tools.github_standin import World, set_membership
 from coursehub_tools.hub_client import (
     Login,
     error_message,
@@ -32,6 +34,7 @@ from coursehub_tools.hub_client import (
     login_with_standin,
     own_token,
 )
+from coursehub_tools.local_hub import FIXTURE
 
 COURSES = load("local").values["custom"]["courses"]
 SLUG = "data-science-101"
@@ -41,6 +44,12 @@ KEY = "the enrollment service's token"
 # (starting later) takes applications.
 DAY = COURSE.start + timedelta(days=1)
 SERVICE = "/services/enrollment/"
+WORLD = World.from_file(FIXTURE, "id", "secret")
+
+
+def teams_of(login: str) -> list[str]:
+    """The groups the GitHub login gives `login`: their teams in the stand-in's fixture."""
+    return team_names({"teams": WORLD.teams_of(login)})
 
 
 def refusal(check, *args) -> Refused:
@@ -309,6 +318,60 @@ def test_only_a_valid_token_lets_a_request_skip_the_xsrf_check(hub):
     # ian's own token needs no _xsrf.
     decided = api(ian, hub, "POST", f"courses/{SLUG}/applications/ada", json={"decision": "reject"})
     assert decided.status_code == 200 and decided.json()["state"] == "rejected"
+
+
+@pytest.mark.hub
+def test_nobody_decides_their_own_application_even_once_they_teach_the_course(hub):
+    """tom, a TA of another course, applies; then joins the course's instructor team (as a
+    student who becomes a TA would). His own application stays for another instructor."""
+    (team,) = COURSE.instructor_groups
+    assert COURSE.role(teams_of("tom")) is None, "tom starts outside the course"
+    tom, invite = token_of(hub, "tom"), invite_of(invite_link(hub))
+    assert api(tom, hub, "POST", f"courses/{SLUG}/applications", json={"invite": invite}).ok
+    set_membership(hub.standin_url, team, "tom", True)
+    try:
+        teaching = token_of(hub, "tom")  # a new login: the hub now puts him in the team's group
+        assert team in hub.api("GET", "/users/tom").json()["groups"]
+        own = api(teaching, hub, "POST", f"courses/{SLUG}/applications/tom",
+                  json={"decision": "approve"})  # fmt: skip
+        assert own.status_code == 403 and "Nobody decides their own" in own.json()["message"]
+    finally:
+        set_membership(hub.standin_url, team, "tom", False)
+    assert "tom" not in hub.api("GET", f"/groups/{quote(enrollment_group(SLUG))}").json()["users"]
+    listed = api(token_of(hub, "ian"), hub, "GET", f"courses/{SLUG}/applications")
+    assert listed.json()["applications"]["tom"]["state"] == "pending"
+
+
+@pytest.mark.hub
+def test_the_instructors_of_one_course_neither_see_nor_decide_anothers_applications(hub):
+    other = next(course for course in load_courses(COURSES) if course.slug != SLUG)
+    bea, invite = token_of(hub, "bea"), invite_of(invite_link(hub))
+    assert COURSE.role(teams_of("bea")) is None and other.role(teams_of("tom")) == "instructor"
+    assert api(bea, hub, "POST", f"courses/{SLUG}/applications", json={"invite": invite}).ok
+    tom = token_of(hub, "tom")  # teaches the other course only
+    page = login_with_standin(hub.url, "tom", next_url=SERVICE).page
+    assert f"{SERVICE}invite/{other.slug}?" in page and f"{SERVICE}invite/{SLUG}?" not in page
+    listed = api(tom, hub, "GET", f"courses/{SLUG}/applications")
+    assert listed.status_code == 403 and "Only the instructors" in listed.json()["message"]
+    decided = api(tom, hub, "POST", f"courses/{SLUG}/applications/bea",
+                  json={"decision": "approve"})  # fmt: skip
+    assert decided.status_code == 403 and "Only the instructors" in decided.json()["message"]
+    assert "bea" not in hub.api("GET", f"/groups/{quote(enrollment_group(SLUG))}").json()["users"]
+    # Nor does anyone without a login: the service sends them to log in.
+    anonymous = requests.get(f"{hub.url}{SERVICE}api/courses/{SLUG}/applications",
+                             allow_redirects=False, timeout=30)  # fmt: skip
+    assert anonymous.status_code == 302 and "bea" not in anonymous.text
+
+
+@pytest.mark.hub
+def test_a_member_of_the_course_has_nothing_to_apply_for(hub):
+    assert COURSE.role(teams_of("sam")) == STUDENT
+    sam = token_of(hub, "sam")
+    applied = api(sam, hub, "POST", f"courses/{SLUG}/applications",
+                  json={"invite": invite_of(invite_link(hub))})  # fmt: skip
+    assert applied.status_code == 409 and "nothing to apply for" in applied.json()["message"]
+    listed = api(token_of(hub, "ian"), hub, "GET", f"courses/{SLUG}/applications")
+    assert "sam" not in listed.json()["applications"]
 
 
 def service_key(hub) -> str:
