@@ -242,9 +242,16 @@ def test_a_bad_link_is_refused_with_a_page_listing_what_may_be_started(
     url = make_url(hub.registry.base["slug"])
     # Logging in lands on the home page, not on /hub/spawn, which would start a server.
     login = login_with_standin(hub.url, "sam", next_url="/hub/home")
+    log = hub.state_dir.parent / "hub.log"
+    logged = log.stat().st_size
     page = login.session.get(f"{hub.url}{url}", timeout=60)
     assert page.status_code == status
     assert message in html.unescape(page.text)
+    # An expected refusal: one warning line with its reason, no error, no traceback.
+    written = log.read_bytes()[logged:].decode(errors="replace")
+    assert "Traceback" not in written and "\n[E " not in f"\n{written}"
+    (line,) = [line for line in written.splitlines() if "with query arguments" in line]
+    assert line.startswith("[W ") and f"{status} " in line and message in line
     open_courses = open_courses_for(hub, hub.registry.students)
     assert open_courses, "the student may start something"
     for course in load_courses(hub.merged["custom"]["courses"]):
