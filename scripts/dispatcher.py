@@ -51,6 +51,7 @@ from coursehub_tools import content_check, lifecycle_mail
 from coursehub_tools import course_lifecycle as lifecycle
 from coursehub_tools.deployconfig import COURSES_DIR
 from coursehub_tools.home_archive import ClusterHomes
+from coursehub_tools.hub_client import every_item
 from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml
 
 TOKEN_ENV = "COURSEHUB_HUB_TOKEN"
@@ -119,7 +120,7 @@ class Hub:
         return sorted(found)
 
     def running(self, slug: str, courses: list[Course]) -> list[str]:
-        users = self.call("GET", "/users?state=active").json()
+        users = every_item(self.url, self.token, "/users", state="active")
         return [user["name"] for user in users if runs(user, slug, courses)]
 
     def with_servers(self, users: list[str]) -> list[str]:

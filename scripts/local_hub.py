@@ -28,6 +28,7 @@ from typing import IO
 import requests
 
 from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load, load_deployments
+from coursehub_tools.hub_client import every_item
 from coursehub_tools.localhub.chart_values import LOCAL_SPAWNERS, state_secrets
 from coursehub_tools.localhub.layout import lay_out
 from coursehub_tools.localhub.supervisor import (
@@ -291,9 +292,12 @@ class LocalHub:
         """What a fault or a hostile request must not change: users, groups, tokens, servers."""
         users = {
             user["name"]: (sorted(user["groups"]), user["admin"], sorted(user["servers"]))
-            for user in self.api("GET", "/users").json()
+            for user in every_item(self.url, self.operator_token, "/users")
         }
-        groups = {g["name"]: sorted(g["users"]) for g in self.api("GET", "/groups").json()}
+        groups = {
+            g["name"]: sorted(g["users"])
+            for g in every_item(self.url, self.operator_token, "/groups")
+        }
         tokens = {name: len(self.api("GET", f"/users/{name}/tokens").json()) for name in users}
         return {"users": users, "groups": groups, "tokens": tokens}
 
