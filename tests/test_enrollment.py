@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlparse
 import pytest
 import requests
 
-from coursehub.courses import STUDENT, Course, load_courses
+from coursehub.courses import INSTRUCTOR, STUDENT, Course, load_courses
 from coursehub.enrollment import (
     check_invite,
     enrollment_group,
@@ -346,7 +346,7 @@ def test_nobody_decides_their_own_application_even_once_they_teach_the_course(hu
 def test_the_instructors_of_one_course_neither_see_nor_decide_anothers_applications(hub):
     other = next(course for course in load_courses(COURSES) if course.slug != SLUG)
     bea, invite = token_of(hub, "bea"), invite_of(invite_link(hub))
-    assert COURSE.role(teams_of("bea")) is None and other.role(teams_of("tom")) == "instructor"
+    assert COURSE.role(teams_of("bea")) is None and other.role(teams_of("tom")) == INSTRUCTOR
     assert api(bea, hub, "POST", f"courses/{SLUG}/applications", json={"invite": invite}).ok
     tom = token_of(hub, "tom")  # teaches the other course only
     page = login_with_standin(hub.url, "tom", next_url=SERVICE).page
