@@ -23,7 +23,7 @@ import yaml
 
 from coursehub.enrollment import SERVICE_NAME as ENROLLMENT_SERVICE
 from coursehub.github import authenticator_config
-from coursehub.roles import instructor_role
+from coursehub.roles import instructor_roles
 from coursehub_tools import course_lifecycle
 from coursehub_tools.deployconfig import Layer, load
 from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml
@@ -125,10 +125,9 @@ def _what_a_team_makes(github: dict, courses: dict) -> list[str]:
     """One line per team the login admits, with what membership gives: the same
     functions turn custom.github into the hub's authenticator settings and roles."""
     admitted = authenticator_config(github)
-    instructors = instructor_role(github, courses)
     makes = (
         ("hub admin", admitted["admin_groups"]),
-        (f"role {instructors['name']}", instructors["groups"]),
+        *((f"role {role['name']}", role["groups"]) for role in instructor_roles(courses)),
         ("student", github["studentTeams"]),
     )
     lines = []

@@ -17,7 +17,7 @@ from unittest import mock
 
 import jupyterhub_idle_culler
 
-from coursehub_tools.hub_client import login_with_standin
+from coursehub_tools.hub_client import every_item, login_with_standin
 from coursehub_tools.localhub.chart_values import culler_service, getter
 
 
@@ -91,11 +91,8 @@ def culler_token(hub) -> str:
 
 
 def hub_users(hub, **params) -> list[dict]:
-    """Every user the hub lists, page by page (it answers at most a page at a time)."""
-    users: list[dict] = []
-    while page := hub.api("GET", "/users", params={**params, "offset": len(users)}).json():
-        users.extend(page)
-    return users
+    """Every user the local hub lists, page by page (it answers at most a page at a time)."""
+    return every_item(hub.url, hub.operator_token, "/users", **params)
 
 
 def wait_for_stops(hub, names: set[str], timeout: float) -> set[str]:

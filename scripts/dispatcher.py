@@ -10,8 +10,8 @@
 - An ACCEPTED course whose start has come is marked DEPLOYED. That is a commit to
   the registry; deployed by CI, it offers the course and pre-pulls its image.
 - A DEPLOYED course whose end has passed is degraded: its running servers are
-  stopped, each member's home is archived, then it is marked DEGRADED, which
-  hides it.
+  stopped, each member's home is archived, the students admitted by invite
+  leave its enrollment group, then it is marked DEGRADED, which hides it.
 Every step can run again after a crash between two steps: stopping a stopped
 server does nothing, an archive already written is kept, and the state is
 written last. A step that fails marks the course FAILED with the reason, and
@@ -51,6 +51,7 @@ from coursehub_tools import content_check, lifecycle_mail
 from coursehub_tools import course_lifecycle as lifecycle
 from coursehub_tools.deployconfig import COURSES_DIR
 from coursehub_tools.home_archive import ClusterHomes
+from coursehub_tools.hub_client import every_item
 from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml
 
 TOKEN_ENV = "COURSEHUB_HUB_TOKEN"
@@ -89,17 +90,19 @@ def plan(courses: dict[str, Any], today: date) -> list[Step]:
 
 @dataclass
 class Hub:
-    """The hub's REST API, as a service whose role can list, stop and read groups."""
+    """The hub's REST API, as a service whose role can list users, stop servers, read
+    groups and take members out of the courses' enrollment groups."""
 
     url: str
     token: str
 
-    def call(self, method: str, path: str) -> requests.Response:
+    def call(self, method: str, path: str, **kwargs) -> requests.Response:
         response = requests.request(
             method,
             f"{self.url}/hub/api{path}",
             headers={"Authorization": f"token {self.token}"},
             timeout=60,
+            **kwargs,
         )
         response.raise_for_status()
         return response
@@ -118,8 +121,15 @@ class Hub:
             found.update(response.json()["users"])
         return sorted(found)
 
+    def empty(self, group: str) -> list[str]:
+        """Take every member out of `group`; the names taken out (none: no such group)."""
+        members = self.members([group])
+        if members:
+            self.call("DELETE", f"/groups/{quote(group, safe='')}/users", json={"users": members})
+        return members
+
     def running(self, slug: str, courses: list[Course]) -> list[str]:
-        users = self.call("GET", "/users?state=active").json()
+        users = every_item(self.url, self.token, "/users", state="active")
         return [user["name"] for user in users if runs(user, slug, courses)]
 
     def with_servers(self, users: list[str]) -> list[str]:
@@ -173,11 +183,15 @@ def degrade(
     step: Step, registry_entries: dict, hub: Hub, homes: Path | ClusterHomes | None,
     archive: Path,
 ) -> list[str]:  # fmt: skip
-    """Stop the course's servers, then archive its members' homes; both safe to repeat.
+    """Stop the course's servers, archive its members' homes, then end its enrollments;
+    each safe to repeat.
 
     `homes` is the folder holding them (the local hub's), or the cluster whose Jobs
     archive them (scripts/home_archive.py). With neither nothing is archived, and the
-    report says so rather than looking for homes where there are none.
+    report says so rather than looking for homes where there are none. The students
+    its instructors admitted by invite leave its enrollment group last, once their
+    homes are archived: a member of it could still log in after the course ended,
+    and would be a student again of a later course with the same slug.
     """
     course = registry_entries[step.slug]
     courses = load_courses({slug: entry for slug, entry in registry_entries.items()})
@@ -185,15 +199,24 @@ def degrade(
     if running:
         hub.stop(running, timeout=STOP_TIMEOUT)
     done = [f"stopped {user}'s server" for user in running]
+    enrolled = enrollment_group(step.slug)
     if homes is None:
-        return [*done, f"{step.slug}: no homes archived (no --homes or --cluster-homes)"]
-    groups = [*course["groups"]["students"], enrollment_group(step.slug),
-              *course["groups"]["instructors"]]  # fmt: skip
-    members = hub.members(groups)
+        done.append(f"{step.slug}: no homes archived (no --homes or --cluster-homes)")
+    else:
+        groups = [*course["groups"]["students"], enrolled, *course["groups"]["instructors"]]
+        done += archive_homes(step.slug, course, hub.members(groups), homes, archive)
+    return [*done, *(f"took {user} out of {enrolled}" for user in hub.empty(enrolled))]
+
+
+def archive_homes(
+    slug: str, course: dict, members: list[str], homes: Path | ClusterHomes, archive: Path
+) -> list[str]:
+    """Archive each member's home, in the folder `homes` or by Jobs on a cluster."""
     if isinstance(homes, ClusterHomes):
-        return [*done, *homes.archive(step.slug, members, course["image"])]
+        return homes.archive(slug, members, course["image"])
+    done = []
     for user in members:
-        if archived := archive_home(homes / user, archive / step.slug):
+        if archived := archive_home(homes / user, archive / slug):
             done.append(f"archived {user}'s home to {archived}")
     return done
 

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import requests
 
 FORM_FIELD = r'name="{}" value="([^"]*)"'
+# The media type under which the hub's REST API says where a list's next page is.
+# ref: https://jupyterhub.readthedocs.io/en/stable/reference/rest-api.html (pagination)
+PAGINATION = "application/jupyterhub-pagination+json"
 
 
 @dataclass
@@ -138,3 +141,28 @@ def open_server_as(session: requests.Session, hub_url: str, owner: str) -> reque
     hidden = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', ask.text)
     form = [(name, html.unescape(value)) for name, value in hidden]
     return session.post(ask.url, data=form, timeout=60)
+
+
+def every_item(hub_url: str, token: str, path: str, **params) -> list[dict]:
+    """Every item of a list the hub's REST API answers a page at a time (/users, /groups).
+
+    Asked without PAGINATION, JupyterHub answers one page of at most
+    JupyterHub.api_page_max_limit items (200 by default) and does not say there is
+    more; asked with it, each page names the next. Items that come or go between two
+    pages (a server stopping, while listing ?state=active) may be missed or seen twice,
+    as in any listing of a hub that keeps working meanwhile.
+    """
+    headers = {"Authorization": f"token {token}", "Accept": PAGINATION}
+    items: list[dict] = []
+    query = dict(params)
+    while True:
+        response = requests.get(
+            f"{hub_url}/hub/api{path}", params=query, headers=headers, timeout=60
+        )
+        response.raise_for_status()
+        page = response.json()
+        items.extend(page["items"])
+        following = page["_pagination"].get("next")
+        if not following:
+            return items
+        query = {**params, "offset": following["offset"], "limit": following["limit"]}

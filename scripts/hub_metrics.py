@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from coursehub_tools.hub_client import every_item
+
 PREFIX = "jupyterhub_"
 SPAWN_HISTOGRAM = PREFIX + "server_spawn_duration_seconds"
 # Both upper bounds a chapter prints: half the starts, and all but the slowest tenth.
@@ -105,14 +107,7 @@ def pending_starts(hub_url: str, token: str) -> int:
 
     The token needs list:users and read:servers (an operator's, not the scraper's).
     """
-    response = requests.get(
-        f"{hub_url}/hub/api/users",
-        params={"state": "active"},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return count_pending(response.json())
+    return count_pending(every_item(hub_url, token, "/users", state="active"))
 
 
 def snapshot(families: dict[str, list], pending: int) -> Snapshot:

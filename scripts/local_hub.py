@@ -28,6 +28,7 @@ from typing import IO
 import requests
 
 from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load, load_deployments
+from coursehub_tools.hub_client import every_item
 from coursehub_tools.localhub.chart_values import LOCAL_SPAWNERS, state_secrets
 from coursehub_tools.localhub.layout import lay_out
 from coursehub_tools.localhub.supervisor import (
@@ -291,9 +292,12 @@ class LocalHub:
         """What a fault or a hostile request must not change: users, groups, tokens, servers."""
         users = {
             user["name"]: (sorted(user["groups"]), user["admin"], sorted(user["servers"]))
-            for user in self.api("GET", "/users").json()
+            for user in every_item(self.url, self.operator_token, "/users")
         }
-        groups = {g["name"]: sorted(g["users"]) for g in self.api("GET", "/groups").json()}
+        groups = {
+            g["name"]: sorted(g["users"])
+            for g in every_item(self.url, self.operator_token, "/groups")
+        }
         tokens = {name: len(self.api("GET", f"/users/{name}/tokens").json()) for name in users}
         return {"users": users, "groups": groups, "tokens": tokens}
 
@@ -326,8 +330,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"\ncoursehub is running at {hub.url}\n"
         f"Log in with GitHub: the local GitHub stand-in ({hub.standin_url}) asks who you are.\n"
-        "Users come from scripts/localhub/github-users.yaml: ada is a hub admin, ian and tara\n"
-        "instructors, sam and sky students; nora, olga and wes are refused.\n"
+        "Users come from scripts/localhub/github-users.yaml: ada is a hub admin, ian teaches\n"
+        "both courses, tara data-science-101 and tom climate-lab; sam and sky are students of\n"
+        "data-science-101, bea of climate-lab; nora, olga and wes are refused.\n"
         f"REST API as the operator: curl -H 'Authorization: token {hub.operator_token}' "
         f"{hub.url}/hub/api/users\n"
         "Press Ctrl-C to stop the hub, the proxy and every server.\n",

@@ -20,7 +20,10 @@ And for a job that writes the course registry (runs `nox -s dispatch`, not as
 
 And a job that runs course notebooks (`nox -s dispatch` with --check-content, or
 not deploying on a --content-report) references no secret: a notebook is a
-course's code and can read its job's environment and files.
+course's code and can read its job's environment and files. A job that does
+reference a secret downloads artifacts (another job's files, which that job's
+code could have written) only outside the workspace (under runner.temp): in it,
+an artifact could replace noxfile.py or anything else the job then runs.
 
     coursehub-workflows check      # every file in .github/workflows/
 """
@@ -46,6 +49,9 @@ WRITES_REGISTRY = re.compile(r"nox -s dispatch\b")
 PUBLISHES = re.compile(r"\bgit push\b|\bgh pr (create|edit)\b")
 SECRET = re.compile(r"\bsecrets\.")
 WORKFLOW_TOKEN = re.compile(r"secrets\.GITHUB_TOKEN|github\.token", re.IGNORECASE)
+DOWNLOADS_ARTIFACT = re.compile(r"^actions/download-artifact@")
+# Where a download cannot overwrite the checkout: the runner's temporary folder.
+OUTSIDE_WORKSPACE = re.compile(r"^\$\{\{\s*runner\.temp\s*\}\}/")
 # The variables git (through `gh auth setup-git`) and gh take a token from.
 TOKEN_VARIABLES = ("GH_TOKEN", "GITHUB_TOKEN")
 
@@ -118,6 +124,20 @@ def registry_write_problems(
             )
 
 
+def downloads_into_workspace(where: str, job: dict[str, Any]) -> Iterator[str]:
+    """The artifact downloads of a job holding secrets that land in its workspace."""
+    for step in job.get("steps", []):
+        if not DOWNLOADS_ARTIFACT.search(str(step.get("uses", ""))):
+            continue
+        path = str((step.get("with") or {}).get("path", ""))
+        if not OUTSIDE_WORKSPACE.search(path):
+            yield (
+                f"{where}: downloads an artifact into its workspace ({path or 'no path'}) where "
+                "a secret is: another job's files could replace noxfile.py or anything it then "
+                "runs; download to a path under ${{ runner.temp }} and read it from there"
+            )
+
+
 def needed(jobs: dict[str, Any], name: str) -> set[str]:
     """Every job `name` needs, directly or through others."""
     found: set[str] = set()
@@ -152,6 +172,8 @@ def problems(path: Path, workflow: dict[str, Any], canary: str, last: str) -> It
                 "its job's environment and files: run them in a job without secrets "
                 "(--check-content REPORT) and deploy on --content-report REPORT"
             )
+        if SECRET.search(str([workflow.get("env"), job])):
+            yield from downloads_into_workspace(where, job)
         deployed = [d for d in (canary, last) if deploys(job, d)]
         if not deployed:
             continue
@@ -208,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{relative(args.folder, ROOT)}: deploys wait for CI, prod waits for staging's "
             "tests, registry changes go one at a time to CI, course notebooks run where no "
-            "secret is"
+            "secret is, artifacts reach a job with secrets outside its workspace"
         )
     return 1 if found else 0
 

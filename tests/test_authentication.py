@@ -17,7 +17,9 @@ import pytest
 import requests
 import yaml
 
+from coursehub.courses import INSTRUCTOR, STUDENT, load_courses
 from coursehub_tools.deployconfig import load
+from coursehub_tools.example_content import make_content_repo
 from coursehub_tools.github_standin import github_fault, set_membership
 from coursehub_tools.hub_client import (
     callback_with_standin,
@@ -255,6 +257,53 @@ def test_ta_reaches_student_servers_but_is_not_admin(hub, teams):
     assert hub.api("GET", "/users/tara").json()["admin"] is False
     # A student has none of it.
     assert student.session.get(f"{hub.url}/hub/admin", timeout=30).status_code == 403
+
+
+def test_a_ta_reaches_the_students_of_their_own_courses_and_no_others(hub_factory, tmp_path):
+    """The wall between courses: who reaches whom comes from the registry and the fixture's
+    teams (a TA of one course, an instructor of both, one student of each course)."""
+    entries = load("local").values["custom"]["courses"]
+    courses = load_courses(entries)
+    day = max(course.start for course in courses)  # every course open to its students
+    assert all(day <= course.end for course in courses)
+    # GitHub's content repositories are out of reach here: the example content stands in.
+    content = {"repo": make_content_repo(tmp_path / "content"), "branch": "main"}
+    walled = hub_factory(extra_values={
+        "hub": {"config": {"CourseSpawner": {"today": day.isoformat()}}},
+        "custom": {"courses": {slug: {"content": content} for slug in entries}},
+    })  # fmt: skip
+
+    def teaches(login: str, student: str) -> bool:
+        return any(
+            c.role(teams_of(login)) == INSTRUCTOR and c.role(teams_of(student)) == STUDENT
+            for c in courses
+        )
+
+    students, staff = ("sam", "bea"), ("tom", "ian")
+    expected = {(who, student): teaches(who, student) for who in staff for student in students}
+    assert set(expected.values()) == {True, False}, "the fixture has a wall to test"
+    assert [who for who in staff if all(teaches(who, s) for s in students)] == ["ian"]
+    for student in students:
+        wait_for_server(login_with_standin(walled.url, student).session, walled.url, student)
+    for who in staff:
+        login = login_with_standin(walled.url, who)
+        token = {"Authorization": f"token {own_token(login.session, walled.url, who)}"}
+        for student in students:
+            reached = expected[(who, student)]
+            record = requests.get(f"{walled.url}/hub/api/users/{student}", headers=token,
+                                  timeout=30)  # fmt: skip
+            if reached:
+                lab = open_server_as(login.session, walled.url, student)
+                assert f"/user/{student}/lab" in lab.url, (who, student)
+            else:
+                lab = login.session.get(f"{walled.url}/user/{student}/lab", timeout=60)
+            # The server's API with the cookie the hub's OAuth gave the browser. (Not with a
+            # hub token: a server cannot tell a group's members, so a token whose access is
+            # by group opens no server's API. ref: jupyterhub 5.5 services/auth.py check_scopes)
+            files = login.session.get(f"{walled.url}/user/{student}/api/contents", timeout=60)
+            statuses = (record.status_code, files.status_code, lab.status_code)
+            # Out of reach, the hub's API does not even say whether the user exists.
+            assert statuses == ((200, 200, 200) if reached else (404, 403, 403)), (who, student)
 
 
 # --- revocation ------------------------------------------------------------------------------

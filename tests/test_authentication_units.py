@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from coursehub.courses import INSTRUCTOR, load_courses
 from coursehub.enrollment import enrollment_group
-from coursehub.github import CoursehubGitHubOAuthenticator, authenticator_config
-from coursehub.roles import SCOPES_OVER_STUDENTS, instructor_role
+from coursehub.github import CoursehubGitHubOAuthenticator, authenticator_config, team_names
+from coursehub.roles import SCOPES_OVER_STUDENTS, instructor_roles
 from coursehub.unix_ids import FIRST_USER_ID, unix_ids
 from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load
 from coursehub_tools.github_standin import World
@@ -25,16 +26,31 @@ def auth_state(login: str) -> dict:
 
 
 @pytest.mark.parametrize("deployment", ["local", "staging", "prod"])
-def test_instructor_role_covers_exactly_the_student_teams_and_enrolled_students(deployment):
-    values = load(deployment).values
-    github, courses = values["custom"]["github"], values["custom"]["courses"]
-    role = instructor_role(github, courses)
-    assert role["groups"] == github["instructorTeams"]
-    filtered = [scope for scope in role["scopes"] if "!" in scope]
-    students = set(github["studentTeams"]) | {enrollment_group(slug) for slug in courses}
-    assert {scope.split("!group=")[1] for scope in filtered} == students
-    assert {scope.split("!")[0] for scope in filtered} == set(SCOPES_OVER_STUDENTS)
-    assert not any(scope.startswith(("admin:", "groups", "users")) for scope in role["scopes"])
+def test_each_courses_instructors_get_a_role_over_exactly_that_courses_students(deployment):
+    entries = load(deployment).values["custom"]["courses"]
+    courses = load_courses(entries)
+    roles = {role["name"]: role for role in instructor_roles(entries)}
+    assert len(roles) == len(courses), "one role a course"
+    for course in courses:
+        role = roles[f"instructor-{course.slug}"]
+        assert role["groups"] == sorted(course.instructor_groups)
+        filtered = [scope for scope in role["scopes"] if "!" in scope]
+        students = {*course.student_groups, enrollment_group(course.slug)}
+        assert {scope.split("!group=")[1] for scope in filtered} == students
+        assert {scope.split("!")[0] for scope in filtered} == set(SCOPES_OVER_STUDENTS)
+        assert not any(scope.startswith(("admin:", "groups", "users")) for scope in role["scopes"])
+
+
+def test_the_fixture_school_has_two_courses_with_different_teams():
+    """What the hub tests of the walls between courses need of the registry: courses whose
+    teams differ, and someone who teaches more than one (their expectations are derived)."""
+    courses = load_courses(load("local").values["custom"]["courses"])
+    assert len({course.instructor_groups for course in courses}) > 1
+    assert len({course.student_groups - {enrollment_group(course.slug)} for course in courses}) > 1
+    groups = {login: team_names(auth_state(login)) for login in WORLD.users}
+    teaching = [[c for c in courses if c.role(groups[login]) == INSTRUCTOR] for login in groups]
+    assert any(len(taught) > 1 for taught in teaching), "an instructor of two courses"
+    assert any(len(taught) == 1 for taught in teaching), "a TA of one course only"
 
 
 def test_unix_ids_are_github_ids():

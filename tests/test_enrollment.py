@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import html
 from datetime import timedelta
-from urllib.parse import parse_qs, quote, urlparse
+from urllib.parse import parse_qs, quote, urlencode, urlparse
 
 import pytest
 import requests
 
-from coursehub.courses import STUDENT, Course, load_courses
+from coursehub.courses import INSTRUCTOR, STUDENT, Course, load_courses
 from coursehub.enrollment import (
     check_invite,
     enrollment_group,
@@ -23,8 +23,10 @@ from coursehub.enrollment import (
     make_invite,
     service_role,
 )
+from coursehub.github import team_names
 from coursehub.refusal import Refused
 from coursehub_tools.deployconfig import load
+from coursehub_tools.github_standin import World, set_membership
 from coursehub_tools.hub_client import (
     Login,
     error_message,
@@ -32,6 +34,7 @@ from coursehub_tools.hub_client import (
     login_with_standin,
     own_token,
 )
+from coursehub_tools.local_hub import FIXTURE
 
 COURSES = load("local").values["custom"]["courses"]
 SLUG = "data-science-101"
@@ -41,6 +44,12 @@ KEY = "the enrollment service's token"
 # (starting later) takes applications.
 DAY = COURSE.start + timedelta(days=1)
 SERVICE = "/services/enrollment/"
+WORLD = World.from_file(FIXTURE, "id", "secret")
+
+
+def teams_of(login: str) -> list[str]:
+    """The groups the GitHub login gives `login`: their teams in the stand-in's fixture."""
+    return team_names({"teams": WORLD.teams_of(login)})
 
 
 def refusal(check, *args) -> Refused:
@@ -68,8 +77,6 @@ def test_an_invite_works_until_its_last_day():
     [
         lambda token: token[:-1] + ("0" if token[-1] != "0" else "1"),  # one character changed
         lambda token: "2099-12-31." + token.partition(".")[2],  # a later last day
-        lambda token: token[:12],  # copied incompletely
-        lambda token: "",
         lambda token: make_invite("another key", SLUG, DAY + timedelta(days=3)),
     ],
 )
@@ -78,6 +85,28 @@ def test_a_forged_or_damaged_invite_is_refused(forge):
     refused = refusal(check_invite, KEY, SLUG, token, DAY, COURSE)
     assert refused.status_code == 403
     assert "not valid for data-science-101" in refused.jupyterhub_message
+
+
+# What a careless copy or a curious visitor makes of a link: none of it is an invite.
+MALFORMED_INVITES = {
+    "non-ascii signature": "2027-02-14.\u00e9",  # ?invite=2027-02-14.%C3%A9
+    "copied incompletely": "2027-02-14.0123456789abcdef",
+    "no signature": "2027-02-14",
+    "empty": "",
+    "no such day": "2027-02-30." + "0" * 32,
+    "upper-case hex": "2027-02-14." + "A" * 32,
+    "nul": "2027-02-14.\x00" + "0" * 31,
+}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("token", MALFORMED_INVITES.values(), ids=MALFORMED_INVITES.keys())
+def test_a_malformed_invite_is_refused_saying_what_an_invite_looks_like(token):
+    refused = refusal(check_invite, KEY, SLUG, token, DAY, COURSE)
+    assert refused.status_code == 400 and refused.why == "malformed invite"
+    assert "must be a day (YYYY-MM-DD), a dot and 32 hexadecimal digits" in (
+        refused.jupyterhub_message
+    )
 
 
 @pytest.mark.unit
@@ -269,6 +298,82 @@ def test_a_rejected_applicant_stays_out(hub):
     assert enrollment_group(SLUG) not in hub.api("GET", "/users/olga").json()["groups"]
 
 
+@pytest.mark.hub
+def test_only_a_valid_token_lets_a_request_skip_the_xsrf_check(hub):
+    # ada (an admin, in no team of the course) applies; ian's browser is logged in to the service.
+    ada = token_of(hub, "ada")
+    invite = invite_of(invite_link(hub))
+    assert api(ada, hub, "POST", f"courses/{SLUG}/applications", json={"invite": invite}).ok
+    browser = login_with_standin(hub.url, "ian", next_url=SERVICE).session
+    decide = f"{hub.url}{SERVICE}api/courses/{SLUG}/applications/ada"
+    for header in ("x", "token not-a-token", "bearer "):
+        # What another site's page could send with ian's cookie: no _xsrf.
+        forged = browser.post(decide, json={"decision": "approve"},
+                              headers={"Authorization": header}, timeout=30)  # fmt: skip
+        assert forged.status_code == 403 and "_xsrf" in forged.json()["message"], header
+    assert "ada" not in hub.api("GET", f"/groups/{quote(enrollment_group(SLUG))}").json()["users"]
+    ian = token_of(hub, "ian")
+    listed = api(ian, hub, "GET", f"courses/{SLUG}/applications").json()["applications"]
+    assert listed["ada"]["state"] == "pending"
+    # ian's own token needs no _xsrf.
+    decided = api(ian, hub, "POST", f"courses/{SLUG}/applications/ada", json={"decision": "reject"})
+    assert decided.status_code == 200 and decided.json()["state"] == "rejected"
+
+
+@pytest.mark.hub
+def test_nobody_decides_their_own_application_even_once_they_teach_the_course(hub):
+    """tom, a TA of another course, applies; then joins the course's instructor team (as a
+    student who becomes a TA would). His own application stays for another instructor."""
+    (team,) = COURSE.instructor_groups
+    assert COURSE.role(teams_of("tom")) is None, "tom starts outside the course"
+    tom, invite = token_of(hub, "tom"), invite_of(invite_link(hub))
+    assert api(tom, hub, "POST", f"courses/{SLUG}/applications", json={"invite": invite}).ok
+    set_membership(hub.standin_url, team, "tom", True)
+    try:
+        teaching = token_of(hub, "tom")  # a new login: the hub now puts him in the team's group
+        assert team in hub.api("GET", "/users/tom").json()["groups"]
+        own = api(teaching, hub, "POST", f"courses/{SLUG}/applications/tom",
+                  json={"decision": "approve"})  # fmt: skip
+        assert own.status_code == 403 and "Nobody decides their own" in own.json()["message"]
+    finally:
+        set_membership(hub.standin_url, team, "tom", False)
+    assert "tom" not in hub.api("GET", f"/groups/{quote(enrollment_group(SLUG))}").json()["users"]
+    listed = api(token_of(hub, "ian"), hub, "GET", f"courses/{SLUG}/applications")
+    assert listed.json()["applications"]["tom"]["state"] == "pending"
+
+
+@pytest.mark.hub
+def test_the_instructors_of_one_course_neither_see_nor_decide_anothers_applications(hub):
+    other = next(course for course in load_courses(COURSES) if course.slug != SLUG)
+    bea, invite = token_of(hub, "bea"), invite_of(invite_link(hub))
+    assert COURSE.role(teams_of("bea")) is None and other.role(teams_of("tom")) == INSTRUCTOR
+    assert api(bea, hub, "POST", f"courses/{SLUG}/applications", json={"invite": invite}).ok
+    tom = token_of(hub, "tom")  # teaches the other course only
+    page = login_with_standin(hub.url, "tom", next_url=SERVICE).page
+    assert f"{SERVICE}invite/{other.slug}?" in page and f"{SERVICE}invite/{SLUG}?" not in page
+    listed = api(tom, hub, "GET", f"courses/{SLUG}/applications")
+    assert listed.status_code == 403 and "Only the instructors" in listed.json()["message"]
+    decided = api(tom, hub, "POST", f"courses/{SLUG}/applications/bea",
+                  json={"decision": "approve"})  # fmt: skip
+    assert decided.status_code == 403 and "Only the instructors" in decided.json()["message"]
+    assert "bea" not in hub.api("GET", f"/groups/{quote(enrollment_group(SLUG))}").json()["users"]
+    # Nor does anyone without a login: the service sends them to log in.
+    anonymous = requests.get(f"{hub.url}{SERVICE}api/courses/{SLUG}/applications",
+                             allow_redirects=False, timeout=30)  # fmt: skip
+    assert anonymous.status_code == 302 and "bea" not in anonymous.text
+
+
+@pytest.mark.hub
+def test_a_member_of_the_course_has_nothing_to_apply_for(hub):
+    assert COURSE.role(teams_of("sam")) == STUDENT
+    sam = token_of(hub, "sam")
+    applied = api(sam, hub, "POST", f"courses/{SLUG}/applications",
+                  json={"invite": invite_of(invite_link(hub))})  # fmt: skip
+    assert applied.status_code == 409 and "nothing to apply for" in applied.json()["message"]
+    listed = api(token_of(hub, "ian"), hub, "GET", f"courses/{SLUG}/applications")
+    assert "sam" not in listed.json()["applications"]
+
+
 def service_key(hub) -> str:
     """The local hub's generated token of the service, which signs its links."""
     return (hub.state_dir / "hub.services.enrollment.apiToken.secret").read_text().strip()
@@ -278,7 +383,8 @@ def service_key(hub) -> str:
 @pytest.mark.parametrize(
     ("damage", "status", "says"),
     [
-        (lambda hub, token: token[:-2], 403, "not valid for data-science-101"),
+        (lambda hub, token: token[:-1] + ("0" if token[-1] != "0" else "1"), 403,
+         "not valid for data-science-101"),
         (lambda hub, token: make_invite("guessed", SLUG, DAY), 403, "not valid for data-science"),
         (lambda hub, token: make_invite(service_key(hub), SLUG, DAY - timedelta(days=1)), 410,
          f"expired on {DAY - timedelta(days=1)}"),
@@ -303,6 +409,39 @@ def test_an_invite_for_a_course_that_is_not_on_the_hub_is_refused(hub):
     token = make_invite("guessed", "no-such-course", DAY)
     page = requests.get(f"{hub.url}{SERVICE}invite/no-such-course?invite={token}", timeout=30)
     assert page.status_code == 404 and "no course 'no-such-course'" in html.unescape(page.text)
+
+
+def log_from(hub, offset: int) -> str:
+    """What the hub and its services wrote to the hub's log since `offset` (bytes)."""
+    return (hub.state_dir / "hub.log").read_bytes()[offset:].decode(errors="replace")
+
+
+def log_size(hub) -> int:
+    return (hub.state_dir / "hub.log").stat().st_size
+
+
+@pytest.mark.hub
+def test_a_malformed_invite_gets_a_400_saying_why_on_every_path_and_no_traceback(hub):
+    token = MALFORMED_INVITES["non-ascii signature"]
+    bad = f"{SERVICE}invite/{SLUG}?{urlencode({'invite': token})}"
+    says = "must be a day (YYYY-MM-DD), a dot and 32 hexadecimal digits"
+    users, logged = {user["name"] for user in hub.api("GET", "/users").json()}, log_size(hub)
+    # The service's page, before any login.
+    page = requests.get(hub.url + bad, timeout=30)
+    assert page.status_code == 400 and says in html.unescape(page.text)
+    # The hub's GitHub login, for someone outside the teams who comes with the link.
+    response = login_with_standin(hub.url, "wes", next_url=bad + "&signed_in=1").response
+    assert response.status_code == 400 and says in error_message(response.text)
+    assert {user["name"] for user in hub.api("GET", "/users").json()} == users
+    # The REST call, with a token.
+    applied = api(token_of(hub, "ian"), hub, "POST", f"courses/{SLUG}/applications",
+                  json={"invite": token})  # fmt: skip
+    assert applied.status_code == 400 and says in applied.json()["message"]
+    log = log_from(hub, logged)
+    assert "Traceback" not in log
+    refusals = [line for line in log.splitlines() if "malformed invite" in line]
+    assert len(refusals) >= 3, log  # the service twice, the hub once
+    assert not [line for line in refusals if line.startswith("[E")], "warnings, not errors"
 
 
 @pytest.mark.hub

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import html
+import logging
+import sys
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -20,6 +22,7 @@ import requests
 
 from coursehub import launch
 from coursehub.courses import load_courses, open_to
+from coursehub.refusal import RefusalsAsWarnings, Refused
 from coursehub_tools.deployconfig import Layer, load
 from coursehub_tools.example_content import NOTEBOOK as CONTENT_NOTEBOOK
 from coursehub_tools.example_content import TITLE, make_content_repo
@@ -242,15 +245,37 @@ def test_a_bad_link_is_refused_with_a_page_listing_what_may_be_started(
     url = make_url(hub.registry.base["slug"])
     # Logging in lands on the home page, not on /hub/spawn, which would start a server.
     login = login_with_standin(hub.url, "sam", next_url="/hub/home")
+    log = hub.state_dir.parent / "hub.log"
+    logged = log.stat().st_size
     page = login.session.get(f"{hub.url}{url}", timeout=60)
     assert page.status_code == status
     assert message in html.unescape(page.text)
+    # An expected refusal: one warning line with its reason, no error, no traceback.
+    written = log.read_bytes()[logged:].decode(errors="replace")
+    assert "Traceback" not in written and "\n[E " not in f"\n{written}"
+    (line,) = [line for line in written.splitlines() if "with query arguments" in line]
+    assert line.startswith("[W ") and f"{status} " in line and message in line
     open_courses = open_courses_for(hub, hub.registry.students)
     assert open_courses, "the student may start something"
     for course in load_courses(hub.merged["custom"]["courses"]):
         listed = f'value="{course.slug}"' in page.text
         assert listed is (course in open_courses), course.slug
     assert server(hub, "sam") is None, "nothing was started"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("status", "level"), [(403, logging.WARNING), (500, logging.ERROR)])
+def test_a_refused_request_is_a_warning_and_a_failed_start_stays_an_error(status, level):
+    try:
+        raise Refused(status, "what the person reads", why="the reason")
+    except Refused:
+        record = logging.LogRecord("JupyterHub", logging.ERROR, __file__, 1, "Failed %s", ("x",),
+                                   sys.exc_info())  # fmt: skip
+    assert RefusalsAsWarnings().filter(record)
+    assert record.levelno == level
+    assert (record.exc_info is None) is (level == logging.WARNING)
+    if level == logging.WARNING:
+        assert record.getMessage() == f"Failed x: {status} the reason"
 
 
 @pytest.mark.hub

@@ -7,9 +7,11 @@ import json
 import os
 import tarfile
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
+from coursehub.enrollment import enrollment_group
 from coursehub_tools import content_check, dispatcher, lifecycle_mail
 from coursehub_tools import course_lifecycle as lifecycle
 from coursehub_tools.deployconfig import load
@@ -130,6 +132,12 @@ def test_degrading_stops_servers_archives_homes_and_survives_a_crash(project_cop
     sam = login_with_standin(hub.url, "sam", next_url="/hub/spawn").session
     follow_progress(sam, hub.url, "sam")
     (hub.state_dir / "homes" / "sam" / "work.ipynb").write_text("{}")
+    # nora was admitted by invite: her home is archived too, then she leaves the course.
+    enrolled = quote(enrollment_group(slug), safe="")
+    assert hub.api("POST", "/users/nora").ok
+    assert hub.api("POST", f"/groups/{enrolled}/users", json={"users": ["nora"]}).ok
+    (hub.state_dir / "homes" / "nora").mkdir(parents=True)
+    (hub.state_dir / "homes" / "nora" / "essay.ipynb").write_text("{}")
     client = dispatcher.Hub(hub.url, hub.operator_token)
     after = date.fromisoformat(course["end"]) + timedelta(days=1)
     (step,) = [s for s in dispatcher.plan(dispatcher.registry(root), after) if s.slug == slug]
@@ -138,6 +146,9 @@ def test_degrading_stops_servers_archives_homes_and_survives_a_crash(project_cop
     entries = dispatcher.registry(root)
     done = dispatcher.degrade(step, entries, client, hub.state_dir / "homes", archive)
     assert "stopped sam's server" in done
+    assert f"took nora out of {enrollment_group(slug)}" in done
+    assert hub.api("GET", f"/groups/{enrolled}").json()["users"] == []
+    assert (archive / slug / "nora.tar.gz").exists(), "archived before she left"
     kept = archive / slug / "sam.tar.gz"
     first = kept.stat().st_mtime_ns
     assert state(root, slug)[0] == "DEPLOYED"
@@ -424,7 +435,7 @@ def test_a_hub_without_its_url_or_token_is_refused_before_any_step(
 @pytest.mark.unit
 def test_degrading_without_homes_stops_servers_and_says_nothing_was_archived(project_copy):
     root, slug = project_copy.root, "data-science-101"
-    stopped = []
+    stopped, emptied = [], []
 
     class OneServerRunning:
         """A hub on which sam runs the course; asked for members, it fails the test."""
@@ -438,11 +449,17 @@ def test_degrading_without_homes_stops_servers_and_says_nothing_was_archived(pro
         def members(self, groups):
             raise AssertionError("with no homes to archive, members are not looked up")
 
+        def empty(self, group):
+            emptied.append(group)
+            return ["nora"]
+
     after = date.fromisoformat(str(dispatcher.registry(root)[slug]["end"])) + timedelta(days=1)
     steps = [s for s in dispatcher.plan(dispatcher.registry(root), after) if s.slug == slug]
     archive = root / "archive"
     report = dispatcher.run(steps, OneServerRunning(), None, archive, at(after), root)
     assert stopped == ["sam"]
     assert f"{slug}: no homes archived (no --homes or --cluster-homes)" in report
+    assert emptied == [enrollment_group(slug)], "nor do its enrollments outlive it"
+    assert f"took nora out of {enrollment_group(slug)}" in report
     assert report[-1] == f"{slug}: DEGRADED ({steps[0].why})"
     assert not archive.exists()

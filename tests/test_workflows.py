@@ -233,7 +233,10 @@ def test_the_notebooks_run_in_a_job_without_secrets_and_only_their_report_crosse
     assert dispatch["needs"] == name
     (download,) = [s for s in dispatch["steps"] if "download-artifact" in s.get("uses", "")]
     assert download["with"]["name"] == upload["with"]["name"]
-    assert f"--content-report {report}" in step_running(dispatch, r"nox -s dispatch")["run"]
+    # Outside the workspace, so the artifact cannot replace the checkout's files.
+    (folder,) = re.findall(r"^\$\{\{ runner\.temp \}\}/(\S+)$", download["with"]["path"])
+    read = f'--content-report "$RUNNER_TEMP/{folder}/{report}"'
+    assert read in step_running(dispatch, r"nox -s dispatch")["run"]
     checkout = dispatch["steps"][0]
     assert checkout["with"]["ref"] == f"${{{{ needs.{name}.outputs.commit }}}}", (
         "both jobs plan from the same registry"
@@ -255,6 +258,37 @@ def test_course_notebooks_where_a_secret_is_are_refused(tmp_path, break_it):
     break_it(workflow)
     (found,) = check(write(tmp_path, workflow, "dispatch.yml"))
     assert "runs course notebooks where a secret is" in found
+
+
+def download_step(workflow) -> dict:
+    (step,) = [
+        s for s in dispatch_job(workflow)["steps"] if "download-artifact" in s.get("uses", "")
+    ]
+    return step
+
+
+@pytest.mark.parametrize(
+    "path", [None, ".", "content", "${{ github.workspace }}/content", "/home/runner/work"]
+)
+def test_an_artifact_downloaded_into_the_workspace_where_a_secret_is_is_refused(tmp_path, path):
+    """An artifact is another job's files; the content job runs course notebooks, which
+    could put a noxfile.py in it that the dispatch job would then run beside its secrets."""
+    workflow = dispatch_workflow()
+    if path is None:
+        download_step(workflow)["with"].pop("path")
+    else:
+        download_step(workflow)["with"]["path"] = path
+    (found,) = check(write(tmp_path, workflow, "dispatch.yml"))
+    assert "jobs.dispatch: downloads an artifact into its workspace" in found
+
+
+def test_a_job_without_secrets_may_download_into_its_workspace(tmp_path):
+    workflow = dispatch_workflow()
+    download_step(workflow)["with"].pop("path")
+    job = dispatch_job(workflow)
+    job["steps"] = [step for step in job["steps"] if "secrets." not in str(step)]
+    assert not [problem for problem in check(write(tmp_path, workflow, "dispatch.yml"))
+                if "downloads an artifact" in problem]  # fmt: skip
 
 
 def without_concurrency(workflow):

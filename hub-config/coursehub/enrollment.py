@@ -14,8 +14,10 @@ the course admits as students (coursehub/courses.py).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import re
 from datetime import date
 from urllib.parse import parse_qs, urlparse
 
@@ -30,6 +32,9 @@ INVITE_ARGUMENT = "invite"
 # No colon: a GitHub team's group is always "organization:team", so no team
 # can ever share a name with an enrollment group (and a team member with it).
 GROUP_PREFIX = "enrolled-"
+# An invite is its last day, a dot and the first SIGNATURE_DIGITS hex digits of its HMAC.
+SIGNATURE_DIGITS = 32
+INVITE_FORM = re.compile(rf"(\d{{4}}-\d{{2}}-\d{{2}})\.([0-9a-f]{{{SIGNATURE_DIGITS}}})")
 
 
 def enrollment_group(slug: str) -> str:
@@ -68,7 +73,7 @@ def invite_path(service_prefix: str, slug: str) -> str:
 
 def _signature(key: str, slug: str, last_day: date) -> str:
     message = f"{slug}\0{last_day.isoformat()}".encode()
-    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()[:32]
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()[:SIGNATURE_DIGITS]
 
 
 def make_invite(key: str, slug: str, last_day: date) -> str:
@@ -79,21 +84,14 @@ def make_invite(key: str, slug: str, last_day: date) -> str:
 def check_invite(key: str, slug: str, token: str, today: date, course) -> date:
     """The last day of a good invite to `course` (a coursehub.courses.Course, None if
     the registry has no such course), or Refused saying what is wrong with it."""
-    day, _, signature = (token or "").partition(".")
-    try:
-        last_day = date.fromisoformat(day)
-    except ValueError:
-        last_day = None
-    if (
-        not key
-        or last_day is None
-        or not hmac.compare_digest(signature, _signature(key, slug, last_day))
-    ):
+    last_day, signature = _parts(slug, token)
+    # Both sides are ASCII here (INVITE_FORM), which compare_digest requires of str.
+    if not key or not hmac.compare_digest(signature, _signature(key, slug, last_day)):
         raise Refused(
             403,
-            f"This invite link is not valid for {slug}: it was changed or copied incompletely. "
-            "Ask your instructor for the link again.",
-            why="forged or damaged invite",
+            f"This invite link is not valid for {slug}: it was changed or made without "
+            "this hub's key. Ask your instructor for the link again.",
+            why="forged invite",
         )
     if today > last_day:
         raise Refused(
@@ -110,6 +108,22 @@ def check_invite(key: str, slug: str, token: str, today: date, course) -> date:
             why="invite to a closed course",
         )
     return last_day
+
+
+def _parts(slug: str, token: str) -> tuple[date, str]:
+    """An invite's last day and signature, or Refused (400) saying what an invite looks like."""
+    form = INVITE_FORM.fullmatch(token or "")
+    with contextlib.suppress(ValueError):  # a day that does not exist, such as 2027-02-30
+        if form:
+            return date.fromisoformat(form.group(1)), form.group(2)
+    raise Refused(
+        400,
+        f"This invite link to {slug} is damaged, perhaps copied incompletely: its "
+        f"invite argument must be a day (YYYY-MM-DD), a dot and {SIGNATURE_DIGITS} "
+        "hexadecimal digits (0-9, a-f). Copy the whole link again, or ask your "
+        "instructor for it.",
+        why="malformed invite",
+    )
 
 
 def invited_course(next_url: str | None, service_prefix: str) -> tuple[str, str] | None:

@@ -199,10 +199,19 @@ class EnrollmentHandler(HubOAuthenticated, web.RequestHandler):
     def prefix(self) -> str:
         return self.settings["service_prefix"]
 
+    def error_message(self, exc_info=(None, None, None), **kwargs) -> str:
+        """What the person is told: a refusal's message; for a check that tornado or
+        HubAuth make themselves (the XSRF check), its own words; else the status's name."""
+        error = exc_info[1]
+        if message := getattr(error, "jupyterhub_message", None):
+            return message
+        if isinstance(error, web.HTTPError) and error.log_message and not error.args:
+            return error.log_message
+        return self._reason
+
     def write_error(self, status_code: int, **kwargs) -> None:
-        error = kwargs.get("exc_info", (None, None))[1]
-        message = getattr(error, "jupyterhub_message", None) or self._reason
-        self.finish(page("Enrollment", f"<p class='refused'>{html.escape(message)}</p>"))
+        message = html.escape(self.error_message(**kwargs))
+        self.finish(page("Enrollment", f"<p class='refused'>{message}</p>"))
 
 
 class InvitePage(EnrollmentHandler):
@@ -326,16 +335,17 @@ class ApplicationsAPI(EnrollmentHandler):
     """REST: a course's applications (its instructors), or applying to it."""
 
     def write_error(self, status_code: int, **kwargs) -> None:
-        error = kwargs.get("exc_info", (None, None))[1]
-        message = getattr(error, "jupyterhub_message", None) or self._reason
-        self.finish({"status": status_code, "message": message})
+        self.finish({"status": status_code, "message": self.error_message(**kwargs)})
 
     def check_xsrf_cookie(self) -> None:
         # Tornado checks before the handler knows whether a token or a cookie
-        # logs the request in; another site's page cannot send an Authorization
-        # header without the browser asking this service first (CORS), so a
-        # request carrying one cannot be forged and needs no _xsrf.
-        if not self.request.headers.get("Authorization"):
+        # logs the request in (ref: tornado web.py RequestHandler._execute). Only a
+        # valid token in the request, which another site's page cannot have, makes
+        # the request unforgeable; any other header (Authorization: x) beside a
+        # cookie is still a browser's request that needs its _xsrf.
+        token = self.hub_auth.get_token(self, in_cookie=False)
+        session = self.hub_auth.get_session_id(self)  # the key HubAuth caches the answer by
+        if not token or self.hub_auth.user_for_token(token, session_id=session) is None:
             super().check_xsrf_cookie()
 
     def body(self) -> dict:

@@ -1,15 +1,19 @@
-"""JupyterHub roles for instructors and teaching assistants, from their GitHub teams.
+"""JupyterHub roles for instructors and teaching assistants: one role a course.
 
-Instructor teams get, over the members of the student teams and of the courses'
-enrollment groups (students admitted by invite link) and nothing else:
-their servers (open, start, stop), their user records, and the admin page that
-lists them. They are not admins: no other users, no groups, no hub settings.
+A course's instructor groups (custom.courses.<slug>.groups.instructors) hold the
+role `instructor-<slug>`, which gives, over that course's students and nothing
+else (the members of its student teams' groups and of its enrollment group,
+students admitted by invite link): their servers (open, start, stop), their
+user records, and the admin page that lists them. A TA of one course does not
+reach another course's students; an instructor of two courses is in both
+courses' groups and holds both roles. They are not admins: no other users, no
+groups, no hub settings.
 ref: https://jupyterhub.readthedocs.io/en/stable/rbac/scopes.html
 """
 
 from __future__ import annotations
 
-from coursehub.enrollment import enrollment_group
+from coursehub.courses import Course, load_courses
 
 # Per student group; "!group=" limits each scope to that group's members.
 SCOPES_OVER_STUDENTS = (
@@ -18,16 +22,25 @@ SCOPES_OVER_STUDENTS = (
     "list:users",  # see them on the admin page
     "read:users",
 )
+ROLE_PREFIX = "instructor-"
 
 
-def instructor_role(github: dict, courses: dict) -> dict:
-    """The load_roles entry for values' custom.github.instructorTeams and custom.courses."""
+def instructor_role(course: Course) -> dict:
+    """The load_roles entry of `course`'s instructors."""
     scopes = ["admin-ui"]
-    for group in [*github["studentTeams"], *map(enrollment_group, sorted(courses or {}))]:
+    for group in sorted(course.student_groups):
         scopes += [f"{scope}!group={group}" for scope in SCOPES_OVER_STUDENTS]
     return {
-        "name": "coursehub-instructor",
-        "description": "Open, start and stop student servers; see students on the admin page.",
+        "name": ROLE_PREFIX + course.slug,
+        "description": (
+            f"Open, start and stop the servers of the students of {course.title}; "
+            "see them on the admin page."
+        ),
         "scopes": scopes,
-        "groups": list(github["instructorTeams"]),
+        "groups": sorted(course.instructor_groups),
     }
+
+
+def instructor_roles(courses: dict) -> list[dict]:
+    """One role a course of values' custom.courses."""
+    return [instructor_role(course) for course in load_courses(courses)]
