@@ -207,10 +207,18 @@ class LocalHub:
     def _keep_running(self, proxy: subprocess.Popen, env: dict[str, str]) -> None:
         """Start the proxy again whenever it exits, as Kubernetes restarts the proxy pod
         (the hub, which did not start it, only routes it again at its next activity
-        check, JupyterHub.last_activity_interval)."""
-        while not self._stopping.wait(0.5):
-            if proxy.poll() is not None:
-                proxy = self.supervisor.start(self.proxy_command(), env)
+        check, JupyterHub.last_activity_interval).
+
+        It blocks on the proxy's exit rather than polling on a timed wait: stop()
+        says it is stopping before it ends the proxy. (A timed lock wait also never
+        ends under a clock moved with libfaketime, which does not intercept the
+        sem_clockwait CPython waits with; tests/test_other_days.py moves it.)
+        """
+        while True:
+            proxy.wait()
+            if self._stopping.is_set():
+                return
+            proxy = self.supervisor.start(self.proxy_command(), env)
 
     def proxy_command(self) -> list[str]:
         """configurable-http-proxy with the arguments of the chart's proxy pod

@@ -83,3 +83,18 @@ def test_a_clock_already_moved_is_moved_from_the_real_time():
 def test_a_faketime_that_is_not_an_offset_is_refused_in_one_line():
     with pytest.raises(NoFaketime, match=r"FAKETIME='@2027-01-01 10:00:00' is not an offset"):
         moved_clock_environment(date(2027, 3, 15), {"FAKETIME": "@2027-01-01 10:00:00"})
+
+
+def test_the_services_the_hub_starts_share_its_moved_clock():
+    from coursehub_tools.localhub.spawner import MOVED_CLOCK, services_share_the_clock
+
+    started = {"name": "enrollment", "command": ["python"], "environment": {"A": "1"}}
+    external = {"name": "prometheus", "api_token": "t"}
+    moved = {"LD_PRELOAD": "/lib/libfaketime.so.1", "FAKETIME": "+86400", "HOME": "/x"}
+    services_share_the_clock([started, external], moved)
+    assert started["environment"] == {"A": "1", **{key: moved[key] for key in MOVED_CLOCK}}
+    assert "environment" not in external, "the hub does not start it"
+
+    unmoved = {"name": "culler", "command": ["python"]}
+    services_share_the_clock([unmoved], {"HOME": "/x"})
+    assert "environment" not in unmoved, "no moved clock, nothing added"

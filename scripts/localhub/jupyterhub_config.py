@@ -21,6 +21,7 @@ from coursehub_tools.localhub.chart_values import (
     run_config_d,
     state_secrets,
 )
+from coursehub_tools.localhub.spawner import services_share_the_clock
 
 state = Path(os.environ["COURSEHUB_STATE_DIR"])
 apply_chart_values(c, get_config, state_secrets(state))
@@ -31,3 +32,4 @@ run_config_d(
     Path(os.environ["COURSEHUB_CONFIG_DIR"]) / "jupyterhub_config.d",
     record=state / "loaded-config.json",
 )
+services_share_the_clock(c.JupyterHub.services, os.environ)

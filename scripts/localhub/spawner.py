@@ -25,6 +25,21 @@ from coursehub.refusal import Refused
 from coursehub.spawner import CourseSpawner
 from coursehub_tools.localhub import lightweight_server
 
+# A clock moved with libfaketime (tests/test_other_days.py, or `faketime` around
+# `nox -s hub`): on one machine every process shares one calendar, so what the
+# hub starts (users' servers, its managed services) keeps it. A server or a
+# service a day behind its hub takes the hub's fresh tokens and cookies for old
+# and loops on OAuth redirects.
+MOVED_CLOCK = ("LD_PRELOAD", "FAKETIME")
+
+
+def services_share_the_clock(services: list[dict], environ) -> None:
+    """Give every service the hub starts the hub's moved clock, if it has one."""
+    clock = {key: environ[key] for key in MOVED_CLOCK if key in environ}
+    for service in services:
+        if clock and service.get("command"):
+            service["environment"] = {**service.get("environment", {}), **clock}
+
 
 class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
     """Courses from the registry as local JupyterLab processes, hooks first."""
@@ -53,12 +68,9 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
     @default("env_keep")
     def _env_keep_without_pythonpath(self):
         # The local hub finds hub-config through PYTHONPATH (its config dir);
-        # users' servers have no business with it, as on the cluster. A clock
-        # moved with libfaketime (tests/test_other_days.py) reaches the servers as
-        # it reaches the hub: on one machine every process shares one calendar,
-        # and a server a day behind its hub takes the hub's fresh tokens for old.
+        # users' servers have no business with it, as on the cluster.
         kept = [key for key in super()._env_keep_default() if key != "PYTHONPATH"]
-        return [*kept, "LD_PRELOAD", "FAKETIME"]
+        return [*kept, *MOVED_CLOCK]
 
     def get_state(self):
         state = super().get_state()
