@@ -156,11 +156,12 @@ def runs(user: dict, slug: str, courses: list[Course]) -> bool:
     server = user["servers"].get("") or {}
     if not server:
         return False
+    # The hub records the course it started (CourseSpawner._check_course_options).
     chosen = (server.get("user_options") or {}).get("profile")
     if chosen:
         return chosen == slug
-    # No course named (one open, no form): the spawner took the first course
-    # open to the user on the day the server started (CourseSpawner.chosen_profile).
+    # A server started before the hub recorded it (running through an upgrade): the
+    # spawner took the first course open to the user on the day the server started.
     started = date.fromisoformat(server["started"][:10])
     first = open_to(courses, user["groups"], started)[:1]
     return [course.slug for course in first] == [slug]

@@ -435,5 +435,8 @@ def test_a_plain_start_after_the_last_course_closed_offers_todays(
         login = login_with_standin(later.url, "sam", next_url="/hub/spawn")
         assert login.response.status_code == 200, html.unescape(login.response.text)[:300]
         wait(lambda: (server(later, "sam") or {}).get("ready"), what="sam's server today")
+        # Started with no course named: the hub records the one it chose, which the
+        # dispatcher reads when the course ends (dispatcher.runs).
+        assert server(later, "sam")["user_options"] == {"profile": new}
     log = (tmp_path / f"hub-{later_day}.log").read_text()
     assert f"sam's last course {old} has closed" in log

@@ -160,7 +160,14 @@ class CourseSpawner(LoggingConfigurable):
         # ref: JupyterHub 5.3+ Spawner.apply_user_options, run before start():
         # refuse a course the user may not start (a REST API call can name
         # any), with the reason on the hub's page; start() applies the profile.
-        spawner.chosen_profile()
+        slug = spawner.chosen_profile()["slug"]
+        # The course is recorded with the server (JupyterHub keeps user_options in its
+        # database and shows them in the server's REST model), so whoever asks later,
+        # such as the dispatcher stopping a course's servers, reads the hub's choice
+        # rather than working it out again from a date the hub may not judge by.
+        if user_options.get(launch.PROFILE) != slug:
+            spawner.user_options = {**user_options, launch.PROFILE: slug}
+            spawner.orm_spawner.user_options = spawner.user_options
 
     @default("options_from_form")
     def _course_options_from_form(self):
