@@ -25,6 +25,10 @@ reference a secret downloads artifacts (another job's files, which that job's
 code could have written) only outside the workspace (under runner.temp): in it,
 an artifact could replace noxfile.py or anything else the job then runs.
 
+And every action from outside GitHub's own (`actions/`, `github/`) is pinned
+by a full commit SHA: a tag can be moved to other code by whoever holds that
+repository, and the job would run it beside its secrets and cloud identity.
+
     coursehub-workflows check      # every file in .github/workflows/
 """
 
@@ -54,6 +58,9 @@ DOWNLOADS_ARTIFACT = re.compile(r"^actions/download-artifact@")
 OUTSIDE_WORKSPACE = re.compile(r"^\$\{\{\s*runner\.temp\s*\}\}/")
 # The variables git (through `gh auth setup-git`) and gh take a token from.
 TOKEN_VARIABLES = ("GH_TOKEN", "GITHUB_TOKEN")
+# GitHub's own actions; every other owner's must be pinned by a full commit SHA.
+FIRST_PARTY = ("actions", "github")
+FULL_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 def deploys(job: dict[str, Any], deployment: str) -> bool:
@@ -164,6 +171,7 @@ def problems(path: Path, workflow: dict[str, Any], canary: str, last: str) -> It
     )
     for name, job in jobs.items():
         where = f"{path}: jobs.{name}"
+        yield from unpinned_actions(where, job)
         if writes_registry(job):
             yield from registry_write_problems(where, job, workflow)
         if runs_notebooks(job) and SECRET.search(str([workflow.get("env"), job])):
@@ -192,6 +200,19 @@ def problems(path: Path, workflow: dict[str, Any], canary: str, last: str) -> It
             yield (
                 f"{where}.needs: deploys {last} without a job it needs that deploys {canary} "
                 f"and then runs the cluster tests (COURSEHUB_CLUSTER={canary} ... -m cluster)"
+            )
+
+
+def unpinned_actions(where: str, job: dict[str, Any]) -> Iterator[str]:
+    for number, step in enumerate(job.get("steps", [])):
+        action = step.get("uses", "")
+        if not action or action.startswith("./"):
+            continue
+        name, _, ref = action.partition("@")
+        if name.split("/")[0] not in FIRST_PARTY and not FULL_SHA.fullmatch(ref):
+            yield (
+                f"{where}.steps[{number}]: {action} is not pinned by a commit SHA, so whoever "
+                "moves that tag decides what runs here: write @<40-hex sha>  # <release>"
             )
 
 
@@ -230,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{relative(args.folder, ROOT)}: deploys wait for CI, prod waits for staging's "
             "tests, registry changes go one at a time to CI, course notebooks run where no "
-            "secret is, artifacts reach a job with secrets outside its workspace"
+            "secret is, artifacts reach a job with secrets outside its workspace, "
+            "third-party actions are pinned by commit"
         )
     return 1 if found else 0
 

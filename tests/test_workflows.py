@@ -333,3 +333,26 @@ def test_a_dry_run_writes_no_registry_and_needs_none_of_that(tmp_path):
     step = step_running(dispatch_job(workflow), r"nox -s dispatch")
     step["run"] += " --dry-run"
     assert check(write(tmp_path, workflow, "dispatch.yml")) == []
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["google-github-actions/auth@v3", "azure/setup-helm@main", "helm/kind-action@ef37e7f"],
+)
+def test_a_third_party_action_not_pinned_by_a_commit_sha_is_refused(tmp_path, action):
+    workflow = deploy_workflow()
+    job = job_deploying(workflow, CANARY)
+    steps = workflow["jobs"][job]["steps"]
+    index = next(
+        i for i, step in enumerate(steps) if "google-github-actions/" in step.get("uses", "")
+    )
+    steps[index]["uses"] = action
+    (found,) = check(write(tmp_path, workflow))
+    assert f"jobs.{job}.steps[{index}]: {action} is not pinned by a commit SHA" in found
+
+
+def test_githubs_own_actions_and_local_ones_may_use_a_tag(tmp_path):
+    workflow = deploy_workflow()
+    steps = workflow["jobs"][job_deploying(workflow, CANARY)]["steps"]
+    steps += [{"uses": "actions/cache@v4"}, {"uses": "./.github/actions/local"}]
+    assert check(write(tmp_path, workflow)) == []
