@@ -129,12 +129,14 @@ def hub(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    """ruff, yamllint, every deployment's values merged and checked, and the workflows."""
+    """ruff, yamllint, every deployment's values merged and checked, the kept chart unedited,
+    and the workflows."""
     install(session, "lint", "hub")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("yamllint", "--strict", ".")
     session.run("coursehub-config", "check")
+    session.run("coursehub-chart", "check")
     session.run("actionlint")
     session.run("coursehub-workflows", "check")
 
@@ -301,8 +303,8 @@ def image(session: nox.Session) -> None:
 def chart(session: nox.Session) -> None:
     """The pinned chart's own hub config beside ours (needs the chart repository and helm)."""
     install(session, "hub", "test")
-    # Fails, rather than skips, when the chart cannot be downloaded or the kept
-    # copy of its defaults is stale: this session exists to run the comparison.
+    # Fails, rather than skips, when the kept chart was edited: this session
+    # exists to run the chart's own code.
     session.run("coursehub-chart", "check")
     session.run("pytest", "-m", "chart", *session.posargs)
 

@@ -1,11 +1,10 @@
 """The pinned chart's own hub config beside ours, for the same deployment, compared.
 
-Where the chart can be had (downloaded from its repository, or a folder named
-by COURSEHUB_CHART_DIR) and helm runs, `helm template` renders the deployment
-with our values; the hub pod's files (its ConfigMap and Secret, mounted as the
-hub Deployment mounts them) are laid out in a folder, and the chart's own
-jupyterhub_config.py runs there in a fresh Python process, with only its mount
-root changed to that folder. It dumps the resulting traitlets config and the
+Where helm runs, `helm template` renders the kept chart (deploy/chart/<name>-<version>/,
+offline) with the deployment's values; the hub pod's files (its ConfigMap and
+Secret, mounted as the hub Deployment mounts them) are laid out in a folder, and
+the chart's own jupyterhub_config.py runs there in a fresh Python process, with
+only its mount root changed to that folder. It dumps the resulting traitlets config and the
 pods CourseKubeSpawner builds from it; tests/test_chart_parity.py compares them
 with what scripts/localhub/chart_values.py (our emulation) builds.
 
@@ -30,7 +29,6 @@ from traitlets.config import Config, LazyConfigValue
 
 MOUNT_ROOT = "/usr/local/etc/jupyterhub"
 HELM_ENV = "COURSEHUB_HELM"
-CHART_DIR_ENV = "COURSEHUB_CHART_DIR"
 
 
 def helm_binary() -> str | None:

@@ -1,14 +1,12 @@
 """The pinned chart's own jupyterhub_config.py and our emulation agree, deployment by deployment.
 
-Runs wherever the chart can be had and helm runs (GitHub Actions; a maintainer's
-machine; COURSEHUB_CHART_DIR names an unpacked chart); elsewhere it skips and
+Renders the kept chart (deploy/chart/) wherever helm runs; elsewhere it skips and
 says why. Differences must be declared in chart_values.DECLARED_DIFFERENCES.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import pytest
@@ -38,24 +36,9 @@ def helm() -> str:
 
 
 @pytest.fixture(scope="session")
-def packaged_chart(tmp_path_factory) -> dict[str, bytes]:
-    try:
-        return chart.download(chart.pinned())
-    except chart.ChartUnavailable as err:
-        pytest.skip(f"{err}: the chart's own code runs where its repository can be reached (CI)")
-
-
-@pytest.fixture(scope="session")
-def chart_dir(tmp_path_factory, request) -> Path:
-    named = os.environ.get(chart_parity.CHART_DIR_ENV)
-    if named:
-        return Path(named)
-    files = request.getfixturevalue("packaged_chart")
-    return chart.unpack(files, tmp_path_factory.mktemp("chart"))
-
-
-def test_kept_chart_files_are_the_packaged_ones(packaged_chart):
-    assert chart.stale_files(chart.pinned(), packaged_chart) == []
+def chart_dir() -> Path:
+    chart.check()
+    return chart.pinned().folder
 
 
 def cases(values: dict) -> list[dict]:
