@@ -122,6 +122,23 @@ def test_user_pods_reach_the_hubs_api_and_only_the_proxys_public_ports(cluster_d
         assert proxy_api not in reachable
 
 
+def test_user_pods_take_traffic_only_from_the_hub_and_the_proxy(cluster_deployment, render):
+    """The singleuser policy admits pods by label; of the release's workloads, only the hub's
+    and the proxy's pods carry a label it admits (user pods are checked in test_security)."""
+    objects = render(cluster_deployment)
+    users = one(objects, "NetworkPolicy", "singleuser")
+    peers = [peer for rule in users["spec"]["ingress"] for peer in rule["from"]]
+    assert peers and all(set(peer) == {"podSelector"} for peer in peers), "pods of this namespace"
+    admitted = {
+        o["spec"]["template"]["metadata"]["labels"]["component"]
+        for o in objects
+        if "template" in o.get("spec", {})
+        and any(selects(p["podSelector"], o["spec"]["template"]["metadata"]["labels"])
+                for p in peers)
+    }  # fmt: skip
+    assert admitted == {"hub", "proxy"}
+
+
 def test_each_hub_service_with_a_url_is_reachable_from_the_proxy(cluster_deployment, render):
     """A service in the hub pod (enrollment) is served through the hub's Service, and the
     hub's NetworkPolicy admits the proxy pods on its port."""
