@@ -6,7 +6,7 @@ nox -s book      build the book (warnings and execution errors are fatal)
 nox -s kind      deploy the same config to a kind cluster and test it (needs Docker)
 nox -s image     build the user image with hubploy (needs Docker; `-- --push` pushes)
 nox -s deploy -- staging   deploy with hubploy (CI deploys main, staging before prod)
-nox -s chart     the pinned chart's own hub config beside our emulation (needs helm, network)
+nox -s chart     the pinned chart rendered by helm and its own hub config beside our emulation
 nox -s loadtest  the book's measurements: a class arriving, culled, the hub restarted
 nox -s dispatch  the course lifecycle's due steps (the dispatch workflow runs it daily)
 """
@@ -42,7 +42,8 @@ def install(session: nox.Session, *groups: str) -> None:
 
 
 def install_proxy(session: nox.Session) -> None:
-    """configurable-http-proxy from npm into ./node_modules, as package-lock.json pins it."""
+    """configurable-http-proxy, and helm (scripts/helm.py), from npm into ./node_modules, as
+    package-lock.json pins them."""
     marker = ROOT / "node_modules" / ".package-lock.json"
     lock = ROOT / "package-lock.json"
     if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
@@ -129,12 +130,14 @@ def hub(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    """ruff, yamllint, every deployment's values merged and checked, and the workflows."""
+    """ruff, yamllint, every deployment's values merged and checked, the kept chart unedited,
+    and the workflows."""
     install(session, "lint", "hub")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("yamllint", "--strict", ".")
     session.run("coursehub-config", "check")
+    session.run("coursehub-chart", "check")
     session.run("actionlint")
     session.run("coursehub-workflows", "check")
 
@@ -299,10 +302,15 @@ def image(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def chart(session: nox.Session) -> None:
-    """The pinned chart's own hub config beside ours (needs the chart repository and helm)."""
+    """The pinned chart's own hub config beside ours, offline (`nox -s pytest` runs it too).
+
+    The chart is the kept copy in deploy/chart/; helm comes from npm with the proxy.
+    """
     install(session, "hub", "test")
-    # Fails, rather than skips, when the chart cannot be downloaded or the kept
-    # copy of its defaults is stale: this session exists to run the comparison.
+    install_proxy(session)
+    session.run("python", "-m", "coursehub_tools.helm", "version")
+    # Fails, rather than skips, when the kept chart was edited: this session
+    # exists to run the chart's own code.
     session.run("coursehub-chart", "check")
     session.run("pytest", "-m", "chart", *session.posargs)
 

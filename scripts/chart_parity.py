@@ -1,13 +1,12 @@
 """The pinned chart's own hub config beside ours, for the same deployment, compared.
 
-Where the chart can be had (downloaded from its repository, or a folder named
-by COURSEHUB_CHART_DIR) and helm runs, `helm template` renders the deployment
-with our values; the hub pod's files (its ConfigMap and Secret, mounted as the
-hub Deployment mounts them) are laid out in a folder, and the chart's own
-jupyterhub_config.py runs there in a fresh Python process, with only its mount
-root changed to that folder. It dumps the resulting traitlets config and the
-pods CourseKubeSpawner builds from it; tests/test_chart_parity.py compares them
-with what scripts/localhub/chart_values.py (our emulation) builds.
+`helm template` renders the kept chart (deploy/chart/<name>-<version>/, offline)
+with the deployment's values; the hub pod's files (its ConfigMap and Secret,
+mounted as the hub Deployment mounts them) are laid out in a folder, and the
+chart's own jupyterhub_config.py runs there in a fresh Python process, with only
+its mount root changed to that folder. It dumps the resulting traitlets config
+and the pods CourseKubeSpawner builds from it; tests/test_chart_parity.py
+compares them with what scripts/localhub/chart_values.py (our emulation) builds.
 
     python -m coursehub_tools.chart_parity <hub pod folder> <output.json>
 """
@@ -18,7 +17,6 @@ import asyncio
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -29,22 +27,26 @@ import yaml
 from traitlets.config import Config, LazyConfigValue
 
 MOUNT_ROOT = "/usr/local/etc/jupyterhub"
-HELM_ENV = "COURSEHUB_HELM"
-CHART_DIR_ENV = "COURSEHUB_CHART_DIR"
 
 
-def helm_binary() -> str | None:
-    return os.environ.get(HELM_ENV) or shutil.which("helm")
-
-
-def render(helm: str, chart_dir: Path, release: str, namespace: str, values: Path) -> list[dict]:
+def render(helm: Path, chart_dir: Path, release: str, namespace: str, values: Path) -> list[dict]:
     """`helm template` of the chart with these values: every object, as data."""
     result = subprocess.run(
-        [helm, "template", release, str(chart_dir), "--namespace", namespace,
+        [str(helm), "template", release, str(chart_dir), "--namespace", namespace,
          "--values", str(values)],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"helm template {chart_dir.name}: {result.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def render_deployment(helm: Path, chart_dir: Path, deployment, scratch: Path) -> list[dict]:
+    """Every object helm renders for a deployment (a deployconfig.Deployment) with its values."""
+    values = scratch / f"{deployment.name}.values.yaml"
+    values.write_text(yaml.safe_dump(deployment.helm_values))
+    spec = deployment.spec
+    return render(helm, chart_dir, spec["release"], spec["namespace"], values)
 
 
 def _find(objects: list[dict], kind: str, name: str) -> dict:

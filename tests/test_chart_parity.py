@@ -1,23 +1,22 @@
 """The pinned chart's own jupyterhub_config.py and our emulation agree, deployment by deployment.
 
-Runs wherever the chart can be had and helm runs (GitHub Actions; a maintainer's
-machine; COURSEHUB_CHART_DIR names an unpacked chart); elsewhere it skips and
-says why. Differences must be declared in chart_values.DECLARED_DIFFERENCES.
+Offline: helm 3 from its npm package (scripts/helm.py) renders the kept chart
+(deploy/chart/), and the chart's hub config runs on what it rendered.
+Differences must be declared in chart_values.DECLARED_DIFFERENCES.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import pytest
 import yaml
 
 from coursehub.values import CONFIG_DIR
-from coursehub_tools import chart, chart_parity
+from coursehub_tools import chart, chart_parity, helm
 from coursehub_tools.cluster import deployed
-from coursehub_tools.deployconfig import load
+from coursehub_tools.deployconfig import Layer, load
 from coursehub_tools.localhub.chart_values import (
     DECLARED_DIFFERENCES,
     DECLARED_VALUES_DIFFERENCES,
@@ -30,32 +29,15 @@ pytestmark = pytest.mark.chart
 
 
 @pytest.fixture(scope="session")
-def helm() -> str:
-    binary = chart_parity.helm_binary()
-    if binary is None:
-        pytest.skip(f"helm is not installed (or name it with ${chart_parity.HELM_ENV})")
-    return binary
+def helm_binary() -> Path:
+    # No skip: a missing helm is a broken install (`npm ci`), and fails here saying so.
+    return helm.binary()
 
 
 @pytest.fixture(scope="session")
-def packaged_chart(tmp_path_factory) -> dict[str, bytes]:
-    try:
-        return chart.download(chart.pinned())
-    except chart.ChartUnavailable as err:
-        pytest.skip(f"{err}: the chart's own code runs where its repository can be reached (CI)")
-
-
-@pytest.fixture(scope="session")
-def chart_dir(tmp_path_factory, request) -> Path:
-    named = os.environ.get(chart_parity.CHART_DIR_ENV)
-    if named:
-        return Path(named)
-    files = request.getfixturevalue("packaged_chart")
-    return chart.unpack(files, tmp_path_factory.mktemp("chart"))
-
-
-def test_kept_chart_files_are_the_packaged_ones(packaged_chart):
-    assert chart.stale_files(chart.pinned(), packaged_chart) == []
+def chart_dir() -> Path:
+    chart.check()
+    return chart.pinned().folder
 
 
 def cases(values: dict) -> list[dict]:
@@ -72,21 +54,17 @@ def cases(values: dict) -> list[dict]:
     ]
 
 
-def test_chart_and_emulation_agree(cluster_deployment, helm, chart_dir, tmp_path):
-    import kubernetes_validate
+def chart_and_ours(deployment, helm_binary: Path, chart_dir: Path, work: Path) -> tuple[dict, dict]:
+    """The hub config and course pods from the chart's own config, and from our emulation.
 
-    # As a deploy run has it: with the cluster tests' token where that service exists.
-    deployment = deployed(cluster_deployment, decrypt=False)
-    spec = deployment.spec
-    values_file = tmp_path / "values.yaml"
-    values_file.write_text(yaml.safe_dump(deployment.helm_values))
-    objects = chart_parity.render(helm, chart_dir, spec["release"], spec["namespace"], values_file)
-
+    Also requires the values the chart mounts for the hub to be our merge.
+    """
+    objects = chart_parity.render_deployment(helm_binary, chart_dir, deployment, work)
     mounted = deployment.mounted_values()
     hub_name = resource_names(getter(mounted))["hub"]
-    root = tmp_path / "hub-pod"
+    root = work / "hub-pod"
     env = chart_parity.lay_out_hub_pod(objects, hub_name, root)
-    env["POD_NAMESPACE"] = spec["namespace"]
+    env["POD_NAMESPACE"] = deployment.spec["namespace"]
     # What the hub reads: the chart's merge of its defaults and ours, and ours.
     charts_merge = yaml.safe_load((root / "secret" / "values.yaml").read_text())
     assert _without(charts_merge, DECLARED_VALUES_DIFFERENCES) == _without(
@@ -96,20 +74,86 @@ def test_chart_and_emulation_agree(cluster_deployment, helm, chart_dir, tmp_path
     theirs = chart_parity.run_in_subprocess(root, env, cases(mounted))
     theirs = chart_parity.relocated(theirs, str(root), str(CONFIG_DIR))
     # The secrets helm generated (service tokens among them), as the chart's hub reads them.
-    config = hub_config(mounted, tmp_path, lambda key: (root / "secret" / key).read_text())
+    config = hub_config(mounted, work, lambda key: (root / "secret" / key).read_text())
     ours = {"config": chart_parity.plain(config), "pods": chart_parity.pods(config, cases(mounted))}
-    assert (
-        chart_parity.differences(
-            theirs["config"],
-            ours["config"],
-            lambda section, trait: (section, trait) in DECLARED_DIFFERENCES,
-        )
-        == []
+    return theirs, ours
+
+
+def undeclared_differences(theirs: dict, ours: dict) -> list[str]:
+    return chart_parity.differences(
+        theirs["config"],
+        ours["config"],
+        lambda section, trait: (section, trait) in DECLARED_DIFFERENCES,
     )
+
+
+def test_chart_and_emulation_agree(cluster_deployment, helm_binary, chart_dir, tmp_path):
+    import kubernetes_validate
+
+    # As a deploy run has it: with the cluster tests' token where that service exists.
+    deployment = deployed(cluster_deployment, decrypt=False)
+    theirs, ours = chart_and_ours(deployment, helm_binary, chart_dir, tmp_path)
+    assert undeclared_differences(theirs, ours) == []
     for pod in theirs["pods"]:
         kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
         names = [c["name"] for c in pod["spec"]["initContainers"]]
         assert names[0] == "block-cloud-metadata", "the chart's own init container runs first"
+    assert theirs["pods"] == ours["pods"]
+
+
+# Settings no deployment uses today, so the emulation's other branches meet the
+# chart's own code too: each set is laid over staging's values.
+OTHER_SETTINGS = {
+    "names, pull secrets, required user nodes, full culling, static homes": {
+        "fullnameOverride": "course-hub",
+        "debug": {"enabled": True},
+        "imagePullSecret": {
+            "create": True,
+            "automaticReferenceInjection": True,
+            "registry": "ghcr.io",
+            "username": "puller",
+            "password": "not-a-secret",
+        },
+        "imagePullSecrets": ["registry-b"],
+        "scheduling": {
+            "userPods": {"nodeAffinity": {"matchNodePurpose": "require"}},
+            "userScheduler": {"enabled": True},
+            "podPriority": {"enabled": True},
+        },
+        "cull": {
+            "enabled": True,
+            "users": True,
+            "adminUsers": False,
+            "maxAge": 3600,
+            "removeNamedServers": True,
+        },
+        "hub": {"baseUrl": "/course/", "db": {"type": "sqlite-memory"}},
+        "singleuser": {
+            "extraFiles": {"motd": {"mountPath": "/etc/motd", "stringData": "hi", "mode": 0o644}},
+            "storage": {"type": "static", "static": {"pvcName": "homes", "subPath": "{username}"}},
+            "extraTolerations": [{"key": "course", "operator": "Exists"}],
+            "image": {"pullPolicy": "Always", "pullSecrets": ["registry-c"]},
+        },
+    },
+    "name override, no culling, scheduling, storage or metadata block": {
+        "nameOverride": "course",
+        "cull": {"enabled": False},
+        "scheduling": {
+            "userPods": {"nodeAffinity": {"matchNodePurpose": "ignore"}},
+            "userScheduler": {"enabled": False},
+            "podPriority": {"enabled": False},
+        },
+        "hub": {"db": {"type": "sqlite-pvc"}},
+        "singleuser": {"storage": {"type": "none"}, "cloudMetadata": {"blockWithIptables": False}},
+    },
+}
+
+
+@pytest.mark.parametrize("settings", OTHER_SETTINGS.values(), ids=OTHER_SETTINGS)
+def test_chart_and_emulation_agree_on_other_settings(settings, helm_binary, chart_dir, tmp_path):
+    deployment = load("staging", extra_layers=[Layer("other settings", settings)])
+    theirs, ours = chart_and_ours(deployment, helm_binary, chart_dir, tmp_path)
+    assert undeclared_differences(theirs, ours) == []
     assert theirs["pods"] == ours["pods"]
 
 
@@ -130,16 +174,13 @@ CLOSED_TO_USERS = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.169
 
 
 def test_the_charts_network_policies_keep_users_apart(
-    cluster_deployment, helm, chart_dir, tmp_path
+    cluster_deployment, helm_binary, chart_dir, tmp_path
 ):
     """The NetworkPolicies the chart renders from our values (GKE enforces them with
     Dataplane V2): a user pod takes traffic only from the proxy and the hub, and its
     open egress leaves out private addresses and the metadata server."""
     deployment = load(cluster_deployment)
-    spec = deployment.spec
-    values_file = tmp_path / "values.yaml"
-    values_file.write_text(yaml.safe_dump(deployment.helm_values))
-    objects = chart_parity.render(helm, chart_dir, spec["release"], spec["namespace"], values_file)
+    objects = chart_parity.render_deployment(helm_binary, chart_dir, deployment, tmp_path)
     policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
     assert {"hub", "proxy", "singleuser"} <= set(policies)
     singleuser = policies["singleuser"]

@@ -2,19 +2,21 @@
 
 On a cluster the chart's own jupyterhub_config.py turns the mounted values
 (the chart's defaults merged with ours, plus `Chart` and `Release`) into
-JupyterHub and KubeSpawner config, then runs jupyterhub_config.d. Off the
-cluster there is no chart, so this module does the same, key for key, from the
-same values (ref: z2jh 4.4.0 jupyterhub/files/hub/jupyterhub_config.py):
+JupyterHub and KubeSpawner config, then runs jupyterhub_config.d. The local
+hub and the offline pods do not run that file (it reads the hub pod's files as
+helm lays them out); this module does the same, key for key, from the same
+values (ref: z2jh 4.4.0 jupyterhub/files/hub/jupyterhub_config.py):
 
 - the local hub calls `apply_chart_values`, then swaps the backend with
   `apply_local_backend`, then runs hub-config with `run_config_d`;
 - the offline pod manifests (scripts/pod_manifests.py) call `apply_chart_values`
   and `run_config_d` and build a KubeSpawner from the result.
 
-tests/test_chart_parity.py runs the chart's own file beside this one wherever
-the chart can be downloaded and fails on any difference not listed in
-DECLARED_DIFFERENCES; tests/test_local_matches_cluster.py fails if a values file
-sets a key that nothing here reads and that is not declared cluster-only.
+tests/test_chart_parity.py runs the chart's own file (the kept copy in
+deploy/chart/, rendered offline by helm) beside this one and fails on any
+difference not listed in DECLARED_DIFFERENCES; tests/test_local_matches_cluster.py
+fails if a values file sets a key that nothing here reads and that is not
+declared cluster-only.
 """
 
 from __future__ import annotations

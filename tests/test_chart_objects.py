@@ -1,0 +1,253 @@
+"""The objects the pinned chart renders for each cluster deployment hold what the chapters say.
+
+helm 3 (scripts/helm.py) renders the kept chart (deploy/chart/) offline with each
+deployment's values, encrypted layers left out as a plan leaves them. The
+expectations come from the values, the cluster specs and deploy/monitoring/, not
+from copies of them: who may reach the hub and its services, that user pods get
+no API rights, that deployments sharing a cluster do not collide, and how the
+public Service is reached.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from coursehub_tools import chart, chart_parity, helm
+from coursehub_tools.cluster import cluster_spec
+from coursehub_tools.deployconfig import ROOT, load, load_deployments
+
+pytestmark = pytest.mark.chart
+
+MONITORING = yaml.safe_load((ROOT / "deploy/monitoring/charts.yaml").read_text())
+(PROMETHEUS,) = [c for c in MONITORING["charts"] if c["release"] == "prometheus"]
+# Kubernetes objects without a namespace: two releases in one cluster share their names.
+CLUSTER_SCOPED_KINDS = {"PriorityClass", "ClusterRole", "ClusterRoleBinding", "StorageClass"}
+
+
+@pytest.fixture(scope="session")
+def render(tmp_path_factory):
+    """A deployment's rendered objects, each deployment rendered once a session."""
+    rendered: dict[str, list[dict]] = {}
+
+    def objects(name: str) -> list[dict]:
+        if name not in rendered:
+            chart.check()
+            rendered[name] = chart_parity.render_deployment(
+                helm.binary(), chart.pinned().folder, load(name), tmp_path_factory.mktemp(name)
+            )
+        return rendered[name]
+
+    return objects
+
+
+def one(objects: list[dict], kind: str, component: str) -> dict:
+    """The object of `kind` the chart labels with `component`."""
+    (found,) = [
+        o
+        for o in objects
+        if o["kind"] == kind and o["metadata"]["labels"].get("component") == component
+    ]
+    return found
+
+
+def pod_template(objects: list[dict], component: str) -> dict:
+    return one(objects, "Deployment", component)["spec"]["template"]
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def container_port(objects: list[dict], component: str, port) -> int:
+    """A port of the component's pods as a number (a Service's targetPort may be a name)."""
+    if isinstance(port, int):
+        return port
+    containers = pod_template(objects, component)["spec"]["containers"]
+    (number,) = [p["containerPort"] for c in containers for p in c.get("ports", [])
+                 if p.get("name") == port]  # fmt: skip
+    return number
+
+
+def service_target(objects: list[dict], service: dict, port_name: str, component: str) -> int:
+    (port,) = [p for p in service["spec"]["ports"] if p["name"] == port_name]
+    return container_port(objects, component, port.get("targetPort", port["port"]))
+
+
+def admitted_ports(policy: dict, direction: str, peer_matches) -> set[int | str]:
+    """Ports of the rules in `direction` (ingress/egress) with a peer `peer_matches` accepts."""
+    side = "from" if direction == "ingress" else "to"
+    return {
+        port["port"]
+        for rule in policy["spec"].get(direction, [])
+        if any(peer_matches(peer) for peer in rule.get(side, []))
+        for port in rule.get("ports", [])
+    }
+
+
+def test_user_pods_reach_the_hubs_api_and_only_the_proxys_public_ports(cluster_deployment, render):
+    """Of the release's pods, a user's server reaches the hub's API (activity, OAuth) and the
+    proxy's ports the public Service reaches anyway, never the proxy's API."""
+    objects = render(cluster_deployment)
+    users = one(objects, "NetworkPolicy", "singleuser")
+    hub_pods = pod_template(objects, "hub")["metadata"]["labels"]
+    hub_api = service_target(objects, one(objects, "Service", "hub"), "hub", "hub")
+
+    def to(pod_labels):
+        return lambda peer: "podSelector" in peer and selects(peer["podSelector"], pod_labels)
+
+    assert hub_api in admitted_ports(users, "egress", to(hub_pods))
+    (api_port,) = one(objects, "Service", "proxy-api")["spec"]["ports"]
+    proxy_api = container_port(objects, "proxy", api_port["targetPort"])
+    public_services = [
+        o for o in objects if o["kind"] == "Service" and o["metadata"]["name"].endswith(
+            ("proxy-public", "proxy-http"))
+    ]  # fmt: skip
+    deployed = {o["metadata"]["labels"]["component"] for o in objects if o["kind"] == "Deployment"}
+    for component in {"proxy", "autohttps"} & deployed:
+        labels = pod_template(objects, component)["metadata"]["labels"]
+        public = {
+            container_port(objects, component, port["targetPort"])
+            for service in public_services
+            if selects({"matchLabels": service["spec"]["selector"]}, labels)
+            for port in service["spec"]["ports"]
+        }
+        reachable = {
+            container_port(objects, component, port)
+            for port in admitted_ports(users, "egress", to(labels))
+        }
+        assert reachable <= public, component
+        assert proxy_api not in reachable
+
+
+def test_user_pods_take_traffic_only_from_the_hub_and_the_proxy(cluster_deployment, render):
+    """The singleuser policy admits pods by label; of the release's workloads, only the hub's
+    and the proxy's pods carry a label it admits (user pods are checked in test_security)."""
+    objects = render(cluster_deployment)
+    users = one(objects, "NetworkPolicy", "singleuser")
+    peers = [peer for rule in users["spec"]["ingress"] for peer in rule["from"]]
+    assert peers and all(set(peer) == {"podSelector"} for peer in peers), "pods of this namespace"
+    admitted = {
+        o["spec"]["template"]["metadata"]["labels"]["component"]
+        for o in objects
+        if "template" in o.get("spec", {})
+        and any(selects(p["podSelector"], o["spec"]["template"]["metadata"]["labels"])
+                for p in peers)
+    }  # fmt: skip
+    assert admitted == {"hub", "proxy"}
+
+
+def test_each_hub_service_with_a_url_is_reachable_from_the_proxy(cluster_deployment, render):
+    """A service in the hub pod (enrollment) is served through the hub's Service, and the
+    hub's NetworkPolicy admits the proxy pods on its port."""
+    objects = render(cluster_deployment)
+    services = load(cluster_deployment).values["hub"]["services"]
+    with_url = {name: urlsplit(entry["url"]) for name, entry in services.items() if "url" in entry}
+    assert with_url, "common.yaml serves enrollment from the hub pod"
+    hub_policy = one(objects, "NetworkPolicy", "hub")
+    hub_pods = pod_template(objects, "hub")["metadata"]["labels"]
+    proxy_pods = pod_template(objects, "proxy")["metadata"]["labels"]
+    from_proxy = admitted_ports(
+        hub_policy,
+        "ingress",
+        lambda peer: (
+            "namespaceSelector" not in peer and selects(peer.get("podSelector", {}), proxy_pods)
+        ),
+    )
+    rendered_services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
+    for name, url in with_url.items():
+        service = rendered_services[url.hostname]
+        (port,) = [p for p in service["spec"]["ports"] if p["port"] == url.port]
+        assert selects({"matchLabels": service["spec"]["selector"]}, hub_pods), name
+        assert container_port(objects, "hub", port["targetPort"]) in from_proxy, name
+
+
+def test_only_the_monitoring_prometheus_scrapes_the_hub_with_its_token(cluster_deployment, render):
+    """Prometheus's annotation job sends no token, so the hub's Service opts out of it; the
+    job with the token is let through the hub's NetworkPolicy from its namespace."""
+    objects = render(cluster_deployment)
+    hub_service = one(objects, "Service", "hub")
+    assert hub_service["metadata"]["annotations"]["prometheus.io/scrape"] == "false"
+    namespace = load(cluster_deployment).spec["namespace"]
+    values = yaml.safe_load((ROOT / PROMETHEUS["values"]).read_text())
+    jobs = [
+        job
+        for job in yaml.safe_load(values["extraScrapeConfigs"])
+        if namespace in job["kubernetes_sd_configs"][0]["namespaces"]["names"]
+    ]
+    hub_policy = one(objects, "NetworkPolicy", "hub")
+
+    def from_monitoring(peer):
+        selector = peer.get("namespaceSelector", {}).get("matchLabels", {})
+        return selector == {"kubernetes.io/metadata.name": MONITORING["namespace"]}
+
+    for job in jobs:
+        keep = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"]
+                if r.get("action") == "keep"}  # fmt: skip
+        assert hub_service["metadata"]["name"] == keep["__meta_kubernetes_service_name"]
+        port = keep["__meta_kubernetes_endpoint_port_name"]
+        target = service_target(objects, hub_service, port, "hub")
+        assert target in admitted_ports(hub_policy, "ingress", from_monitoring)
+
+
+def test_user_pods_and_the_default_account_get_no_api_rights(cluster_deployment, render):
+    objects = render(cluster_deployment)
+    deployment = load(cluster_deployment)
+    bindings = [o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert bindings, "the hub needs rights to start pods"
+    namespace = deployment.spec["namespace"]
+    # A RoleBinding's subject without a namespace is of the binding's own, which helm
+    # installs in the release's (ref: z2jh templates/proxy/autohttps/rbac.yaml leaves it out).
+    subjects = {
+        (s["kind"], s.get("namespace", namespace if b["kind"] == "RoleBinding" else None),
+         s["name"])
+        for b in bindings
+        for s in b["subjects"]
+    }  # fmt: skip
+    assert {kind for kind, _, _ in subjects} == {"ServiceAccount"}
+    assert {ns for _, ns, _ in subjects} == {namespace}
+    user_account = deployment.values["singleuser"].get("serviceAccountName") or "default"
+    assert user_account not in {name for _, _, name in subjects}
+    # The hub's rights end at its namespace: a Role, bound by a RoleBinding only.
+    hub_account = pod_template(objects, "hub")["spec"]["serviceAccountName"]
+    hub_bindings = [b for b in bindings if any(s["name"] == hub_account for s in b["subjects"])]
+    assert hub_bindings
+    assert {(b["kind"], b["roleRef"]["kind"]) for b in hub_bindings} == {("RoleBinding", "Role")}
+
+
+def test_deployments_sharing_a_cluster_name_their_cluster_wide_objects_apart(render):
+    """deploy/deployments.yaml: staging and prod share one cluster because the chart names
+    its cluster-wide objects after the release (ref: z2jh#3190)."""
+    by_cluster: dict[str, list[str]] = {}
+    for name, spec in load_deployments()["deployments"].items():
+        if spec["backend"] == "kubernetes":
+            by_cluster.setdefault(spec["cluster"], []).append(name)
+    assert any(len(names) > 1 for names in by_cluster.values()), "staging and prod share one"
+    for names in by_cluster.values():
+        owners: dict[tuple[str, str], str] = {}
+        for name in names:
+            for o in render(name):
+                if o["kind"] in CLUSTER_SCOPED_KINDS:
+                    key = (o["kind"], o["metadata"]["name"])
+                    assert key not in owners, f"{key} of {name} is also {owners[key]}'s"
+                    owners[key] = name
+
+
+def test_the_public_service_is_exposed_the_way_its_cluster_reaches_it(cluster_deployment, render):
+    public = one(render(cluster_deployment), "Service", "proxy-public")["spec"]
+    _, cluster = cluster_spec(cluster_deployment)
+    if cluster.get("kind") != "Cluster":
+        # GKE: a cloud load balancer in front, for the DNS record (chapter "Setting up GKE").
+        assert public["type"] == "LoadBalancer"
+        return
+    # kind: the node's port that the kind cluster maps to the host.
+    assert public["type"] == "NodePort"
+    mapped = {
+        mapping["containerPort"]
+        for node in cluster["nodes"]
+        for mapping in node.get("extraPortMappings", [])
+    }
+    (http,) = [p for p in public["ports"] if p["name"] == "http"]
+    assert http["nodePort"] in mapped
