@@ -18,6 +18,7 @@ import requests
 import yaml
 
 from coursehub.courses import INSTRUCTOR, STUDENT, load_courses
+from coursehub_tools.culling import wait_for_stops
 from coursehub_tools.deployconfig import load
 from coursehub_tools.example_content import make_content_repo
 from coursehub_tools.github_standin import github_fault, set_membership
@@ -382,11 +383,15 @@ def test_removed_student_loses_the_session_at_auth_refresh(hub_factory, teams):
         extra_values={"hub": {"config": {"Authenticator": {"auth_refresh_age": age}}}}
     )
     login = login_with_standin(refreshing.url, "sky")
+    wait_for_server(login.session, refreshing.url, "sky")
     assert login.session.get(f"{refreshing.url}/hub/home", timeout=30).url.endswith("/hub/home")
     set_membership(refreshing.standin_url, teams.students, "sky", False)
     time.sleep(age + 0.5)
     home = login.session.get(f"{refreshing.url}/hub/home", timeout=30)
     assert "/hub/login" in home.url, "the stale session is sent back to log in"
+    # Her running server stops with the session, rather than running on until culled.
+    assert wait_for_stops(refreshing, {"sky"}, timeout=30) == set()
+    assert "/user/sky/" not in refreshing.api("GET", "/proxy").json()
 
 
 # --- the whole flow in a browser -------------------------------------------------------------

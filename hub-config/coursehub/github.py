@@ -208,8 +208,24 @@ class CoursehubGitHubOAuthenticator(CourseLinksMixin, GitHubOAuthenticator):
                 self.log.info("%s waits for approval to %s", user.name, ", ".join(waiting))
                 return True
             self.log.warning("Revoking %s's session: %s", user.name, refused.why)
+            await self._stop_servers(user, handler)
             return False
         return auth_model
+
+    async def _stop_servers(self, user, handler) -> None:
+        """Stop the servers of someone whose session is revoked, at once.
+
+        Left running, a removed student's server would go on (and their code with
+        it, reachable through any token it holds) until the culler found it idle.
+        """
+        if handler is None:
+            return
+        for name, spawner in list(user.spawners.items()):
+            # ref: jupyterhub 5.5 BaseHandler.stop_single_user refuses a pending spawner;
+            # a start in progress is refused at its end, when the hub checks the user.
+            if spawner.active and not spawner.pending:
+                self.log.warning("Stopping %s's server %r: session revoked", user.name, name)
+                await handler.stop_single_user(user, name)
 
     async def pre_spawn_start(self, user, spawner):
         """Set the server's uid and supplemental gids from GitHub when configured."""
