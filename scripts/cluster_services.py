@@ -195,7 +195,36 @@ def database(deployment: Deployment, *, secrets: bool) -> list[dict[str, Any]]:
             name, namespace, labels, container, target["port"], ("data", spec["storage"]),
             pod_security={"fsGroup": POSTGRES_UID},
         ),
+        database_policy(name, namespace, labels, deployment.spec["release"]),
     ]  # fmt: skip
+
+
+def database_policy(
+    name: str, namespace: str, labels: dict[str, str], release: str
+) -> dict[str, Any]:
+    """Only this release's hub pod reaches the database: not users' pods, not the
+    other deployment's pods (staging and prod share a cluster), nothing else.
+
+    A `from` peer without a namespaceSelector admits pods of this namespace only.
+    The hub pod's labels are the chart's recommended ones (ref: z2jh 4.4.0
+    _helpers.tpl, jupyterhub.matchLabels), which it renders on the hub Deployment.
+    """
+    hub = {"app.kubernetes.io/component": "hub", "app.kubernetes.io/instance": release}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(name, namespace, labels),
+        "spec": {
+            "podSelector": {"matchLabels": labels},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": hub}}],
+                    "ports": [{"port": "postgres", "protocol": "TCP"}],
+                }
+            ],
+        },
+    }
 
 
 def _one_server(

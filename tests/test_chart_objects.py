@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from coursehub_tools import chart, chart_parity, helm
+from coursehub_tools import chart, chart_parity, cluster_services, helm
 from coursehub_tools.cluster import cluster_spec
 from coursehub_tools.deployconfig import ROOT, load, load_deployments
 
@@ -251,3 +251,44 @@ def test_the_public_service_is_exposed_the_way_its_cluster_reaches_it(cluster_de
     }
     (http,) = [p for p in public["ports"] if p["name"] == "http"]
     assert http["nodePort"] in mapped
+
+
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet"}
+
+
+def test_only_the_hub_of_its_own_deployment_reaches_the_database(cluster_deployment, render):
+    """Staging and prod share a cluster: the other deployment's pods, users' pods and the
+    chart's other pods do not reach a deployment's PostgreSQL; its hub does."""
+    deployment = load(cluster_deployment)
+    ours = cluster_services.manifests(deployment)
+    databases = [o for o in ours if o["kind"] == "StatefulSet"
+                 and o["metadata"]["labels"]["app.kubernetes.io/name"] == "postgresql"]  # fmt: skip
+    policies = [o for o in ours if o["kind"] == "NetworkPolicy"]
+    if not databases:
+        assert policies == [], "no database, no policy for one"
+        return
+    assert len(databases) == len(policies) == 1, "one database, and its NetworkPolicy"
+    (database,), (policy,) = databases, policies
+    database_pod = database["spec"]["template"]
+    assert selects(policy["spec"]["podSelector"], database_pod["metadata"]["labels"])
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    (peer,) = rule["from"]
+    assert set(peer) == {"podSelector"}, "pods of the database's own namespace, and only those"
+    (port,) = database_pod["spec"]["containers"][0]["ports"]
+    assert rule["ports"] == [{"port": port["name"], "protocol": "TCP"}]
+
+    rendered = render(cluster_deployment)
+    admitted = [
+        o["metadata"]["labels"]["component"]
+        for o in rendered
+        if o["kind"] in WORKLOADS
+        and selects(peer["podSelector"], o["spec"]["template"]["metadata"]["labels"])
+    ]
+    assert admitted == ["hub"], "of the pods the chart renders, only the hub"
+    user_pods = one(rendered, "NetworkPolicy", "singleuser")["spec"]["podSelector"]
+    assert not selects(peer["podSelector"], user_pods["matchLabels"]), "no user's server"
+    for other in load_deployments()["deployments"]:
+        if other != cluster_deployment and load(other).backend == "kubernetes":
+            their_hub = pod_template(render(other), "hub")["metadata"]["labels"]
+            assert not selects(peer["podSelector"], their_hub), f"not {other}'s hub"
