@@ -32,6 +32,8 @@ USER_TAINT = "hub.jupyter.org_dedicated=user:NoSchedule"
 DEFAULT_POOL = "default-pool"
 GITHUB_OIDC = "https://token.actions.githubusercontent.com"
 POOL = "github"
+# The branch deploy.yml deploys from; only its workflows get the deployer's credentials.
+DEPLOY_BRANCH = "main"
 IN_CLUSTER_NFS = "custom.clusterServices.sharedData.enabled"
 
 Command = list[str]
@@ -266,12 +268,16 @@ def _deployer(spec: dict[str, Any]) -> list[Command]:
     ]  # fmt: skip
     # ref: https://cloud.google.com/iam/docs/workload-identity-federation-with-deployment-pipelines
     # GitHub's issuer is shared by every repository: the condition is what keeps others out.
+    # It names the branch too: deploys and the dispatcher run on it (a workflow_run or a
+    # schedule runs on the default branch), and a workflow pushed to any other branch of
+    # this repository gets no credentials.
     made += [
         ["gcloud", "iam", "workload-identity-pools", "create", POOL, "--location=global", *at],
         ["gcloud", "iam", "workload-identity-pools", "providers", "create-oidc", spec["name"],
          f"--workload-identity-pool={POOL}", "--location=global", f"--issuer-uri={GITHUB_OIDC}",
          "--attribute-mapping=google.subject=assertion.sub,attribute.repository=assertion.repository",
-         f'--attribute-condition=assertion.repository=="{repository}"', *at],
+         f'--attribute-condition=assertion.repository=="{repository}"'
+         f' && assertion.ref=="refs/heads/{DEPLOY_BRANCH}"', *at],
         ["gcloud", "iam", "service-accounts", "add-iam-policy-binding", account,
          "--role=roles/iam.workloadIdentityUser", f"--member={member}", *at],
     ]  # fmt: skip

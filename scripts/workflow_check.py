@@ -25,6 +25,10 @@ reference a secret downloads artifacts (another job's files, which that job's
 code could have written) only outside the workspace (under runner.temp): in it,
 an artifact could replace noxfile.py or anything else the job then runs.
 
+And a job that references a secret declares an `environment`: its secrets are then
+kept in that environment, which admits only the branches its protection rules name,
+instead of in the repository, where a workflow pushed to any branch could read them.
+
 And every action from outside GitHub's own (`actions/`, `github/`) is pinned
 by a full commit SHA: a tag can be moved to other code by whoever holds that
 repository, and the job would run it beside its secrets and cloud identity.
@@ -52,6 +56,8 @@ CI_PASSED = re.compile(r"github\.event\.workflow_run\.conclusion\s*==\s*'success
 WRITES_REGISTRY = re.compile(r"nox -s dispatch\b")
 PUBLISHES = re.compile(r"\bgit push\b|\bgh pr (create|edit)\b")
 SECRET = re.compile(r"\bsecrets\.")
+# A secret someone stored, as opposed to the token GitHub makes for each run.
+STORED_SECRET = re.compile(r"\bsecrets\.(?!GITHUB_TOKEN\b)\w")
 WORKFLOW_TOKEN = re.compile(r"secrets\.GITHUB_TOKEN|github\.token", re.IGNORECASE)
 DOWNLOADS_ARTIFACT = re.compile(r"^actions/download-artifact@")
 # Where a download cannot overwrite the checkout: the runner's temporary folder.
@@ -182,6 +188,12 @@ def problems(path: Path, workflow: dict[str, Any], canary: str, last: str) -> It
             )
         if SECRET.search(str([workflow.get("env"), job])):
             yield from downloads_into_workspace(where, job)
+        if STORED_SECRET.search(str([workflow.get("env"), job])) and "environment" not in job:
+            yield (
+                f"{where}: references a secret but declares no environment, so the secret "
+                "must be a repository secret, which a workflow on any branch can read: give "
+                "the job the environment whose secret it is (deployment branches: main)"
+            )
         deployed = [d for d in (canary, last) if deploys(job, d)]
         if not deployed:
             continue
@@ -252,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{relative(args.folder, ROOT)}: deploys wait for CI, prod waits for staging's "
             "tests, registry changes go one at a time to CI, course notebooks run where no "
             "secret is, artifacts reach a job with secrets outside its workspace, "
-            "third-party actions are pinned by commit"
+            "jobs with secrets take them from an environment, third-party actions are "
+            "pinned by commit"
         )
     return 1 if found else 0
 

@@ -125,11 +125,16 @@ def test_billing_is_linked_and_every_api_enabled_first():
     assert enable[3 : 3 + len(spec()["apis"])] == spec()["apis"]
 
 
-def test_the_deployer_is_bound_to_this_repository_only():
+def test_the_deployer_is_bound_to_this_repository_and_its_deploy_branch_only():
     commands = flat(gke.commands(DEPLOYMENT))
     repository = spec()["deployer"]["githubRepository"]
     (provider,) = [c for c in commands if "create-oidc" in c]
-    assert value(provider, "--attribute-condition") == f'assertion.repository=="{repository}"'
+    assert value(provider, "--attribute-condition") == (
+        f'assertion.repository=="{repository}" && assertion.ref=="refs/heads/{gke.DEPLOY_BRANCH}"'
+    )
+    deploy = yaml.safe_load((ROOT / ".github/workflows/deploy.yml").read_text())
+    on = deploy.get("on", deploy.get(True))
+    assert on["workflow_run"]["branches"] == [gke.DEPLOY_BRANCH], "the branch deploys come from"
     (binding,) = [c for c in commands if "--role=roles/iam.workloadIdentityUser" in c]
     assert binding[4] == gke.deployer_account(spec())
     assert value(binding, "--member").endswith(f"/attribute.repository/{repository}")

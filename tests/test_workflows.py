@@ -256,8 +256,8 @@ def dispatching_without_the_report(workflow):
 def test_course_notebooks_where_a_secret_is_are_refused(tmp_path, break_it):
     workflow = dispatch_workflow()
     break_it(workflow)
-    (found,) = check(write(tmp_path, workflow, "dispatch.yml"))
-    assert "runs course notebooks where a secret is" in found
+    found = check(write(tmp_path, workflow, "dispatch.yml"))
+    assert [p for p in found if "runs course notebooks where a secret is" in p], found
 
 
 def download_step(workflow) -> dict:
@@ -355,4 +355,21 @@ def test_githubs_own_actions_and_local_ones_may_use_a_tag(tmp_path):
     workflow = deploy_workflow()
     steps = workflow["jobs"][job_deploying(workflow, CANARY)]["steps"]
     steps += [{"uses": "actions/cache@v4"}, {"uses": "./.github/actions/local"}]
+    assert check(write(tmp_path, workflow)) == []
+
+
+def test_a_job_with_a_stored_secret_but_no_environment_is_refused(tmp_path):
+    workflow = deploy_workflow()
+    job = job_deploying(workflow, CANARY)
+    assert "SOPS_AGE_KEY" in str(workflow["jobs"][job]), "the staging deploy decrypts"
+    del workflow["jobs"][job]["environment"]
+    (found,) = check(write(tmp_path, workflow))
+    assert f"jobs.{job}: references a secret but declares no environment" in found
+
+
+def test_the_runs_own_token_needs_no_environment(tmp_path):
+    workflow = deploy_workflow()
+    steps = workflow["jobs"]["image"]["steps"]
+    steps.append({"run": "gh api user", "env": {"GH_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}})
+    assert "environment" not in workflow["jobs"]["image"]
     assert check(write(tmp_path, workflow)) == []
