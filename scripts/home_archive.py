@@ -107,6 +107,9 @@ def archive_job(
                 "metadata": {"labels": labels},
                 "spec": {
                     "restartPolicy": "Never",
+                    # It runs the course's image as root and needs no Kubernetes API:
+                    # no token for code in that image to use.
+                    "automountServiceAccountToken": False,
                     "tolerations": USER_NODE_TOLERATIONS,
                     "volumes": [
                         {"name": "home", "persistentVolumeClaim": {"claimName": claim}},

@@ -63,6 +63,7 @@ def test_the_job_mounts_the_home_the_students_pod_mounted(cluster_deployment, us
     kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)
     (mount, archive) = job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     assert mount["readOnly"] is True and archive["subPath"] == "climate-lab"
+    assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
 
 
 def test_on_nfs_the_job_mounts_the_students_folder_of_the_share():
