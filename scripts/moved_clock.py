@@ -23,8 +23,9 @@ MORNING = time(9, 30)
 LIBFAKETIME = "/usr/lib/*/faketime/libfaketime.so.1"
 
 
-class NoFaketime(Exception):
-    """libfaketime is not installed; the message says how to install it."""
+class CannotMoveClock(Exception):
+    """libfaketime is missing, or this process's clock is moved in a way that cannot be
+    added to; the message says what to do."""
 
 
 def days_around(courses: Iterable[Course], years_after: int = 2) -> dict[str, date]:
@@ -70,7 +71,7 @@ def moved_clock_environment(
     """
     found = sorted(glob.glob(LIBFAKETIME))
     if not found:
-        raise NoFaketime(
+        raise CannotMoveClock(
             "libfaketime is not installed: install Debian's or Ubuntu's `faketime` package "
             "(`nox -s pytest` does)"
         )
@@ -91,7 +92,7 @@ def _moved_by(environment: Mapping[str, str]) -> int:
     try:
         return int(moved)
     except ValueError:
-        raise NoFaketime(
+        raise CannotMoveClock(
             f"FAKETIME={moved!r} is not an offset in seconds; run under `faketime 'YYYY-MM-DD "
             "HH:MM:SS'` (which sets one) or without FAKETIME"
         ) from None

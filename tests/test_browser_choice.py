@@ -24,33 +24,44 @@ def installed(folder: Path, name: str, version_line: str) -> Path:
     return path
 
 
-def test_on_the_runner_image_chrome_goes_with_the_driver_in_chromewebdriver(tmp_path, monkeypatch):
-    bin_dir, driver_dir = tmp_path / "bin", tmp_path / "chromedriver-linux64"
-    chrome = installed(bin_dir, "google-chrome", "Google Chrome 151.0.7922.137")
-    installed(bin_dir, "chromium", "Chromium 151.0.7922.0")
-    driver = installed(driver_dir, "chromedriver", "ChromeDriver 151.0.7922.138 (0abc-refs/x)")
-    monkeypatch.setenv("PATH", str(bin_dir))
-    monkeypatch.setenv("CHROMEWEBDRIVER", str(driver_dir))
-    assert browser_and_driver() == (str(chrome), str(driver))
+# The runner image's driver is in its own folder, which $CHROMEWEBDRIVER names.
+RUNNER_DRIVERS = "chromedriver-linux64"
 
 
-def test_on_debian_chromium_goes_with_chromium_driver(tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    chromium = installed(bin_dir, "chromium", "Chromium 156.0.8078.129 built on Debian 12")
-    driver = installed(bin_dir, "chromedriver", "ChromeDriver 156.0.8078.129 (1a2e-refs/x)")
-    monkeypatch.setenv("PATH", str(bin_dir))
-    monkeypatch.delenv("CHROMEWEBDRIVER", raising=False)
-    assert browser_and_driver() == (str(chromium), str(driver))
-
-
-def test_a_browser_of_another_version_than_the_driver_is_passed_over(tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    installed(bin_dir, "google-chrome", "Google Chrome 152.0.8000.1")
-    chromium = installed(bin_dir, "chromium", "Chromium 151.0.7922.0")
-    driver = installed(bin_dir, "chromedriver", "ChromeDriver 151.0.7922.138 (0abc-refs/x)")
-    monkeypatch.setenv("PATH", str(bin_dir))
-    monkeypatch.delenv("CHROMEWEBDRIVER", raising=False)
-    assert browser_and_driver() == (str(chromium), str(driver))
+@pytest.mark.parametrize(
+    ("installs", "chosen"),
+    [
+        pytest.param(
+            [("bin", "google-chrome", "Google Chrome 151.0.7922.137"),
+             ("bin", "chromium", "Chromium 151.0.7922.0"),
+             (RUNNER_DRIVERS, "chromedriver", "ChromeDriver 151.0.7922.138 (0abc-refs/x)")],
+            ("bin/google-chrome", f"{RUNNER_DRIVERS}/chromedriver"),
+            id="runner image: Chrome with the driver in CHROMEWEBDRIVER",
+        ),
+        pytest.param(
+            [("bin", "chromium", "Chromium 156.0.8078.129 built on Debian 12"),
+             ("bin", "chromedriver", "ChromeDriver 156.0.8078.129 (1a2e-refs/x)")],
+            ("bin/chromium", "bin/chromedriver"),
+            id="Debian: chromium with chromium-driver",
+        ),
+        pytest.param(
+            [("bin", "google-chrome", "Google Chrome 152.0.8000.1"),
+             ("bin", "chromium", "Chromium 151.0.7922.0"),
+             ("bin", "chromedriver", "ChromeDriver 151.0.7922.138 (0abc-refs/x)")],
+            ("bin/chromium", "bin/chromedriver"),
+            id="a browser of another version than the driver is passed over",
+        ),
+    ],
+)  # fmt: skip
+def test_the_browser_chosen_goes_with_the_driver(tmp_path, monkeypatch, installs, chosen):
+    for folder, name, version_line in installs:
+        installed(tmp_path / folder, name, version_line)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    if (tmp_path / RUNNER_DRIVERS).is_dir():
+        monkeypatch.setenv("CHROMEWEBDRIVER", str(tmp_path / RUNNER_DRIVERS))
+    else:
+        monkeypatch.delenv("CHROMEWEBDRIVER", raising=False)
+    assert browser_and_driver() == tuple(str(tmp_path / path) for path in chosen)
 
 
 def test_no_browser_of_the_drivers_version_says_which_versions_it_found(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import pytest
 
 from coursehub.courses import load_courses
 from coursehub_tools.deployconfig import load
-from coursehub_tools.moved_clock import NoFaketime, days_around, moved_clock_environment
+from coursehub_tools.moved_clock import CannotMoveClock, days_around, moved_clock_environment
 
 pytestmark = pytest.mark.unit
 
@@ -81,7 +81,7 @@ def test_a_clock_already_moved_is_moved_from_the_real_time():
 
 
 def test_a_faketime_that_is_not_an_offset_is_refused_in_one_line():
-    with pytest.raises(NoFaketime, match=r"FAKETIME='@2027-01-01 10:00:00' is not an offset"):
+    with pytest.raises(CannotMoveClock, match=r"FAKETIME='@2027-01-01 10:00:00' is not an offset"):
         moved_clock_environment(date(2027, 3, 15), {"FAKETIME": "@2027-01-01 10:00:00"})
 
 
