@@ -13,10 +13,13 @@ lifecycle's from scripts/course_lifecycle.py's table of moves.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import yaml
@@ -27,6 +30,20 @@ from coursehub.roles import instructor_roles
 from coursehub_tools import course_lifecycle
 from coursehub_tools.deployconfig import Layer, load
 from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml
+
+# Shared by every picture. Edge labels at 10 pt still read at 8 px in a picture
+# shrunk to the page's width, if the picture is at most 900 pt wide.
+HEADER = (
+    '  graph [fontname="sans-serif"];',
+    '  node [shape=box, style="rounded", fontname="sans-serif", fontsize=11];',
+    '  edge [fontname="sans-serif", fontsize=10];',
+)
+# dot reads the two characters \n in a label as a line break.
+LINE_BREAK = "\\n"
+LABEL_WIDTH = 40
+NUMBER_AND_UNIT = re.compile(r"(\d) (?=\w)")
+# An edge's label sits beside the edge, widening its row: shorter lines.
+EDGE_LABEL_WIDTH = 24
 
 
 def _quote(text: str) -> str:
@@ -43,43 +60,49 @@ def dot_source(deployment: str) -> str:
     storage = values["singleuser"]["storage"]
     shared = values["custom"]["sharedData"]
     organization = values["custom"]["github"]["organization"]
-    culling = f"idle culler: every {cull['every']} s, idle after {cull['timeout'] // 60} min"
+    culling = LINE_BREAK.join(
+        [f"idle culler: every {cull['every']} s,", f"idle after {cull['timeout'] // 60} min"]
+    )
     home = f"home: {storage['type']} {storage.get('capacity', '')}".strip()
+    pods = [f"pod-{slug}" for slug in sorted(courses)]
     lines = [
+        # Top to bottom, the courses' servers one under another: a page is
+        # narrower than the picture is long (coursehub-book-check measures it).
         "digraph coursehub {",
-        '  rankdir=LR; node [shape=box, style="rounded", fontname="sans-serif", fontsize=11];',
-        '  edge [fontname="sans-serif", fontsize=9];',
-        f"  browser [label={_quote('student or instructor (browser)')}, shape=oval];",
-        f"  github [label={_quote(f'GitHub (organization {organization})')}];",
-        f"  proxy [label={_quote('proxy: ' + ', '.join(hosts))}];",
-        f"  hub [label={_quote('hub (database: ' + values['hub']['db']['type'] + ')')}];",
-        f"  culler [label={_quote(culling)}];",
+        *HEADER,
+        _node("browser", "student or instructor (browser)", shape="oval"),
+        _node("github", f"GitHub (organization {organization})"),
+        _node("proxy", "proxy: " + ", ".join(hosts)),
+        _node("hub", f"hub (database: {values['hub']['db']['type']})"),
+        _node("culler", culling),
         '  subgraph cluster_user { label="user node pool"; style=dashed;',
     ]
-    for slug, course in sorted(courses.items()):
-        label = f"{slug} server: {course['image']}"
-        lines.append(f"    {_quote('pod-' + slug)} [label={_quote(label)}];")
+    for slug, pod in zip(sorted(courses), pods, strict=True):
+        lines.append(_node(pod, f"{slug} server:\\n{courses[slug]['image']}"))
+    lines.append(_node("prepuller", f"pre-puller: {len(courses)} course images"))
     if placeholders.get("enabled"):
-        label = f"{placeholders['replicas']} placeholders"
-        lines.append(f"    placeholders [label={_quote(label)}, style=dashed];")
-    label = f"pre-puller: {len(courses)} course images"
-    lines.append(f"    prepuller [label={_quote(label)}];")
+        lines += [
+            _node("placeholders", f"{placeholders['replicas']} placeholders", style="dashed"),
+            _edge("prepuller", "placeholders", "", style="invis"),
+        ]
+    # Invisible edges stack what a row would hold side by side.
+    lines += [_edge(above, below, "", style="invis") for above, below in pairwise(pods)]
     lines += [
         "  }",
-        f"  home [label={_quote(home)}, shape=cylinder];",
-        f"  shared [label={_quote('shared data at ' + shared['mountPath'])}, shape=cylinder];",
-        '  browser -> proxy [label="HTTPS"];',
-        '  proxy -> hub [label="/hub/"];',
-        '  hub -> github [label="OAuth, teams"];',
-        '  culler -> hub [label="REST API"];',
-        '  hub -> proxy [label="routes", style=dashed];',
+        _node("home", home, shape="cylinder"),
+        _node("shared", f"shared data at {shared['mountPath']}", shape="cylinder"),
+        _edge("browser", "proxy", "HTTPS"),
+        _edge("proxy", "hub", "/hub/"),
+        _edge("hub", "github", "OAuth, teams"),
+        _edge("culler", "hub", "REST API"),
+        _edge("hub", "proxy", "routes", style="dashed"),
     ]
-    for slug in sorted(courses):
-        pod = _quote("pod-" + slug)
+    for pod in pods:
         lines += [
-            f"  proxy -> {pod} [label={_quote('/user/<name>/')}];",
-            f"  hub -> {pod} [label=starts, style=dashed];",
-            f"  {pod} -> home; {pod} -> shared;",
+            _edge("proxy", pod, "/user/<name>/"),
+            _edge("hub", pod, "starts", style="dashed"),
+            _edge(pod, "home", ""),
+            _edge(pod, "shared", ""),
         ]
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -90,8 +113,8 @@ def pipeline_source(workflows: Path = ROOT / ".github" / "workflows") -> str:
     a workflow started by another's completion joined to that workflow's jobs."""
     lines = [
         "digraph pipeline {",
-        '  rankdir=LR; node [shape=box, style="rounded", fontname="sans-serif", fontsize=11];',
-        '  edge [fontname="sans-serif", fontsize=9];',
+        "  rankdir=LR;",
+        *HEADER,
     ]
     edges, names = [], {}
     for path in sorted(workflows.glob("*.yml")):
@@ -137,8 +160,28 @@ def _what_a_team_makes(github: dict, courses: dict) -> list[str]:
     return lines
 
 
-def _attributes(label: str, **more: str) -> str:
-    return ", ".join([f"label={_quote(label)}", *(f"{key}={value}" for key, value in more.items())])
+def wrapped(label: str, width: int = LABEL_WIDTH) -> str:
+    """`label` with every line longer than `width` characters broken between words.
+
+    dot never wraps a label, and one long label widens the whole picture. A
+    number keeps its unit on its line (a no-break space, which dot shows as one).
+    """
+    lines = NUMBER_AND_UNIT.sub("\\1\u00a0", label).split(LINE_BREAK)
+    parts = [
+        textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False) or [""]
+        for line in lines
+    ]
+    return LINE_BREAK.join(part for wrapped_line in parts for part in wrapped_line)
+
+
+def label_text(source: str) -> str:
+    """A dot source with its labels' line breaks as spaces: the words as a reader reads them."""
+    return source.replace(LINE_BREAK, " ").replace("\u00a0", " ")
+
+
+def _attributes(label: str, width: int = LABEL_WIDTH, **more: str) -> str:
+    settings = [f"{key}={value}" for key, value in more.items()]
+    return ", ".join([f"label={_quote(wrapped(label, width))}", *settings])
 
 
 def _node(name: str, label: str, **more: str) -> str:
@@ -146,7 +189,7 @@ def _node(name: str, label: str, **more: str) -> str:
 
 
 def _edge(tail: str, head: str, label: str, **more: str) -> str:
-    return f"  {_quote(tail)} -> {_quote(head)} [{_attributes(label, **more)}];"
+    return f"  {_quote(tail)} -> {_quote(head)} [{_attributes(label, EDGE_LABEL_WIDTH, **more)}];"
 
 
 def login_flow_source(deployment: str, extra_layers: Sequence[Layer] = ()) -> str:
@@ -167,16 +210,15 @@ def login_flow_source(deployment: str, extra_layers: Sequence[Layer] = ()) -> st
     lines = [
         # Top to bottom: the flow is one long chain, too wide for a page across.
         "digraph login {",
-        '  rankdir=TB; node [shape=box, style="rounded", fontname="sans-serif", fontsize=11];',
-        '  edge [fontname="sans-serif", fontsize=9];',
+        "  rankdir=TB;",
+        *HEADER,
         _node("browser", "browser", shape="oval"),
         _node("proxy", "proxy: " + ", ".join(hosts)),
         _node("hub", "hub: " + config["JupyterHub"]["authenticator_class"]),
         _node("github", f"GitHub OAuth (organization {github['organization']})"),
-        # dot reads the two characters \n in a label as a line break.
-        _node("teams", "\\n".join(teams)),
+        _node("teams", LINE_BREAK.join(teams)),
         _node("refused", "refusal page: why, and what to do", shape="note"),
-        _node("choice", "\\n".join(choice)),
+        _node("choice", LINE_BREAK.join(choice)),
         _node("server", "the course's server at /user/<name>/"),
         _edge("browser", "proxy", "HTTPS"),
         _edge("proxy", "hub", "/hub/oauth_login"),
@@ -197,7 +239,14 @@ def login_flow_source(deployment: str, extra_layers: Sequence[Layer] = ()) -> st
         # Someone in no team gets in only to apply, through an invite link the hub checks.
         lines += [
             _node("enrollment", f"{ENROLLMENT_SERVICE} service: apply to a course"),
-            _edge("teams", "enrollment", "in none, with a signed invite link", style="dashed"),
+            # One row lower, beside the server, not widening the choice's row.
+            _edge(
+                "teams",
+                "enrollment",
+                "in none, with a signed invite link",
+                style="dashed",
+                minlen="2",
+            ),
         ]
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -214,8 +263,8 @@ def lifecycle_source(root: Path = ROOT) -> str:
     states = dict.fromkeys(state for move in allowed for state in move)
     lines = [
         "digraph lifecycle {",
-        '  rankdir=LR; node [shape=box, style="rounded", fontname="sans-serif", fontsize=11];',
-        '  edge [fontname="sans-serif", fontsize=9];',
+        "  rankdir=LR;",
+        *HEADER,
         # Where a course comes from: a request writes a new file in this state.
         '  "request" [shape=point];',
         *(f"  {_quote(state)};" for state in states),

@@ -1,10 +1,14 @@
-"""What a reader would see wrong in the built book, found in its HTML.
+"""What a reader would see wrong in the built book, found in its HTML and its pictures.
 
     coursehub-book-check [_build/html]
 
-A Markdown table that reached the page as text: a paragraph holding a table's
-separator row (`| --- | --- |`), as myst-nb renders a cell's Markdown output
-when its renderer has no tables. `nox -s book` runs it after every build.
+- A Markdown table that reached the page as text: a paragraph holding a table's
+  separator row (`| --- | --- |`), as myst-nb renders a cell's Markdown output
+  when its renderer has no tables.
+- A picture that is mostly one colour: a screenshot of an empty page.
+- A diagram whose smallest text, shrunk to the page's width, is too small to read.
+
+`nox -s book` runs it after every build.
 """
 
 from __future__ import annotations
@@ -50,6 +54,60 @@ def tables_as_text(html: str) -> list[str]:
     return [text for text in parser.found if SEPARATOR_ROW.search(text)]
 
 
+# A picture with more than this share of one colour shows nothing worth the space.
+MOSTLY_BLANK = 0.9
+# The text column of the book's theme at a desktop window, in CSS pixels; an
+# image wider than this is shrunk to it.
+PAGE_WIDTH_PX = 720
+# Below this height a diagram's labels cannot be read without zooming.
+SMALLEST_READABLE_PX = 8.0
+# An SVG measures in points (Graphviz writes pt); a CSS pixel is 3/4 of one.
+PX_PER_PT = 4 / 3
+IMAGE = re.compile(r'<img\b[^>]*\bsrc="([^"]+)"')
+
+
+def blank_share(picture: Path) -> float:
+    """The share of a raster picture's pixels that have its commonest colour."""
+    from PIL import Image
+
+    with Image.open(picture) as image:
+        pixels = image.convert("RGB").reduce(4)
+    counts = pixels.getcolors(maxcolors=pixels.width * pixels.height)
+    return max(count for count, _ in counts) / (pixels.width * pixels.height)
+
+
+def smallest_text_px(svg: str) -> float | None:
+    """An SVG's smallest font size in CSS pixels once shrunk to the page, or None if no text."""
+    width = re.search(r'<svg\b[^>]*\bwidth="([\d.]+)(pt|px)?"', svg)
+    sizes = [float(size) for size in re.findall(r'font-size="([\d.]+)"', svg)]
+    if not width or not sizes:
+        return None
+    to_px = PX_PER_PT if width.group(2) in (None, "pt") else 1.0
+    shrink = min(1.0, PAGE_WIDTH_PX / (float(width.group(1)) * to_px))
+    return min(sizes) * to_px * shrink
+
+
+def picture_problems(page: Path) -> list[str]:
+    """What is wrong with the pictures a built page shows."""
+    problems = []
+    for source in IMAGE.findall(page.read_text()):
+        picture = (page.parent / source).resolve()
+        if picture.suffix == ".svg" and picture.is_file():
+            smallest = smallest_text_px(picture.read_text())
+            if smallest is not None and smallest < SMALLEST_READABLE_PX:
+                problems.append(
+                    f"{picture.name}: its smallest text is {smallest:.1f} px at the page's "
+                    f"width ({PAGE_WIDTH_PX} px); at least {SMALLEST_READABLE_PX:g} px reads"
+                )
+        elif picture.suffix == ".png" and picture.is_file():
+            share = blank_share(picture)
+            if share > MOSTLY_BLANK:
+                problems.append(
+                    f"{picture.name}: {share:.0%} of it is one colour; crop it to what it shows"
+                )
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="coursehub-book-check", description=__doc__.split("\n\n")[0]
@@ -67,8 +125,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{page.relative_to(args.html)}: a table shown as text: {text.strip().splitlines()[0]}"
         for page in pages
         for text in tables_as_text(page.read_text())
+    ] + [
+        f"{page.relative_to(args.html)}: {problem}"
+        for page in pages
+        for problem in picture_problems(page)
     ]
-    print("\n".join(problems) or f"{len(pages)} pages: every table is a table")
+    print(
+        "\n".join(problems)
+        or f"{len(pages)} pages: every table is a table, every picture shows something "
+        "and every diagram reads at the page's width"
+    )
     return 1 if problems else 0
 
 

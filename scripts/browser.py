@@ -134,11 +134,50 @@ def signed_in(hub_url: str, login: str, next_url: str = "/hub/home"):
     return session
 
 
+# Around what a page shows, this much of its background stays in the picture.
+MARGIN_PX = 24
+
+
+def cropped_to_content(png: bytes) -> tuple[bytes, float]:
+    """The picture without the empty page around what it shows, and the share of width kept.
+
+    The hub's pages are narrow columns in a 1280 px window: uncropped, most of
+    a picture is background. The background is the colour of the top-left
+    corner; a page that is all background is kept whole.
+    """
+    from io import BytesIO
+
+    from PIL import Image, ImageChops
+
+    picture = Image.open(BytesIO(png)).convert("RGB")
+    background = Image.new("RGB", picture.size, picture.getpixel((0, 0)))
+    box = ImageChops.difference(picture, background).getbbox()
+    if box is None:
+        return png, 1.0
+    left, top, right, bottom = box
+    kept = picture.crop(
+        (
+            max(left - MARGIN_PX, 0),
+            max(top - MARGIN_PX, 0),
+            min(right + MARGIN_PX, picture.width),
+            min(bottom + MARGIN_PX, picture.height),
+        )
+    )
+    out = BytesIO()
+    kept.save(out, format="PNG")
+    return out.getvalue(), kept.width / picture.width
+
+
 def screenshot(session, width: int = 720):
-    """What the browser shows now, as a picture for a book chapter (IPython's Image)."""
+    """What the browser shows now, cropped to it, as a picture for a chapter (IPython's Image).
+
+    `width` is the whole window's width on the page; a cropped picture keeps
+    that scale, so text is the same size in every picture.
+    """
     from IPython.display import Image
 
-    return Image(data=session.get_screenshot_as_png(), width=width)
+    png, share = cropped_to_content(session.get_screenshot_as_png())
+    return Image(data=png, width=round(width * share))
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ import yaml
 from coursehub_tools import course_lifecycle
 from coursehub_tools.architecture_diagram import (
     dot_source,
+    label_text,
     lifecycle_source,
     login_flow_source,
     svg,
 )
+from coursehub_tools.book_check import PAGE_WIDTH_PX, SMALLEST_READABLE_PX, smallest_text_px
 from coursehub_tools.deployconfig import ROOT, Layer, load
 from coursehub_tools.yamlfiles import read_yaml
 
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.unit
 @pytest.mark.parametrize("deployment", ["staging", "prod"])
 def test_every_course_host_and_setting_shown_comes_from_the_values(deployment):
     values = load(deployment).values
-    source = dot_source(deployment)
+    source = label_text(dot_source(deployment))
     for slug, course in values["custom"]["courses"].items():
         assert f"{slug} server: {course['image']}" in source
     for host in values["proxy"]["https"]["hosts"]:
@@ -38,10 +40,15 @@ def test_every_course_host_and_setting_shown_comes_from_the_values(deployment):
     [lambda: dot_source("prod"), lambda: login_flow_source("prod"), lifecycle_source],
     ids=["architecture", "login", "lifecycle"],
 )
-def test_it_renders_offline(source):
+def test_it_renders_offline_and_reads_at_the_pages_width(source):
     if shutil.which("dot") is None:
         pytest.skip("graphviz's dot is not installed (nox -s book installs it)")
-    assert svg(source()).lstrip().startswith("<?xml")
+    picture = svg(source())
+    assert picture.lstrip().startswith("<?xml")
+    smallest = smallest_text_px(picture)
+    assert smallest >= SMALLEST_READABLE_PX, (
+        f"shrunk to {PAGE_WIDTH_PX} px, its smallest text is {smallest:.1f} px"
+    )
 
 
 def test_the_pipeline_picture_is_the_workflows():
@@ -74,7 +81,7 @@ def test_the_login_flow_shows_the_values_teams_scopes_and_refresh_times(deployme
     values = load(deployment).values
     github = values["custom"]["github"]
     config = values["hub"]["config"]
-    source = login_flow_source(deployment)
+    source = label_text(login_flow_source(deployment))
     admitted = {*github["adminTeams"], *github["instructorTeams"], *github["studentTeams"]}
     for team in admitted:
         assert team in source
@@ -96,7 +103,7 @@ def test_the_login_flow_follows_a_change_in_the_values():
     values = {"custom": {"github": {"studentTeams": [team]}},
               "hub": {"config": {"Authenticator": refresh}}}  # fmt: skip
     change = Layer("a test layer", values)
-    source = login_flow_source("prod", extra_layers=[change])
+    source = label_text(login_flow_source("prod", extra_layers=[change]))
     assert f"{team} (student)" in source
     assert "older than 42 s" in source
     assert "before each start" not in source, "no re-check before a start when it is off"
@@ -108,7 +115,7 @@ STATE = re.compile(r'^  "([A-Z]+)";$', re.MULTILINE)
 
 
 def test_the_lifecycle_picture_is_the_table_of_moves():
-    source = lifecycle_source()
+    source = label_text(lifecycle_source())
     allowed = course_lifecycle.ALLOWED
     drawn = {(before, after): who for before, after, who in MOVE.findall(source)}
     assert set(drawn) == set(allowed), "every allowed move drawn, and nothing else"
@@ -125,6 +132,6 @@ def test_the_lifecycle_picture_is_the_table_of_moves():
 def test_the_lifecycle_picture_follows_a_new_move(monkeypatch):
     moves = {**course_lifecycle.ALLOWED, ("DEGRADED", "ARCHIVED"): "dispatcher"}
     monkeypatch.setattr(course_lifecycle, "ALLOWED", moves)
-    source = lifecycle_source()
+    source = label_text(lifecycle_source())
     assert ("DEGRADED", "ARCHIVED", "dispatcher") in MOVE.findall(source)
     assert "ARCHIVED" in STATE.findall(source)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from coursehub_tools.book_check import main, tables_as_text
+from coursehub_tools.book_check import (
+    MOSTLY_BLANK,
+    PAGE_WIDTH_PX,
+    main,
+    picture_problems,
+    smallest_text_px,
+    tables_as_text,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -45,3 +52,42 @@ def test_the_command_names_the_page_and_fails(tmp_path, capsys):
 def test_no_built_book_is_one_line(tmp_path, capsys):
     assert main([str(tmp_path)]) == 1
     assert capsys.readouterr().err.startswith(f"error: no built pages in {tmp_path}")
+
+
+def _png(path, colours):
+    """A picture whose rows are the given colours, one row each, scaled up."""
+    from PIL import Image
+
+    image = Image.new("RGB", (40, 4 * len(colours)))
+    for row, colour in enumerate(colours):
+        for y in range(4 * row, 4 * row + 4):
+            for x in range(40):
+                image.putpixel((x, y), colour)
+    image.save(path)
+
+
+def test_a_mostly_blank_screenshot_is_found_and_a_full_one_is_not(tmp_path):
+    white, text = (255, 255, 255), (20, 20, 20)
+    blank_rows = round(MOSTLY_BLANK * 20) + 1
+    _png(tmp_path / "blank.png", [white] * blank_rows + [text] * (20 - blank_rows))
+    _png(tmp_path / "full.png", [white, text] * 10)
+    page = tmp_path / "page.html"
+    page.write_text('<img src="blank.png"><img alt="x" src="full.png">')
+    problems = picture_problems(page)
+    assert len(problems) == 1 and problems[0].startswith("blank.png: 95% of it is one colour")
+
+
+def _svg(width: str, font: float) -> str:
+    return f'<svg width="{width}" height="100pt"><text font-size="{font}">a</text></svg>'
+
+
+def test_a_diagram_shrunk_below_readable_text_is_found(tmp_path):
+    # 9 pt text in a picture twice the page's width ends at 6 px.
+    wide = PAGE_WIDTH_PX * 2 * 3 / 4
+    assert smallest_text_px(_svg(f"{wide}pt", 9)) == pytest.approx(6.0)
+    assert smallest_text_px(_svg("500pt", 9)) == pytest.approx(12.0), "not shrunk: 9 pt is 12 px"
+    (tmp_path / "wide.svg").write_text(_svg(f"{wide}pt", 9))
+    (tmp_path / "narrow.svg").write_text(_svg("500pt", 9))
+    page = tmp_path / "page.html"
+    page.write_text('<img src="wide.svg"><img src="narrow.svg">')
+    assert [problem.split(":")[0] for problem in picture_problems(page)] == ["wide.svg"]
