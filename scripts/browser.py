@@ -32,6 +32,8 @@ FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--window-size=1280,900",
+    # A scrollbar is not the page, and would keep a picture from being cropped.
+    "--hide-scrollbars",
 )
 HOW_TO_INSTALL = (
     "on Debian `apt-get install chromium chromium-driver` (nox -s pytest and nox -s book do); "
@@ -142,15 +144,15 @@ def cropped_to_content(png: bytes) -> tuple[bytes, float]:
     """The picture without the empty page around what it shows, and the share of width kept.
 
     The hub's pages are narrow columns in a 1280 px window: uncropped, most of
-    a picture is background. The background is the colour of the top-left
-    corner; a page that is all background is kept whole.
+    a picture is background. The background is the colour of the bottom-left
+    corner (the top may be a header bar); a page that is all background is kept whole.
     """
     from io import BytesIO
 
     from PIL import Image, ImageChops
 
     picture = Image.open(BytesIO(png)).convert("RGB")
-    background = Image.new("RGB", picture.size, picture.getpixel((0, 0)))
+    background = Image.new("RGB", picture.size, picture.getpixel((0, picture.height - 1)))
     box = ImageChops.difference(picture, background).getbbox()
     if box is None:
         return png, 1.0

@@ -142,10 +142,14 @@ def test_non_members_and_wrong_team_are_refused(hub, login, teams):
         403,
         login,
         f"Login refused for GitHub user {login}: GitHub lists {held}, "
-        f"and this hub admits members of {allowed}.",
+        "and none of these is a team of this hub's courses.",
         "Ask your instructor to add you",
         "approve",
     )
+    # The teams the hub admits are the operator's to read, not a stranger's.
+    for team in teams.allowed:
+        assert team not in error_message(response.text)
+    assert f"(this hub admits members of {allowed})" in (hub.state_dir / "hub.log").read_text()
 
 
 def test_teams_are_refreshed_at_login(hub, teams):

@@ -19,25 +19,35 @@ START_AGAIN = "Start again from the hub's login page."
 
 
 class LoginError(Refused):
-    """A failed login: the page shows `why`, then `advice` (plain text, escaped by the page)."""
+    """A failed login: the page shows `why`, then `advice` (plain text, escaped by the page).
 
-    def __init__(self, status: int, why: str, advice: str):
-        super().__init__(status, f"{why} {advice}", why=why)
+    `detail` goes to the hub's log only, after `why`: what an operator needs and
+    a stranger should not read.
+    """
+
+    def __init__(self, status: int, why: str, advice: str, detail: str = ""):
+        super().__init__(status, f"{why} {advice}", why=f"{why} {detail}".strip())
 
 
 class LoginRefused(LoginError):
-    """GitHub vouched for the user, but they are in none of the allowed teams."""
+    """GitHub vouched for the user, but they are in none of the allowed teams.
+
+    The page does not list the teams the hub admits: anyone with a GitHub account
+    can reach it, and the organization's team names (its admins' among them) are
+    not theirs to learn. The hub's log has them.
+    """
 
     def __init__(self, username: str, teams: list[str], allowed: list[str]):
         held = ", ".join(teams) if teams else "no team this hub can see"
         super().__init__(
             403,
             f"Login refused for GitHub user {username}: GitHub lists {held}, "
-            f"and this hub admits members of {', '.join(allowed)}.",
+            "and none of these is a team of this hub's courses.",
             "Ask your instructor to add you to your course's team, then log in again. "
             "If you are in the team already, your organization may not have approved "
             "this hub's OAuth app yet, so GitHub hides your teams: ask an organization "
             "owner to approve it.",
+            detail=f"(this hub admits members of {', '.join(allowed)})",
         )
 
 

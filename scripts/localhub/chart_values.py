@@ -43,7 +43,10 @@ _UNSET = object()  # tells an explicit null in values from a missing key
 # The hub container's port and the ports of the chart's hub and proxy-api
 # Services (templates/hub/service.yaml, templates/proxy/service.yaml).
 # The hook scripts as this checkout has them; the course image copies the same folder.
-HOOKS_SOURCE = Path(__file__).resolve().parents[2] / "deploy/deployments/coursehub/image/hooks"
+IMAGE_SOURCE = Path(__file__).resolve().parents[2] / "deploy/deployments/coursehub/image"
+HOOKS_SOURCE = IMAGE_SOURCE / "hooks"
+# The Jupyter settings the image puts in /etc/jupyter, read from here instead.
+JUPYTER_SETTINGS = IMAGE_SOURCE / "jupyter"
 HUB_CONTAINER_PORT = 8081
 SERVICE_PORTS = {"hub": 8081, "proxy-api": 8001}
 
@@ -506,6 +509,7 @@ def apply_local_backend(c, get_config: GetConfig, env: Mapping[str, str]) -> Non
     c.Spawner.environment = {
         **(get_config("singleuser.extraEnv") or {}),
         "COURSEHUB_LOCALHUB": env["COURSEHUB_LOCALHUB"],
+        "JUPYTER_CONFIG_PATH": str(JUPYTER_SETTINGS),
     }
     if env.get("COURSEHUB_RUNNING_AS_ROOT") == "1":
         # CI and many containers run as root; jupyter-server refuses that unless told.
