@@ -34,6 +34,12 @@ def make_content_repo(folder: Path) -> str:
     return f"file://{folder.resolve()}"
 
 
+def with_example_content(folder: Path, slug: str = "data-science-101") -> dict:
+    """A values layer pointing course `slug` at a new example repository in `folder`."""
+    content = {"repo": make_content_repo(folder), "branch": "main"}
+    return {"custom": {"courses": {slug: {"content": content}}}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="a folder that does not exist yet")
