@@ -8,6 +8,7 @@ each twice in CI. The chapter "Architecture" says why.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,35 @@ def test_every_chapter_in_the_toc_exists():
     assert missing == []
 
 
+INCLUDE = re.compile(r"^```\{include\}\s+(\S+)", re.MULTILINE)
+
+
+def included() -> set[Path]:
+    """The pieces chapters include (a table two chapters share), not chapters of their own."""
+    return {
+        (chapter.parent / name).resolve()
+        for chapter in chapters()
+        for name in INCLUDE.findall(chapter.read_text())
+    }
+
+
 def test_every_chapter_is_in_the_toc():
-    listed = set(chapters())
+    listed = set(chapters()) | included()
     unlisted = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "book").glob("*.md"))
-                if p not in listed]  # fmt: skip
+                if p.resolve() not in listed]  # fmt: skip
     assert unlisted == [], "a chapter outside the table of contents is never built or executed"
+
+
+# `chapter "Culling"` in a chapter's prose, or in a glossary entry: a reference a reader
+# cannot follow. Code (a fenced block that is not a glossary) may say it.
+PLAIN_REFERENCE = re.compile(r'chapters?\s+"[^"]+"')
+FENCE = re.compile(r"^```(?!\{glossary\}).*?^```\s*$", re.MULTILINE | re.DOTALL)
+
+
+def test_every_reference_to_a_chapter_is_a_link():
+    plain = [
+        f"{page.name}: {' '.join(reference.split())}"
+        for page in sorted((ROOT / "book").glob("*.md"))
+        for reference in PLAIN_REFERENCE.findall(FENCE.sub("", page.read_text()))
+    ]
+    assert plain == [], "write [Title](file.md) where the text names a chapter"
