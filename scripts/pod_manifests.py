@@ -66,7 +66,7 @@ def hub_config(
     config = Config()
     apply_chart_values(config, hub_values.get_config, get_secret)
     config_d = ROOT / load_deployments()["hubConfig"]["source"] / "jupyterhub_config.d"
-    run_config_d(config, hub_values.get_config, config_d)
+    run_config_d(config, hub_values.get_config, config_d, announce=False)
     use_offline_kubeconfig(work)
     return config
 

@@ -594,16 +594,21 @@ def config_d_globals(c, get_config: GetConfig) -> dict[str, Any]:
     }
 
 
-def run_config_d(c, get_config: GetConfig, config_d: Path, record: Path | None = None) -> None:
+def run_config_d(
+    c, get_config: GetConfig, config_d: Path, record: Path | None = None, announce: bool = True
+) -> None:
     """Execute jupyterhub_config.d/*.py in name order, one shared namespace, as the chart does.
 
     With `record`, also writes which files ran, with their hashes, to that JSON
-    file: the tests compare it with what staging and prod mount.
+    file: the tests compare it with what staging and prod mount. A hub's log
+    names each file as the chart's does; `announce=False` is for building a
+    spawner offline, where nobody reads a log.
     """
     namespace = config_d_globals(c, get_config)
     loaded = []
     for path in sorted(config_d.glob("*.py")):
-        print(f"Loading {config_d} config: {path.name}", file=sys.stderr)
+        if announce:
+            print(f"Loading {config_d} config: {path.name}", file=sys.stderr)
         source = path.read_text()
         exec(compile(source, path.name, "exec"), namespace)
         loaded.append({"file": path.name, "sha256": hashlib.sha256(source.encode()).hexdigest()})
