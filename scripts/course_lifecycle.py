@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None, clock: Clock = utc_now) -> int:
         if args.action == "request":
             path = request(args, clock, args.root)
             print(f"{relative(path, args.root)}: {REQUESTED}; an approver runs "
-                  f"`coursehub-course approve {args.slug}`")  # fmt: skip
+                  f"`coursehub-course approve {args.slug} --by NAME --why TEXT`")  # fmt: skip
         else:
             transition(args.slug, ACCEPTED, by=args.by, why=args.why, role="approver",
                        clock=clock, root=args.root)  # fmt: skip
