@@ -7,6 +7,7 @@
   when its renderer has no tables.
 - A picture that is mostly one colour: a screenshot of an empty page.
 - A diagram whose smallest text, shrunk to the page's width, is too small to read.
+- The same long block (a file, an output) shown twice: the second place should link.
 
 `nox -s book` runs it after every build.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -108,6 +110,32 @@ def picture_problems(page: Path) -> list[str]:
     return problems
 
 
+# A block this long shown twice is a repeat, not a shared line or two.
+REPEAT_LINES = 8
+PRE = re.compile(r"<pre\b[^>]*>(.*?)</pre>", re.DOTALL)
+TAG = re.compile(r"<[^>]+>")
+
+
+def blocks(html: str) -> list[str]:
+    """The text of every preformatted block of a page (code, files, outputs)."""
+    return [unescape(TAG.sub("", block)).strip() for block in PRE.findall(html)]
+
+
+def repeats(pages: dict[str, str]) -> list[str]:
+    """Each long block shown in more than one place, with the places."""
+    places: dict[str, list[str]] = {}
+    for name, html in pages.items():
+        for block in blocks(html):
+            if block.count("\n") + 1 >= REPEAT_LINES:
+                places.setdefault(block, []).append(name)
+    return [
+        f"{' and '.join(where)}: the same {block.count(chr(10)) + 1} lines "
+        f"({block.splitlines()[0][:60]!r}...); show it once and link to it"
+        for block, where in places.items()
+        if len(where) > 1
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="coursehub-book-check", description=__doc__.split("\n\n")[0]
@@ -121,19 +149,23 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    problems = [
-        f"{page.relative_to(args.html)}: a table shown as text: {text.strip().splitlines()[0]}"
-        for page in pages
-        for text in tables_as_text(page.read_text())
-    ] + [
-        f"{page.relative_to(args.html)}: {problem}"
-        for page in pages
-        for problem in picture_problems(page)
-    ]
+    problems = (
+        [
+            f"{page.relative_to(args.html)}: a table shown as text: {text.strip().splitlines()[0]}"
+            for page in pages
+            for text in tables_as_text(page.read_text())
+        ]
+        + [
+            f"{page.relative_to(args.html)}: {problem}"
+            for page in pages
+            for problem in picture_problems(page)
+        ]
+        + repeats({str(page.relative_to(args.html)): page.read_text() for page in pages})
+    )
     print(
         "\n".join(problems)
-        or f"{len(pages)} pages: every table is a table, every picture shows something "
-        "and every diagram reads at the page's width"
+        or f"{len(pages)} pages: every table is a table, every picture shows something, "
+        "every diagram reads at the page's width, and no long block is shown twice"
     )
     return 1 if problems else 0
 

@@ -9,6 +9,7 @@ from coursehub_tools.book_check import (
     PAGE_WIDTH_PX,
     main,
     picture_problems,
+    repeats,
     smallest_text_px,
     tables_as_text,
 )
@@ -91,3 +92,14 @@ def test_a_diagram_shrunk_below_readable_text_is_found(tmp_path):
     page = tmp_path / "page.html"
     page.write_text('<img src="wide.svg"><img src="narrow.svg">')
     assert [problem.split(":")[0] for problem in picture_problems(page)] == ["wide.svg"]
+
+
+def test_a_long_block_shown_on_two_pages_is_found_and_a_short_one_is_not():
+    long = "<pre>" + "\n".join(f"line {n} &amp; more" for n in range(8)) + "</pre>"
+    short = "<pre>a\nb</pre>"
+    found = repeats({"gke.html": long + short, "deployments.html": long + short, "x.html": ""})
+    assert found == [
+        "gke.html and deployments.html: the same 8 lines ('line 0 & more'...); "
+        "show it once and link to it"
+    ]
+    assert repeats({"gke.html": long, "kind.html": long.replace("line 7", "line 8")}) == []
