@@ -169,6 +169,19 @@ def test_only_instructors_servers_mount_the_admin_folder(cluster_deployment, rol
                 assert env["COURSEHUB_ADMIN_DIR"] == admin["mountPath"]
 
 
+def test_a_course_image_is_pulled_only_where_it_is_missing(cluster_deployment):
+    """Pinned tags and IfNotPresent: a node keeps the image it pulled for a tag."""
+    from coursehub_tools.pod_manifests import image_pull_policy
+
+    for slug, course in courses_of(cluster_deployment).items():
+        pod = manifest(cluster_deployment, slug, "student")
+        for item in pod["spec"]["containers"] + pod["spec"]["initContainers"]:
+            if item["image"] == course["image"]:
+                assert image_pull_policy(item) == "IfNotPresent", (slug, item["name"])
+    assert image_pull_policy({"image": "ghcr.io/coursehub/x:latest"}) == "Always"
+    assert image_pull_policy({"image": "ghcr.io/coursehub/x"}) == "Always"
+
+
 def test_nfs_homes_are_a_subpath_of_one_claim(cluster_deployment):
     import kubernetes_validate
 
