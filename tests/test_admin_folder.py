@@ -9,15 +9,23 @@ values and the GitHub stand-in's teams.
 
 from __future__ import annotations
 
+import functools
 import stat
+import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 import yaml
 
 from coursehub_tools.deployconfig import ROOT, load
-from coursehub_tools.hub_client import login_with_standin, own_token, wait_for_server
+from coursehub_tools.hub_client import (
+    login_with_standin,
+    own_token,
+    run_in_terminal,
+    wait_for_server,
+)
 
 pytestmark = pytest.mark.hub
 
@@ -164,3 +172,29 @@ def test_data_an_instructor_uploads_is_read_only_for_students(hub, instructor):
     assert (hub.state_dir / "shared" / COURSE / "stations.csv").read_text() == data
     # Their own home stays theirs to write.
     assert student.put_text("mine.csv", "x\n").status_code == 201
+
+
+@pytest.fixture
+def data_server(tmp_path):
+    """A stand-in for the web server a data set is published on: a folder over HTTP."""
+    (tmp_path / "published").mkdir()
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=tmp_path / "published")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield tmp_path / "published", f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+async def test_data_an_instructor_fetches_by_url_in_a_terminal_students_only_read(
+    hub, instructor, data_server
+):
+    folder, url = data_server
+    (folder / "rainfall.csv").write_text("month,mm\njan,81\n")
+    status, screen = await run_in_terminal(
+        hub.url, INSTRUCTOR, instructor.token, f"curl -sSfo shared/rainfall.csv {url}/rainfall.csv"
+    )
+    assert status == 0, screen
+    student = Person(hub, STUDENT)
+    assert student.start()["ready"]
+    assert student.read_text("shared/rainfall.csv") == "month,mm\njan,81\n"
+    assert not student.put_text("shared/rainfall.csv", "month,mm\n").ok
