@@ -145,11 +145,14 @@ def test_a_hook_others_can_write_is_refused_with_a_warning(hub, instructor):
     hook = admin_folder(hub) / "as-root.sh"
     # What a share exported too widely gives: the hook writable by everyone.
     hook.chmod(0o666)
+    student = Person(hub, STUDENT)
     try:
-        server = Person(hub, STUDENT).start()
+        server = student.start()
     finally:
         hook.chmod(0o644)
     assert server is None
+    page = student.login.session.get(f"{hub.url}/hub/spawn-pending/{STUDENT}", timeout=30).text
+    assert "Your instructors can read its log." in page
     log = instructor.read_text(f"admin/logs/{STUDENT}-as-root.log")
     assert "warning: as-root: refused to run" in log
     assert "can be written by others than its owner" in log

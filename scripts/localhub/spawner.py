@@ -184,7 +184,8 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
             raise Refused(
                 500,
                 f"Start-up step {step!r} failed (exit status {process.returncode}), so your "
-                "server was not started. A hub admin can read its log.",
+                f"server was not started. {'Your instructors' if admin else 'A hub admin'} "
+                "can read its log.",
             )
 
 
