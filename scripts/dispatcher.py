@@ -262,7 +262,11 @@ def run_notebooks(slug: str, course: dict) -> list[str]:
     content = course.get("content")
     if not content:
         return []
-    _, failures = content_check.check_repository(content["repo"], content.get("branch", "main"))
+    # Under the course's own memory limit, as its students' kernels will be.
+    limit = content_check.memory_bytes(course["resources"]["memory"]["limit"], f"{slug}: limit")
+    _, failures = content_check.check_repository(
+        content["repo"], content.get("branch", "main"), int(limit)
+    )
     return [str(failure) for failure in failures]
 
 

@@ -7,6 +7,7 @@ the same path a student does: /hub/oauth_login -> GitHub's consent page ->
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -166,3 +167,44 @@ def every_item(hub_url: str, token: str, path: str, **params) -> list[dict]:
         if not following:
             return items
         query = {**params, "offset": following["offset"], "limit": following["limit"]}
+
+
+async def run_in_terminal(
+    hub_url: str, user: str, token: str, command: str, timeout: float = 60
+) -> tuple[int, str]:
+    """Type `command` into a new terminal of `user`'s JupyterLab; its exit status and screen.
+
+    What an instructor does in JupyterLab's Terminal, through jupyter-server's
+    terminals API (a POST makes one, a websocket carries its keystrokes and
+    output as ["stdin", ...] and ["stdout", ...]). The terminal is closed after.
+    """
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    headers = {"Authorization": f"token {token}"}
+    api = f"{hub_url}/user/{user}/api/terminals"
+    made = requests.post(api, headers=headers, timeout=30)
+    made.raise_for_status()
+    name = made.json()["name"]
+    socket_url = f"{hub_url.replace('http', 'ws', 1)}/user/{user}/terminals/websocket/{name}"
+    screen = ""
+    try:
+        socket = await websocket_connect(HTTPRequest(socket_url, headers=headers))
+        # The typed line is echoed with a literal $?; only the shell's answer has digits.
+        socket.write_message(json.dumps(["stdin", f'{command}; echo "__done__ $?"\r']))
+        deadline = time.monotonic() + timeout
+        while (done := re.search(r"__done__ (\d+)", screen)) is None:
+            left = deadline - time.monotonic()
+            try:
+                message = await asyncio.wait_for(socket.read_message(), max(left, 0.1))
+            except TimeoutError:
+                raise TimeoutError(f"{command!r} did not finish in {timeout:.0f} s") from None
+            if message is None:
+                raise ConnectionError(f"{user}'s terminal closed: {screen!r}")
+            kind, *content = json.loads(message)
+            if kind == "stdout":
+                screen += content[0]
+        socket.close()
+    finally:
+        requests.delete(f"{api}/{name}", headers=headers, timeout=30)
+    return int(done.group(1)), screen

@@ -33,6 +33,7 @@ from traitlets.utils.importstring import import_item
 from coursehub import values as hub_values
 from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load, load_deployments
 from coursehub_tools.localhub.chart_values import apply_chart_values, run_config_d
+from coursehub_tools.registry_check import split
 
 # KubeSpawner loads a kubeconfig when it is created; this one names a cluster
 # that is never contacted, since building a manifest makes no API call.
@@ -159,6 +160,22 @@ async def build_async(
 def build(*args, **kwargs) -> dict:
     """build_async, for callers without an event loop (the CLI, the tests)."""
     return asyncio.run(build_async(*args, **kwargs))
+
+
+def image_pull_policy(container: dict) -> str:
+    """The pull policy a node applies to `container`: its own, else Kubernetes' default.
+
+    Kubernetes defaults an unset imagePullPolicy to Always for a :latest or
+    untagged image and IfNotPresent for any other tag or a digest, so a node
+    that already has a tag keeps it when the tag is pushed again.
+    ref: https://kubernetes.io/docs/concepts/containers/images/#imagepullpolicy-defaulting
+    """
+    if container.get("imagePullPolicy"):
+        return container["imagePullPolicy"]
+    reference = container["image"]
+    if "@" in reference:
+        return "IfNotPresent"
+    return "Always" if split(reference)[2] == "latest" else "IfNotPresent"
 
 
 def main(argv: list[str] | None = None) -> int:

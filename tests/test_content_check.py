@@ -90,3 +90,46 @@ def test_the_content_job_reports_a_failing_cell_and_the_dispatch_job_fails_the_c
         f"{slug}: FAILED (deploy: its notebooks fail: {NOTEBOOK}, cell 3" in capsys.readouterr().out
     )
     assert dispatcher.registry(root)[slug]["lifecycle"]["state"] == "FAILED"
+
+
+# --- the course's memory limit ---------------------------------------------------------------
+
+COURSE = "data-science-101"
+
+
+def course_limit() -> int:
+    from coursehub_tools.capacity_inputs import memory_bytes
+    from coursehub_tools.deployconfig import load
+
+    quantity = load("prod").values["custom"]["courses"][COURSE]["resources"]["memory"]["limit"]
+    return int(memory_bytes(quantity, COURSE))
+
+
+def hungry_copy(tmp_path, size: int):
+    """The example course plus a notebook that holds `size` bytes in one array."""
+    copy = tmp_path / "content"
+    shutil.copytree(EXAMPLE, copy)
+    cells = [nbformat.v4.new_code_cell(f"table = bytearray({size})"),
+             nbformat.v4.new_code_cell("print(len(table))")]  # fmt: skip
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), copy / "big-data.ipynb")
+    return copy
+
+
+def test_a_notebook_needing_more_than_the_courses_memory_limit_fails_the_check(tmp_path, capsys):
+    copy = hungry_copy(tmp_path, course_limit() + course_limit() // 2)
+    assert content_check.main(["check", str(copy), "--course", COURSE]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: big-data.ipynb, cell 1: MemoryError: \n"
+
+
+def test_notebooks_within_the_limit_run_under_it(tmp_path):
+    copy = hungry_copy(tmp_path, course_limit() // 8)
+    ran, failures = content_check.check_folder(copy, course_limit())
+    assert sorted(ran) == sorted([NOTEBOOK, "big-data.ipynb"]) and failures == []
+
+
+def test_an_unreadable_memory_limit_is_one_line(capsys):
+    assert content_check.main(["check", str(EXAMPLE), "--memory-limit", "lots"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --memory-limit: 'lots' is not a Kubernetes quantity such as 512M or 2G\n"
+    )

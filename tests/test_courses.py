@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from coursehub import courses
-from coursehub.hooks import STEPS
+from coursehub.hooks import ADMIN_RUNNER, STEPS
 from coursehub_tools.deployconfig import (
     COURSES_DIR,
     ROOT,
@@ -81,6 +81,11 @@ REL = FIRST.relative_to(ROOT).as_posix()
             f"{REL}: image: 'ghcr.io/coursehub/x:latest' is not an image pinned by a tag",
         ),
         (
+            # GROWTH's moving tag: CI pushed every build as :deploy.
+            lambda c: c.update(image="ghcr.io/coursehub/x:deploy"),
+            f"{REL}: image: 'ghcr.io/coursehub/x:deploy' is not an image pinned by a tag",
+        ),
+        (
             lambda c: c.update(image="ghcr.io/coursehub/x"),
             f"{REL}: image: 'ghcr.io/coursehub/x' is not an image pinned by a tag",
         ),
@@ -103,6 +108,7 @@ REL = FIRST.relative_to(ROOT).as_posix()
         "bad-date",
         "not-a-date",
         "latest",
+        "moving-deploy-tag",
         "unpinned",
         "notebook-escapes",
         "group",
@@ -133,6 +139,22 @@ def test_a_course_from_another_layer_is_checked_against_the_schema():
     with pytest.raises(ConfigError) as err:
         load("prod", extra_layers=[Layer("test layer", bad)])
     assert str(err.value).startswith(f"test layer: custom.courses.{slug}.image: ")
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "ghcr.io/coursehub/x:2026.11.1",
+        "ghcr.io/coursehub/x:v3",
+        "ghcr.io/coursehub/x:sha-1a2b3c4",
+        # A digest pins whatever the tag is called: nodes pull that manifest or fail.
+        "ghcr.io/coursehub/x:deploy@sha256:" + "a" * 64,
+    ],
+)
+def test_pinned_images_are_allowed(image):
+    slug = read_yaml(FIRST)["slug"]
+    layer = Layer("test layer", {"custom": {"courses": {slug: {"image": image}}}})
+    assert load("prod", extra_layers=[layer]).values["custom"]["courses"][slug]["image"] == image
 
 
 # --- who may start what, when ----------------------------------------------------------------
@@ -168,7 +190,7 @@ def test_image_template_is_pinned_and_carries_the_hooks_where_the_hub_runs_them(
     assert re.search(rf"^COPY hooks/ {re.escape(hooks_path)}/$", dockerfile, re.M)
     assert f"chown -R root:root {Path(hooks_path).parent!s}" in dockerfile
     hooks = sorted(p.name for p in (ROOT / "deploy/deployments/coursehub/image/hooks").iterdir())
-    assert hooks == sorted(f"{step}.sh" for step in STEPS)
+    assert hooks == sorted([*(f"{step}.sh" for step in STEPS), ADMIN_RUNNER])
 
 
 def test_image_requirements_match_what_the_hub_runs():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from coursehub_tools.deployconfig import load
+from coursehub_tools.deployconfig import Layer, load
 
 pytestmark = pytest.mark.unit
 ROLES = ("student", "instructor")
@@ -94,29 +94,91 @@ def test_hooks_run_from_the_image_as_root_then_as_the_user(cluster_deployment, r
             check_hooks(cluster_deployment, slug, role)
 
 
-def check_hooks(deployment, slug, role):
-    from coursehub.hooks import STEPS, container_name
+@pytest.mark.parametrize("role", ROLES)
+def test_admin_hooks_run_through_the_images_runner_with_the_admin_folder(
+    cluster_deployment, role, subtests
+):
+    for slug in sorted(courses_of(cluster_deployment)):
+        with subtests.test(course=slug):
+            admin = {"custom": {"courses": {slug: {"hooks": "admin"}}}}
+            check_hooks(cluster_deployment, slug, role, admin)
 
-    values = load(deployment).values
+
+def check_hooks(deployment, slug, role, extra_values=None):
+    import kubernetes_validate
+
+    from coursehub.hooks import ADMIN_RUNNER, STEPS, container_name
+
+    layers = [Layer("extra values", extra_values)] if extra_values else []
+    values = load(deployment, extra_layers=layers).values
     course = values["custom"]["courses"][slug]
-    pod = manifest(deployment, slug, role)
+    pod = manifest(deployment, slug, role, extra_values)
+    kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
     hooks = [c for c in pod["spec"]["initContainers"] if c["name"].startswith("hook-")]
     assert [c["name"] for c in hooks] == [container_name(step) for step in STEPS]
     home = values["singleuser"]["storage"]["homeMountPath"]
+    hooks_path = values["custom"]["startupHooks"]["path"]
+    shared = values["custom"]["sharedData"]
+    from_admin = course.get("hooks", "image") == "admin"
     for hook, step in zip(hooks, STEPS, strict=True):
         assert hook["image"] == course["image"], "the hooks come from the course image"
-        assert hook["command"] == [f"{values['custom']['startupHooks']['path']}/{step}.sh"]
-        assert [m["mountPath"] for m in hook["volumeMounts"]] == [home]
         context = hook["securityContext"]
         assert context["allowPrivilegeEscalation"] is False
         assert "ALL" in context["capabilities"]["drop"]
         env = {item["name"]: item["value"] for item in hook["env"]}
         assert env["COURSEHUB_COURSE"] == slug
         assert ("COURSEHUB_CONTENT_REPO" in env) is ("content" in course)
+        if not from_admin:
+            assert hook["command"] == [f"{hooks_path}/{step}.sh"]
+            assert [m["mountPath"] for m in hook["volumeMounts"]] == [home]
+            continue
+        # The image's runner, root, with the course's admin folder and nothing else of the volume.
+        assert hook["command"] == [f"{hooks_path}/{ADMIN_RUNNER}", step]
+        admin = {"mountPath": shared["admin"]["mountPath"], "name": shared["volume"],
+                 "subPath": f"{shared['admin']['subPath']}/{slug}", "readOnly": False}  # fmt: skip
+        assert hook["volumeMounts"][1:] == [admin]
+        assert env["COURSEHUB_ADMIN_HOOKS"] == admin["mountPath"]
+        assert env["COURSEHUB_UID"] == str(values["singleuser"]["uid"])
+        assert context["runAsUser"] == 0  # tests/test_security.py: with which capabilities
+    if from_admin:
+        return
     as_root, as_user = hooks
     assert as_root["securityContext"]["runAsUser"] == 0
     assert as_user["securityContext"]["runAsUser"] == values["singleuser"]["uid"]
     assert as_user["securityContext"]["runAsNonRoot"] is True
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_only_instructors_servers_mount_the_admin_folder(cluster_deployment, role, subtests):
+    values = load(cluster_deployment).values
+    admin = values["custom"]["sharedData"]["admin"]
+    for slug in sorted(courses_of(cluster_deployment)):
+        with subtests.test(course=slug):
+            notebook = container(manifest(cluster_deployment, slug, role), "notebook")
+            mounts = {m["mountPath"]: m for m in notebook["volumeMounts"]}
+            env = {item["name"]: item["value"] for item in notebook["env"]}
+            if role == "student":
+                assert admin["mountPath"] not in mounts
+                assert "COURSEHUB_ADMIN_DIR" not in env
+                assert not any(admin["subPath"] in m.get("subPath", "") for m in mounts.values())
+            else:
+                mount = mounts[admin["mountPath"]]
+                assert mount["subPath"] == f"{admin['subPath']}/{slug}"
+                assert mount["readOnly"] is False
+                assert env["COURSEHUB_ADMIN_DIR"] == admin["mountPath"]
+
+
+def test_a_course_image_is_pulled_only_where_it_is_missing(cluster_deployment):
+    """Pinned tags and IfNotPresent: a node keeps the image it pulled for a tag."""
+    from coursehub_tools.pod_manifests import image_pull_policy
+
+    for slug, course in courses_of(cluster_deployment).items():
+        pod = manifest(cluster_deployment, slug, "student")
+        for item in pod["spec"]["containers"] + pod["spec"]["initContainers"]:
+            if item["image"] == course["image"]:
+                assert image_pull_policy(item) == "IfNotPresent", (slug, item["name"])
+    assert image_pull_policy({"image": "ghcr.io/coursehub/x:latest"}) == "Always"
+    assert image_pull_policy({"image": "ghcr.io/coursehub/x"}) == "Always"
 
 
 def test_nfs_homes_are_a_subpath_of_one_claim(cluster_deployment):

@@ -77,6 +77,24 @@ def test_only_the_metadata_block_is_privileged_and_it_runs_first(cluster_deploym
         assert set(context["capabilities"].get("add", [])) <= {"CHOWN", "FOWNER"}
 
 
+def test_admin_hooks_get_only_what_writing_the_log_and_becoming_the_user_need(cluster_deployment):
+    """hooks: admin runs the image's runner as root: no more than these capabilities."""
+    from coursehub.hooks import STEPS, container_name
+    from coursehub_tools.pod_manifests import build
+
+    course = next(iter(load(cluster_deployment).values["custom"]["courses"].values()))
+    admin = {"custom": {"courses": {course["slug"]: {"hooks": "admin"}}}}
+    pod = build(cluster_deployment, "sam", course["groups"]["students"][:1],
+                course=course["slug"], today=course["start"], extra_values=admin)  # fmt: skip
+    hooks = {c["name"]: c for c in pod["spec"]["initContainers"]}
+    for step in STEPS:
+        context = hooks[container_name(step)]["securityContext"]
+        assert not context.get("privileged") and context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"]["drop"] == ["ALL"]
+        assert set(context["capabilities"]["add"]) <= {
+            "CHOWN", "FOWNER", "DAC_OVERRIDE", "SETUID", "SETGID"}  # fmt: skip
+
+
 def test_user_pods_reach_the_hub_but_not_the_proxy_api_or_other_users(cluster_deployment):
     values = load(cluster_deployment).values
     labels = student_pod(cluster_deployment)["metadata"]["labels"]

@@ -35,6 +35,7 @@ class Course:
     content_branch: str | None = None
     default_notebook: str | None = None
     state: str = DEPLOYED
+    hooks: str = "image"  # or "admin": also the admin folder's (coursehub/hooks.py)
 
     @classmethod
     def from_values(cls, entry: Mapping) -> Course:
@@ -58,6 +59,7 @@ class Course:
             content_branch=content.get("branch"),
             default_notebook=entry.get("defaultNotebook"),
             state=(entry.get("lifecycle") or {}).get("state", DEPLOYED),
+            hooks=entry.get("hooks", "image"),
         )
 
     def role(self, groups: Iterable[str]) -> str | None:

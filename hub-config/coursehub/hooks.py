@@ -1,32 +1,48 @@
-"""Start-up hooks: two scripts the course image carries, run before the user's server.
+"""Start-up hooks: two steps run before the user's server, from the image or also the admin folder.
 
   as-root.sh  as root: make the home folder the user's (a new volume is root's).
   as-user.sh  as the user: pull the course content with nbgitpuller, link the
-              course's shared data into the home folder.
+              course's shared data (and, for instructors, the admin folder)
+              into the home folder.
 
-They are baked into the image, owned by root (deploy/deployments/coursehub/image/Dockerfile), so
-students cannot change what runs before their own server; they get their
-settings from the environment built here. On a cluster each step is an init
-container of the user's pod (its log: `kubectl logs <pod> -c <step>`); the
-local hub runs the same scripts before the server process
-(scripts/localhub/spawner.py). A step that fails stops the start.
+By default (a course's `hooks: image`) only the scripts baked into the image
+run, owned by root (deploy/deployments/coursehub/image/Dockerfile), so they
+change only by a reviewed rebuild. A course with `hooks: admin` runs, in each
+step, the image's script and then the one of that name in the course's admin
+folder (custom.sharedData.admin), which its instructors edit and students
+never mount: the image's run-admin-hook.sh checks who can write it before
+running it and keeps each start's output in the admin folder's
+logs/<user>-<step>.log. On a cluster each step is an init container of the
+user's pod (its log: `kubectl logs <pod> -c <step>`); the local hub runs the
+same scripts before the server process (scripts/localhub/spawner.py). A step
+that fails stops the start.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from coursehub.courses import Course
+from coursehub.courses import INSTRUCTOR, Course
 
 STEPS = ("as-root", "as-user")
+ADMIN = "admin"
+# Baked into the image beside the steps: runs one step's image script, then
+# the admin folder's, after checking that only its owner or root can write it.
+ADMIN_RUNNER = "run-admin-hook.sh"
 
 
 def container_name(step: str) -> str:
     return f"hook-{step}"
 
 
-def hook_environment(course: Course, role: str, home: str, shared_dir: str) -> dict[str, str]:
-    """What the hooks (and the server) know about the course; strings only."""
+def hook_environment(
+    course: Course, role: str, home: str, shared_dir: str, admin_dir: str
+) -> dict[str, str]:
+    """What the hooks (and the server) know about the course; strings only.
+
+    COURSEHUB_ADMIN_DIR only for instructors, whose servers mount the admin
+    folder there (as-user.sh links it as ~/admin).
+    """
     env = {
         "COURSEHUB_COURSE": course.slug,
         "COURSEHUB_ROLE": role,
@@ -37,7 +53,14 @@ def hook_environment(course: Course, role: str, home: str, shared_dir: str) -> d
     if course.content_repo:
         env["COURSEHUB_CONTENT_REPO"] = course.content_repo
         env["COURSEHUB_CONTENT_BRANCH"] = course.content_branch
+    if role == INSTRUCTOR:
+        env["COURSEHUB_ADMIN_DIR"] = admin_dir
     return env
+
+
+def admin_hook_environment(user: str, admin_dir: str) -> dict[str, str]:
+    """What run-admin-hook.sh needs besides the course's environment."""
+    return {"COURSEHUB_USER": user, "COURSEHUB_ADMIN_HOOKS": admin_dir}
 
 
 def init_containers(
@@ -77,6 +100,51 @@ def init_containers(
             "env": env_list + ids,
             "volumeMounts": [dict(home_mount)],
             "securityContext": root if step == "as-root" else user,
+        }
+        for step in STEPS
+    ]
+
+
+def admin_init_containers(
+    course: Course,
+    hooks_path: str,
+    env: Mapping[str, str],
+    home_mount: Mapping,
+    admin_mount: Mapping,
+    uid: int,
+    gid: int,
+) -> list[dict]:
+    """The steps of a course with hooks: admin, each run by run-admin-hook.sh as root.
+
+    Both start as root: the runner writes the step's log into the admin folder
+    (owned by its instructors, so DAC_OVERRIDE) and hands it to the folder's
+    owner; for as-user it switches to the server's uid and gid (SETUID,
+    SETGID, with setpriv) before running the scripts, which drops root's
+    capabilities. `env` must hold admin_hook_environment's variables.
+    """
+    env_list = [{"name": key, "value": value} for key, value in sorted(env.items())]
+    ids = [
+        {"name": "COURSEHUB_UID", "value": str(uid)},
+        {"name": "COURSEHUB_GID", "value": str(gid)},
+    ]
+    runner = {
+        "allowPrivilegeEscalation": False,
+        "runAsUser": 0,
+        "runAsGroup": 0,
+        "runAsNonRoot": False,
+        "capabilities": {
+            "drop": ["ALL"],
+            "add": ["CHOWN", "FOWNER", "DAC_OVERRIDE", "SETUID", "SETGID"],
+        },
+    }
+    return [
+        {
+            "name": container_name(step),
+            "image": course.image,
+            "command": [f"{hooks_path}/{ADMIN_RUNNER}", step],
+            "env": env_list + ids,
+            "volumeMounts": [dict(home_mount), dict(admin_mount)],
+            "securityContext": runner,
         }
         for step in STEPS
     ]

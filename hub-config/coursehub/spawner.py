@@ -16,7 +16,7 @@ from traitlets import Dict, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from coursehub import hooks, launch, storage
-from coursehub.courses import Course, course_day, load_courses, open_to
+from coursehub.courses import INSTRUCTOR, Course, course_day, load_courses, open_to
 from coursehub.enrollment import waiting_for_approval
 from coursehub.refusal import Refused
 
@@ -92,7 +92,11 @@ class CourseSpawner(LoggingConfigurable):
             "cpu_guarantee": course.cpu["guarantee"],
             "cpu_limit": course.cpu["limit"],
             "environment": hooks.hook_environment(
-                course, role, self.home_path, self.shared_data["mountPath"]
+                course,
+                role,
+                self.home_path,
+                self.shared_data["mountPath"],
+                self.shared_data["admin"]["mountPath"],
             ),
         }
         if course.default_notebook:
@@ -196,15 +200,25 @@ class CourseKubeSpawner(CourseSpawner, KubeSpawner):
             **volume_mounts,
             "shared-data": storage.shared_data_mount(self.shared_data, course, role),
         }
+        admin = storage.admin_mount(self.shared_data, course)
+        if role == INSTRUCTOR:
+            override["volume_mounts"]["course-admin"] = admin
         home = storage.home_mount(volume_mounts, self.home_path)
         if home is None:
             # singleuser.storage.type none: the home lives and dies with the
             # server's own container, so there is nothing for hooks to prepare.
             return profile
         uid, gid = self.server_ids()
-        steps = hooks.init_containers(
-            course, self.hooks_path, override["environment"], home, uid, gid
-        )
+        if course.hooks == hooks.ADMIN:
+            env = {
+                **override["environment"],
+                **hooks.admin_hook_environment(self.user.name, admin["mountPath"]),
+            }
+            steps = hooks.admin_init_containers(course, self.hooks_path, env, home, admin, uid, gid)
+        else:
+            steps = hooks.init_containers(
+                course, self.hooks_path, override["environment"], home, uid, gid
+            )
         # The chart's own init containers (the cloud-metadata block) stay, and run first.
         override["init_containers"] = storage.in_order(self.init_containers, steps)
         return profile

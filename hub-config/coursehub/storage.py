@@ -4,7 +4,11 @@ The home volume comes from the chart (singleuser.storage: a dynamic PVC a
 user, or a subPath of one NFS claim). The shared-data volume is listed in
 singleuser.storage.extraVolumes; each course's pods mount only its folder
 (subPath = slug), writable for the course's instructors, read-only for
-students. The mount depends on the user, so it is part of the course profile.
+students. Each course also has an admin folder on the same volume
+(custom.sharedData.admin: subPath <admin subPath>/<slug>), its instructors'
+shared home, where admin hooks and their logs live: mounted in its
+instructors' servers only. The mounts depend on the user, so they are part of
+the course profile.
 """
 
 from __future__ import annotations
@@ -75,4 +79,15 @@ def shared_data_mount(shared: Mapping, course: Course, role: str) -> dict:
         "mountPath": shared["mountPath"],
         "subPath": course.slug,
         "readOnly": role != INSTRUCTOR,
+    }
+
+
+def admin_mount(shared: Mapping, course: Course) -> dict:
+    """The course's admin folder: for its instructors' servers and its admin hooks only."""
+    admin = shared["admin"]
+    return {
+        "name": shared["volume"],
+        "mountPath": admin["mountPath"],
+        "subPath": f"{admin['subPath']}/{course.slug}",
+        "readOnly": False,
     }

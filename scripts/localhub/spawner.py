@@ -7,7 +7,11 @@ where it means something on this machine: environment, default URL, resource
 limits (as JupyterHub's MEM_LIMIT/CPU_LIMIT variables). The image cannot be
 pulled here, so it is recorded in the server's state (`course_image`) and
 environment. The start-up hooks are the same scripts the image carries, run
-in order before the server starts, with their output kept for admins.
+in order before the server starts, with their output kept for admins; for a
+course with hooks: admin, through the image's run-admin-hook.sh with the
+course's admin folder (<shared root>/<admin subPath>/<slug>, made here as
+the volume's subPath would be). What a read-only mount does for a student's
+shared folder, read_only_mounts.py stands in for.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Bool, Float, Unicode, default
 
 from coursehub import hooks
+from coursehub.courses import INSTRUCTOR, load_courses
 from coursehub.refusal import Refused
 from coursehub.spawner import CourseSpawner
-from coursehub_tools.localhub import lightweight_server
+from coursehub_tools.localhub import lightweight_server, read_only_mounts
 
 # A clock moved with libfaketime (tests/test_other_days.py, or `faketime` around
 # `nox -s hub`): on one machine every process shares one calendar, so what the
@@ -59,6 +64,9 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
         config=True, help="Each start's hook output, for admins: <dir>/<user>/<step>.log."
     )
     course_image = Unicode("", help="The image the cluster would run for this server.")
+    read_only_dir = Unicode(
+        "", help="This start's folder a pod would mount read-only: a student's shared folder."
+    )
     run_startup_hooks = Bool(
         True,
         config=True,
@@ -96,30 +104,62 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
             else:
                 setattr(self, key, value)
 
+    def admin_dir(self, slug: str) -> Path:
+        """The course's admin folder on this machine (custom.sharedData.admin)."""
+        return Path(self.shared_root) / self.shared_data["admin"]["subPath"] / slug
+
+    def get_args(self):
+        args = super().get_args()
+        if self.read_only_dir:
+            manager = read_only_mounts.ReadOnlyMountsManager
+            args += [
+                f"--ServerApp.contents_manager_class={manager.__module__}.{manager.__name__}",
+                f"--ReadOnlyMountsManager.read_only_dir={self.read_only_dir}",
+            ]
+        return args
+
     async def start(self):
         profile = self.chosen_profile()
         self.apply_profile(profile)
+        course = {course.slug: course for course in load_courses(self.courses)}[profile["slug"]]
         home = Path(self.home_dir)
-        shared = Path(self.shared_root) / profile["slug"]
+        shared = Path(self.shared_root) / course.slug
+        admin = self.admin_dir(course.slug)
         for folder in (home, shared):
             folder.mkdir(parents=True, exist_ok=True)
+        # Only its owner may enter it, as run-admin-hook.sh requires.
+        admin.mkdir(mode=0o700, parents=True, exist_ok=True)
         # The course's paths on this machine instead of the pod's.
         self.environment = {
             **self.environment,
             "COURSEHUB_HOME": str(home),
             "COURSEHUB_SHARED_DIR": str(shared),
         }
+        instructor = self.environment["COURSEHUB_ROLE"] == INSTRUCTOR
+        # Merged over earlier starts' (apply_profile): a student's must not keep it.
+        self.environment.pop("COURSEHUB_ADMIN_DIR", None)
+        if instructor:
+            self.environment["COURSEHUB_ADMIN_DIR"] = str(admin)
+        self.read_only_dir = "" if instructor else str(shared)
         if self.run_startup_hooks:
+            from_admin = course.hooks == hooks.ADMIN
             for step in hooks.STEPS:
-                await self.run_hook(step)
+                await self.run_hook(step, admin if from_admin else None)
         return await super().start()
 
-    async def run_hook(self, step: str) -> None:
-        script = Path(self.hooks_dir) / f"{step}.sh"
+    async def run_hook(self, step: str, admin: Path | None = None) -> None:
+        """Run one step: the image's script, or with `admin` run-admin-hook.sh for it."""
+        if admin is None:
+            command = ["sh", str(Path(self.hooks_dir) / f"{step}.sh")]
+            admin_env = {}
+        else:
+            command = ["sh", str(Path(self.hooks_dir) / hooks.ADMIN_RUNNER), step]
+            admin_env = hooks.admin_hook_environment(self.user.name, str(admin))
         log_file = Path(self.hook_log_dir) / self.user.name / f"{step}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         env = {
             **{key: value for key, value in self.environment.items() if isinstance(value, str)},
+            **admin_env,
             # The hub's Python environment has nbgitpuller's `gitpuller`, as the image does.
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "HOME": self.home_dir,
@@ -127,8 +167,7 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
             "COURSEHUB_GID": str(os.getgid()),
         }
         process = await asyncio.create_subprocess_exec(
-            "sh",
-            str(script),
+            *command,
             env=env,
             cwd=self.home_dir,
             stdout=asyncio.subprocess.PIPE,
@@ -138,12 +177,15 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
         text = output.decode(errors="replace")
         log_file.write_text(text)
         for line in text.splitlines():
-            self.log.info("%s %s: %s", self.user.name, step, line)
+            # run-admin-hook.sh's refusals are warnings in the hub's log too.
+            log = self.log.warning if line.startswith("warning:") else self.log.info
+            log("%s %s: %s", self.user.name, step, line)
         if process.returncode != 0:
             raise Refused(
                 500,
                 f"Start-up step {step!r} failed (exit status {process.returncode}), so your "
-                "server was not started. A hub admin can read its log.",
+                f"server was not started. {'Your instructors' if admin else 'A hub admin'} "
+                "can read its log.",
             )
 
 

@@ -11,3 +11,8 @@ if [ -n "${COURSEHUB_CONTENT_REPO:-}" ]; then
 fi
 echo "as-user: ~/shared -> ${COURSEHUB_SHARED_DIR}"
 ln -sfn "${COURSEHUB_SHARED_DIR}" shared
+if [ -n "${COURSEHUB_ADMIN_DIR:-}" ]; then
+  # Instructors only: the course's admin folder, their shared home.
+  echo "as-user: ~/admin -> ${COURSEHUB_ADMIN_DIR}"
+  ln -sfn "${COURSEHUB_ADMIN_DIR}" admin
+fi
