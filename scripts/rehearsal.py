@@ -1,0 +1,333 @@
+"""From a fork to the first deploy, rehearsed here up to the cloud's edge.
+
+Walks the README's "From a fork to the first deploy" in order on a fresh clone
+of this checkout, printing a transcript: every tool is the real one (git, age,
+sops, hubploy, repo2docker, helm, the project's own commands), and the commands
+are read from the workflow files; only what this machine cannot have answers
+through a stand-in that says it is one: the Kubernetes API (scripts/hubploy_dryrun.py),
+the Docker engine and registry (scripts/docker_standin.py), and gcloud's
+credential helpers.
+
+    coursehub-rehearse            # every step; exits 1 naming the step that failed
+
+Each step is a function of a `Rehearsal`; `STEPS` is their order.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from coursehub_tools import cluster, hubploy_dryrun, sops_files
+from coursehub_tools.helm import binary as helm_binary
+from coursehub_tools.yamlfiles import ROOT, ConfigError
+
+WORKFLOWS = Path(".github") / "workflows"
+SECRETS = Path("deploy") / "deployments" / "coursehub" / "secrets"
+# The example deployment's key in .sops.yaml, which a fork replaces with its own.
+SOPS_RULE = "deploy/deployments/coursehub/secrets/.*"
+# What the fork writes into its own secrets layers (sops edit, by hand in real life).
+FORK_SECRETS = {
+    "hub": {
+        "config": {"GitHubOAuthenticator": {"client_id": "fork", "client_secret": "fork"}},
+        "db": {"password": "fork-database-password"},
+    }
+}
+
+
+RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount")
+STANDIN_GKE_TOKEN = "stand-in-gke-token"
+# gke-gcloud-auth-plugin asks Google for the job's token; this one says it is a stand-in.
+GKE_AUTH_PLUGIN = f"""#!/bin/sh
+echo "gke-gcloud-auth-plugin stand-in: no Google here; a fixed token" >&2
+echo '{{"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1",
+ "status": {{"token": "{STANDIN_GKE_TOKEN}", "expirationTimestamp": "2099-01-01T00:00:00Z"}}}}'
+"""
+
+
+class StepFailed(Exception):
+    """A step of the rehearsal did not do what the workflows and the book promise."""
+
+
+@dataclass
+class Rehearsal:
+    """The fork being rehearsed and what the steps leave for the next ones."""
+
+    fork: Path
+    work: Path
+    stack: ExitStack
+    env: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def say(self, text: str) -> None:
+        print(text, flush=True)
+
+    def job_path(self) -> str:
+        """PATH as a deploy job has it: the cloud's credential helpers (stand-ins here) first."""
+        return f"{self.work / 'cloud-standins'}{os.pathsep}{self.env['PATH']}"
+
+    def run(
+        self,
+        command: list[str] | str,
+        *,
+        cwd: Path | None = None,
+        shown: str | None = None,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+        quiet: bool = False,
+    ) -> subprocess.CompletedProcess:
+        """Run a command in the fork as the workflows would, echoing it like `set -x`."""
+        self.say("+ " + (shown or (command if isinstance(command, str) else shlex.join(command))))
+        shell = isinstance(command, str)
+        result = subprocess.run(
+            command, cwd=cwd or self.fork, env={**self.env, **(env or {})}, shell=shell,
+            executable="/bin/bash" if shell else None, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        output = (result.stderr if quiet else result.stdout + result.stderr).strip()
+        if output:
+            self.say("\n".join("  " + line for line in output.splitlines()[-15:]))
+        if check and result.returncode != 0:
+            raise StepFailed(f"`{shown or command}` exited {result.returncode}")
+        return result
+
+
+def workflow(fork: Path, name: str) -> dict[str, Any]:
+    return yaml.safe_load((fork / WORKFLOWS / f"{name}.yml").read_text())
+
+
+def step_of(fork: Path, workflow_name: str, job: str, pattern: str) -> dict[str, Any]:
+    """The one step of `job` whose `run` or `uses` matches `pattern`."""
+    steps = workflow(fork, workflow_name)["jobs"][job]["steps"]
+    found = [s for s in steps if re.search(pattern, s.get("run", "") or s.get("uses", ""))]
+    if len(found) != 1:
+        raise StepFailed(
+            f"{WORKFLOWS}/{workflow_name}.yml: jobs.{job}: expected one step matching "
+            f"{pattern!r}, found {len(found)}"
+        )
+    return found[0]
+
+
+# --- the steps -----------------------------------------------------------------------------
+
+
+def clone(r: Rehearsal) -> None:
+    """A fresh clone of this checkout (with its uncommitted changes), as a fork starts."""
+    r.run(["git", "clone", "--quiet", str(ROOT), str(r.fork)], cwd=r.work,
+          shown=f"git clone --quiet <this checkout> {r.fork.name}")  # fmt: skip
+    changes = subprocess.run(
+        ["git", "diff", "HEAD", "--binary"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    if changes:
+        subprocess.run(["git", "apply", "--index", "-"], cwd=r.fork, input=changes, check=True)
+        r.say("  (this checkout's uncommitted changes applied)")
+    for identity in (["user.name", "fork maintainer"], ["user.email", "fork@localhost"]):
+        subprocess.run(["git", "config", *identity], cwd=r.fork, check=True)
+
+
+def new_age_key(r: Rehearsal) -> None:
+    """README step 4: `age-keygen`, its public key into .sops.yaml's staging/prod rule."""
+    key_file = r.work / "fork.agekey"
+    r.run(["age-keygen", "-o", str(key_file)], shown="age-keygen -o fork.agekey")
+    public = next(
+        line.removeprefix("# public key: ")
+        for line in key_file.read_text().splitlines()
+        if line.startswith("# public key: ")
+    )
+    rules = r.fork / ".sops.yaml"
+    config = yaml.safe_load(rules.read_text())
+    (rule,) = [rule for rule in config["creation_rules"] if rule["path_regex"] == SOPS_RULE]
+    old = rule["age"]
+    rules.write_text(rules.read_text().replace(old, public))
+    r.say(f"  .sops.yaml: {SOPS_RULE}: {old} -> {public}")
+    # What the deploy job has as the environments' secret SOPS_AGE_KEY.
+    r.facts["age_key"] = key_file.read_text()
+
+
+def encrypt_secrets(r: Rehearsal) -> None:
+    """README step 4: every file of secrets/ written anew and encrypted with sops.
+
+    The fork cannot decrypt the example's files, so it writes its own: the OAuth
+    app and database password, the kubeconfig `gcloud container clusters
+    get-credentials` writes (here pointing at the stand-in Kubernetes API), and
+    the docker config that sends Artifact Registry to gcloud's credential helper.
+    Every file sops encrypts by .sops.yaml's rules, and must end up to the new key.
+    """
+    secrets = r.fork / SECRETS
+    registry_host = r.facts["registry_host"]
+    plain = {
+        "staging.yaml": yaml.safe_dump(FORK_SECRETS),
+        "prod.yaml": yaml.safe_dump(FORK_SECRETS),
+        "kubeconfig.yaml": get_credentials_kubeconfig(r.facts["kubernetes_api"]),
+        "docker-config.json": json.dumps({"credHelpers": {registry_host: "gcloud"}}, indent=2),
+    }
+    committed = sorted(path.name for path in secrets.iterdir())
+    for name in committed:
+        if name not in plain:
+            continue
+        (secrets / name).write_text(plain[name])
+        shown = f"sops encrypt --in-place {SECRETS / name}"
+        r.run(["sops", "encrypt", "--in-place", str(SECRETS / name)], shown=shown)
+    public = yaml.safe_load((r.fork / ".sops.yaml").read_text())
+    fork_key = next(
+        rule["age"] for rule in public["creation_rules"] if rule["path_regex"] == SOPS_RULE
+    )
+    for name in committed:
+        if name == "kind.yaml":
+            continue  # the kind layer stays encrypted to the committed test-only key
+        recipients = sops_files.recipients(secrets / name)
+        if recipients != [fork_key]:
+            raise StepFailed(
+                f"{SECRETS / name}: encrypted to {recipients or 'nothing new'}, not to the fork's "
+                "key: the fork checklist and the rotation must cover every file of secrets/"
+            )
+    r.run(["git", "commit", "--quiet", "-am", "Our own key and secrets"])
+
+
+def get_credentials_kubeconfig(server: str) -> str:
+    """What `gcloud container clusters get-credentials` writes: a token from
+    gke-gcloud-auth-plugin (ref: GKE's "kubectl authentication" docs)."""
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "gke_fork",
+        "clusters": [{"name": "gke_fork", "cluster": {"server": server}}],
+        "contexts": [{"name": "gke_fork", "context": {"cluster": "gke_fork", "user": "gke_fork"}}],
+        "users": [{"name": "gke_fork", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "gke-gcloud-auth-plugin",
+            "installHint": "Install gke-gcloud-auth-plugin for use with kubectl",
+            "provideClusterInfo": True,
+        }}}],
+    })  # fmt: skip
+
+
+def deploy_staging(r: Rehearsal) -> None:
+    """deploy.yml's staging deploy: hubploy deploy, with helm recorded, in the fork."""
+    step = step_of(r.fork, "deploy", "staging", r"nox -s deploy -- staging")
+    if "SOPS_AGE_KEY" not in (step.get("env") or {}):
+        raise StepFailed("deploy.yml: jobs.staging: the deploy step has no SOPS_AGE_KEY")
+    into = r.work / "staging-deploy"
+    into.mkdir()
+    env = {**r.env, "SOPS_AGE_KEY": r.facts["age_key"], "PATH": r.job_path()}
+    reads = r.facts["kubernetes_api_reads"]
+    try:
+        recorded = hubploy_dryrun.record_fork("staging", r.fork, into, env, reads)
+    except ConfigError as err:
+        raise StepFailed(str(err)) from None
+    token = r.facts["cluster_tests_token"] = cluster.test_token_file(r.fork).read_text().strip()
+    r.say("+ " + shlex.join(["hubploy", *recorded.hubploy_argv]).replace(token, "<token>"))
+    for call in recorded.calls:
+        shown = shlex.join(["helm", *call["argv"]]).replace(token, "<token>")
+        r.say("  " + re.sub(r"/\S+/tmp\w+", "<decrypted>", shown))
+    if reads.authorizations[-1:] != [f"Bearer {STANDIN_GKE_TOKEN}"]:
+        raise StepFailed(
+            "hubploy's Kubernetes client did not authenticate with gke-gcloud-auth-plugin's "
+            f"token (sent {reads.authorizations[-1:] or 'nothing'})"
+        )
+    r.facts["staging"] = recorded
+
+
+def render_staging(r: Rehearsal) -> None:
+    """What helm would apply: hubploy's upgrade rendered by the real helm (`helm template`)."""
+    recorded: hubploy_dryrun.Recorded = r.facts["staging"]
+    argv = recorded.upgrade["argv"]
+    # hubploy's order: upgrade --wait --install --namespace <ns> <release> <chart> <flags>
+    start = argv.index("--install")
+    namespace, release, rest = argv[start + 2], argv[start + 3], argv[start + 5 :]
+    files = iter(recorded.upgrade["files"])
+    template = ["template", release, str(recorded.chart_folder), "--namespace", namespace]
+    skip_next = False
+    for i, arg in enumerate(rest):
+        if skip_next:
+            skip_next = False
+        elif arg == "-f":
+            path = r.work / f"values-{i}.yaml"
+            path.write_text(next(files))
+            template += ["-f", str(path)]
+            skip_next = True
+        elif arg == "--timeout":
+            skip_next = True
+        elif arg not in ("--wait", "--cleanup-on-fail", "--atomic", "--force"):
+            template.append(arg)
+    token = r.facts["cluster_tests_token"]
+    shown = f"helm template {release} <chart folder> (hubploy's files and flags)"
+    result = r.run([str(helm_binary(ROOT)), *template], shown=shown, quiet=True)
+    objects = [o for o in yaml.safe_load_all(result.stdout) if o]
+    kinds = sorted({o["kind"] for o in objects if o["kind"] in RBAC_KINDS})
+    r.say(f"  {len(objects)} objects; RBAC: {', '.join(kinds)}")
+    r.facts["rendered_rbac"] = kinds
+    secret = next(o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == "hub")
+    key = f"hub.services.{cluster.TEST_SERVICE}.apiToken"
+    rendered = base64.b64decode(secret.get("data", {}).get(key, "")).decode()
+    kept = cluster.test_token_file(r.fork).relative_to(r.fork)
+    if rendered != token:
+        raise StepFailed(
+            f"the hub Secret's {key} is not the token the smoke test sends ({kept}): "
+            "its calls would get 403"
+        )
+    r.say(f"  hub Secret {key} == the token in {kept}")
+
+
+# The order of the README's "From a fork to the first deploy".
+STEPS: list[Callable[[Rehearsal], None]] = [
+    clone,
+    new_age_key,
+    encrypt_secrets,
+    deploy_staging,
+    render_staging,
+]
+
+
+@contextmanager
+def rehearsal() -> Iterator[Rehearsal]:
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="coursehub-rehearsal-") as tmp:
+        work = Path(tmp)
+        r = Rehearsal(fork=work / "fork", work=work, stack=stack, env=dict(os.environ))
+        for name in ("SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "KUBECONFIG", "DOCKER_CONFIG"):
+            r.env.pop(name, None)
+        api, reads = stack.enter_context(hubploy_dryrun.namespace_api())
+        r.facts.update(kubernetes_api=api, kubernetes_api_reads=reads)
+        standins = work / "cloud-standins"
+        standins.mkdir()
+        plugin = standins / "gke-gcloud-auth-plugin"
+        plugin.write_text(GKE_AUTH_PLUGIN)
+        plugin.chmod(0o755)
+        r.facts["registry_host"] = "us-central1-docker.pkg.dev"
+        yield r
+
+
+def run(steps: list[Callable[[Rehearsal], None]] = STEPS) -> Rehearsal:
+    """Every step in order; StepFailed names the first that failed."""
+    with rehearsal() as r:
+        for number, step in enumerate(steps, 1):
+            r.say(f"\n## {number}. {step.__name__}: {step.__doc__.splitlines()[0]}")
+            try:
+                step(r)
+            except StepFailed as err:
+                raise StepFailed(f"step {step.__name__}: {err}") from None
+        return r
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run()
+    except StepFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print("\nrehearsal passed", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
