@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from coursehub_tools import cluster, hubploy_dryrun, sops_files
+from coursehub_tools import cluster, docker_standin, hubploy_dryrun, sops_files
 from coursehub_tools.helm import binary as helm_binary
 from coursehub_tools.yamlfiles import ROOT, ConfigError
 
@@ -56,6 +56,23 @@ echo "gke-gcloud-auth-plugin stand-in: no Google here; a fixed token" >&2
 echo '{{"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1",
  "status": {{"token": "{STANDIN_GKE_TOKEN}", "expirationTimestamp": "2099-01-01T00:00:00Z"}}}}'
 """
+# docker-credential-gcloud answers docker-py with the job's access token for Artifact Registry.
+DOCKER_CREDENTIAL_GCLOUD = """#!/bin/sh
+echo "docker-credential-gcloud stand-in: no Google here; a fixed token" >&2
+read -r server
+echo '{"ServerURL": "'"$server"'", "Username": "oauth2accesstoken", "Secret": "stand-in"}'
+"""
+# gcloud itself talks to Google, and the real one would change this user's files: a step
+# that runs it fails here by name until a stand-in is given for its command.
+GCLOUD = """#!/bin/sh
+echo "gcloud stand-in: the rehearsal has no answer for: gcloud $*" >&2
+exit 1
+"""
+CLOUD_STANDINS = {
+    "gcloud": GCLOUD,
+    "gke-gcloud-auth-plugin": GKE_AUTH_PLUGIN,
+    "docker-credential-gcloud": DOCKER_CREDENTIAL_GCLOUD,
+}
 
 
 class StepFailed(Exception):
@@ -97,6 +114,7 @@ class Rehearsal:
             executable="/bin/bash" if shell else None, capture_output=True, text=True, check=False,
         )  # fmt: skip
         output = (result.stderr if quiet else result.stdout + result.stderr).strip()
+        output = "\n".join(line for line in output.splitlines() if not line.startswith(NOISE))
         if output:
             self.say("\n".join("  " + line for line in output.splitlines()[-15:]))
         if check and result.returncode != 0:
@@ -135,6 +153,8 @@ def clone(r: Rehearsal) -> None:
         r.say("  (this checkout's uncommitted changes applied)")
     for identity in (["user.name", "fork maintainer"], ["user.email", "fork@localhost"]):
         subprocess.run(["git", "config", *identity], cwd=r.fork, check=True)
+    # The fork's main is the state rehearsed, whichever branch this checkout is on.
+    subprocess.run(["git", "switch", "--quiet", "-C", "main"], cwd=r.fork, check=True)
 
 
 def new_age_key(r: Rehearsal) -> None:
@@ -212,6 +232,96 @@ def get_credentials_kubeconfig(server: str) -> str:
     })  # fmt: skip
 
 
+def ci_image_first_push(r: Rehearsal) -> None:
+    """ci.yml's image job on the first push of a new branch (hubploy builds, nothing pushed)."""
+    r.run(["git", "switch", "--quiet", "-c", "first-branch"])
+    # The branch changes the image, as a pull request adding a package would.
+    requirements = r.fork / "deploy/deployments/coursehub/image/requirements.txt"
+    requirements.write_text(requirements.read_text() + "# the branch's change to the image\n")
+    r.run(["git", "commit", "--quiet", "-am", "A change to the image"])
+    event = {"ref": "refs/heads/first-branch", "before": "0" * 40, "created": True,
+             "repository": {"default_branch": "main"}}  # fmt: skip
+    before = len(r.facts["docker"].builds)
+    run_job(r, "ci", "image", event)
+    if len(r.facts["docker"].builds) != before + 1:
+        raise StepFailed("ci.yml: jobs.image: hubploy built no image on a new branch's first push")
+    r.run(["git", "switch", "--quiet", "main"])
+
+
+def deploy_image(r: Rehearsal) -> None:
+    """deploy.yml's image job: hubploy builds and pushes the tag the registry lacks."""
+    event = {"workflow_run": {"conclusion": "success", "event": "push",
+                              "head_sha": git_head(r.fork)}}  # fmt: skip
+    run_job(r, "deploy", "image", event)
+    engine = r.facts["docker"]
+    pushed = [push["reference"] for push in engine.pushes]
+    r.say(f"  stand-in registry now has: {', '.join(sorted(engine.registry)) or 'nothing'}")
+    if not pushed:
+        raise StepFailed("deploy.yml: jobs.image: the image was built but never pushed")
+    r.facts["pushed"] = pushed
+
+
+def run_job(r: Rehearsal, workflow_name: str, job: str, event: dict[str, Any]) -> None:
+    """The `run` steps of a workflow's job, in order, as the runner runs them.
+
+    Expressions are read from the steps' `env` (github.event, secrets, steps' outputs);
+    `python3 -m nox` runs the session in this environment, where its dependency groups
+    are installed already (--no-venv --no-install), instead of a new virtualenv.
+    """
+    event_file = r.work / f"{workflow_name}-{job}-event.json"
+    event_file.write_text(json.dumps(event))
+    outputs: dict[str, dict[str, str]] = {}
+    secrets = {"SOPS_AGE_KEY": r.facts["age_key"]}
+    for number, step in enumerate(workflow(r.fork, workflow_name)["jobs"][job]["steps"]):
+        if "run" not in step:
+            r.say(f"  (uses: {step['uses']})")
+            continue
+        context = {"github": {"event": event}, "secrets": secrets, "steps": outputs}
+        env = {
+            name: expression(str(value), context) for name, value in (step.get("env") or {}).items()
+        }
+        output_file = r.work / f"{workflow_name}-{job}-{number}.out"
+        output_file.write_text("")
+        env.update(
+            GITHUB_ACTIONS="true", GITHUB_EVENT_PATH=str(event_file),
+            GITHUB_OUTPUT=str(output_file), DOCKER_HOST=r.facts["docker_host"], PATH=r.job_path(),
+        )  # fmt: skip
+        script = NOX.sub(r"python3 -m nox --no-venv --no-install ", step["run"])
+        shown = step["run"].strip()
+        if "\n" in shown:
+            shown = f"{step.get('name', 'script')}: {len(shown.splitlines())} lines of bash"
+        r.run(f"set -e\n{script}", env=env, shown=shown)
+        if "id" in step:
+            lines = output_file.read_text().splitlines()
+            outputs[step["id"]] = {
+                "outputs": dict(line.split("=", 1) for line in lines if "=" in line)
+            }
+
+
+# Lines of pip and nox that tell a reader nothing here.
+NOISE = ("Requirement already satisfied", "nox > uv binary not found", "WARNING: Location")
+NOX = re.compile(r"python3 -m nox ")
+EXPRESSION = re.compile(r"\$\{\{\s*([\w.-]+)\s*\}\}")
+
+
+def expression(value: str, context: dict[str, Any]) -> str:
+    """`${{ a.b.c }}` references replaced from `context`, missing ones by "" as GitHub does."""
+
+    def lookup(match: re.Match) -> str:
+        node: Any = context
+        for part in match.group(1).split("."):
+            node = node.get(part, "") if isinstance(node, dict) else ""
+        return str(node)
+
+    return EXPRESSION.sub(lookup, value)
+
+
+def git_head(folder: Path) -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def deploy_staging(r: Rehearsal) -> None:
     """deploy.yml's staging deploy: hubploy deploy, with helm recorded, in the fork."""
     step = step_of(r.fork, "deploy", "staging", r"nox -s deploy -- staging")
@@ -235,6 +345,11 @@ def deploy_staging(r: Rehearsal) -> None:
             "hubploy's Kubernetes client did not authenticate with gke-gcloud-auth-plugin's "
             f"token (sent {reads.authorizations[-1:] or 'nothing'})"
         )
+    flags = recorded.set_strings()
+    image = f"{flags['singleuser.image.name']}:{flags['singleuser.image.tag']}"
+    if image not in r.facts["docker"].registry:
+        raise StepFailed(f"staging would pull {image}, which the image job never pushed")
+    r.say(f"  {image}: in the registry (pushed by the image job)")
     r.facts["staging"] = recorded
 
 
@@ -284,6 +399,8 @@ STEPS: list[Callable[[Rehearsal], None]] = [
     clone,
     new_age_key,
     encrypt_secrets,
+    ci_image_first_push,
+    deploy_image,
     deploy_staging,
     render_staging,
 ]
@@ -300,9 +417,11 @@ def rehearsal() -> Iterator[Rehearsal]:
         r.facts.update(kubernetes_api=api, kubernetes_api_reads=reads)
         standins = work / "cloud-standins"
         standins.mkdir()
-        plugin = standins / "gke-gcloud-auth-plugin"
-        plugin.write_text(GKE_AUTH_PLUGIN)
-        plugin.chmod(0o755)
+        for name, text in CLOUD_STANDINS.items():
+            (standins / name).write_text(text)
+            (standins / name).chmod(0o755)
+        host, engine = stack.enter_context(docker_standin.docker_engine())
+        r.facts.update(docker_host=host, docker=engine)
         r.facts["registry_host"] = "us-central1-docker.pkg.dev"
         yield r
 
