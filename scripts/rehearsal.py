@@ -383,6 +383,10 @@ def render_staging(r: Rehearsal) -> None:
     r.say(f"  {len(objects)} objects; RBAC: {', '.join(kinds)}")
     r.facts["rendered_rbac"] = kinds
     secret = next(o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == "hub")
+    # z2jh keeps the values the hub reads (get_config) in this Secret's values.yaml.
+    r.facts["rendered_hub_values"] = yaml.safe_load(
+        base64.b64decode(secret["data"]["values.yaml"]).decode()
+    )
     key = f"hub.services.{cluster.TEST_SERVICE}.apiToken"
     rendered = base64.b64decode(secret.get("data", {}).get(key, "")).decode()
     kept = cluster.test_token_file(r.fork).relative_to(r.fork)
@@ -394,6 +398,62 @@ def render_staging(r: Rehearsal) -> None:
     r.say(f"  hub Secret {key} == the token in {kept}")
 
 
+def smoke_test(r: Rehearsal) -> None:
+    """deploy.yml's smoke test: its calls carry the token helm rendered, with the role they need."""
+    job = workflow(r.fork, "deploy")["jobs"]["staging"]
+    runs = [step.get("run", "") for step in job["steps"]]
+    deploy = next(i for i, run in enumerate(runs) if "nox -s deploy -- staging" in run)
+    smoke = next((i for i, run in enumerate(runs) if "-m cluster" in run), -1)
+    if smoke < deploy or "COURSEHUB_CLUSTER=staging" not in runs[smoke]:
+        raise StepFailed(
+            "deploy.yml: jobs.staging: the cluster tests must run after the deploy, in the same "
+            "job: the token they send is the one that deploy kept on its runner"
+        )
+    r.say(f"+ {runs[smoke].strip()}")
+    values = r.facts["rendered_hub_values"]
+    role = values["hub"]["loadRoles"].get(cluster.TEST_SERVICE, {})
+    if cluster.TEST_SERVICE not in role.get("services", []):
+        raise StepFailed(f"the rendered hub gives the {cluster.TEST_SERVICE} service no role")
+    host = values["proxy"]["https"]["hosts"][0]
+    kept = cluster.test_token_file(r.fork).relative_to(r.fork)
+    for method, path in SMOKE_TEST_CALLS:
+        r.say(f"  {method} https://{host}/hub/api{path}  Authorization: token <{kept}>")
+    r.say(f"  as {cluster.TEST_SERVICE}, whose role has: {', '.join(role['scopes'])}")
+
+
+def deploy_prod(r: Rehearsal) -> None:
+    """deploy.yml's prod deploy, after staging's smoke test: no test service, the same image."""
+    step = step_of(r.fork, "deploy", "prod", r"nox -s deploy -- prod")
+    if "SOPS_AGE_KEY" not in (step.get("env") or {}):
+        raise StepFailed("deploy.yml: jobs.prod: the deploy step has no SOPS_AGE_KEY")
+    into = r.work / "prod-deploy"
+    into.mkdir()
+    env = {**r.env, "SOPS_AGE_KEY": r.facts["age_key"], "PATH": r.job_path()}
+    try:
+        recorded = hubploy_dryrun.record_fork(
+            "prod", r.fork, into, env, r.facts["kubernetes_api_reads"]
+        )
+    except ConfigError as err:
+        raise StepFailed(str(err)) from None
+    r.say("+ " + shlex.join(["hubploy", *recorded.hubploy_argv]))
+    flags = recorded.set_strings()
+    image = f"{flags['singleuser.image.name']}:{flags['singleuser.image.tag']}"
+    if image not in r.facts["docker"].registry:
+        raise StepFailed(f"prod would pull {image}, which the image job never pushed")
+    if any(cluster.TEST_SERVICE in key for key in flags):
+        raise StepFailed(f"prod was handed the {cluster.TEST_SERVICE} service's token")
+    r.say(f"  {image}: the image staging was tested with")
+
+
+# What tests/test_cluster.py asks the hub, as the cluster-tests service.
+SMOKE_TEST_CALLS = (
+    ("POST", "/users/<test user>"),
+    ("POST", "/groups/<team>/users"),
+    ("DELETE", "/users/<test user>/server"),
+    ("DELETE", "/users/<test user>"),
+)
+
+
 # The order of the README's "From a fork to the first deploy".
 STEPS: list[Callable[[Rehearsal], None]] = [
     clone,
@@ -403,6 +463,8 @@ STEPS: list[Callable[[Rehearsal], None]] = [
     deploy_image,
     deploy_staging,
     render_staging,
+    smoke_test,
+    deploy_prod,
 ]
 
 
