@@ -113,7 +113,7 @@ class Rehearsal:
             command, cwd=cwd or self.fork, env={**self.env, **(env or {})}, shell=shell,
             executable="/bin/bash" if shell else None, capture_output=True, text=True, check=False,
         )  # fmt: skip
-        output = (result.stderr if quiet else result.stdout + result.stderr).strip()
+        output = ANSI.sub("", result.stderr if quiet else result.stdout + result.stderr).strip()
         output = "\n".join(line for line in output.splitlines() if not line.startswith(NOISE))
         if output:
             self.say("\n".join("  " + line for line in output.splitlines()[-15:]))
@@ -300,6 +300,8 @@ def run_job(r: Rehearsal, workflow_name: str, job: str, event: dict[str, Any]) -
 
 # Lines of pip and nox that tell a reader nothing here.
 NOISE = ("Requirement already satisfied", "nox > uv binary not found", "WARNING: Location")
+# nox colours its lines when it thinks a terminal reads them (a notebook's kernel).
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 NOX = re.compile(r"python3 -m nox ")
 EXPRESSION = re.compile(r"\$\{\{\s*([\w.-]+)\s*\}\}")
 
