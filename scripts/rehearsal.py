@@ -15,7 +15,9 @@ Each step is a function of a `Rehearsal`; `STEPS` is their order.
 
 from __future__ import annotations
 
+import ast
 import base64
+import inspect
 import json
 import os
 import re
@@ -31,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from coursehub_tools import cluster, docker_standin, hubploy_dryrun, sops_files
+from coursehub_tools import cluster, docker_standin, hubploy_dryrun, sops_files, workflow_check
 from coursehub_tools.helm import binary as helm_binary
 from coursehub_tools.yamlfiles import ROOT, ConfigError
 
@@ -157,6 +159,15 @@ def clone(r: Rehearsal) -> None:
     subprocess.run(["git", "switch", "--quiet", "-C", "main"], cwd=r.fork, check=True)
 
 
+def workflows_check(r: Rehearsal) -> None:
+    """README step 1's lint of the workflows (`coursehub-workflows check`) on the fork."""
+    r.say("+ coursehub-workflows check")
+    found = workflow_check.check(r.fork / WORKFLOWS, r.fork)
+    if found:
+        raise StepFailed("; ".join(found))
+    r.say("  no problem found")
+
+
 def new_age_key(r: Rehearsal) -> None:
     """README step 4: `age-keygen`, its public key into .sops.yaml's staging/prod rule."""
     key_file = r.work / "fork.agekey"
@@ -230,6 +241,37 @@ def get_credentials_kubeconfig(server: str) -> str:
             "provideClusterInfo": True,
         }}}],
     })  # fmt: skip
+
+
+def repo2docker_calls_missing() -> list[str]:
+    """What hubploy's LocalImage calls on its Repo2Docker that the pinned repo2docker lacks.
+
+    hubploy 0.4 builds with `r2d.build()` and pushes with `r2d.push_image()`; repo2docker
+    2025.8.0 and later push inside build() and have no push_image (ref: repo2docker's app.py).
+    """
+    import hubploy.config
+    from repo2docker.app import Repo2Docker
+
+    tree = ast.parse(inspect.getsource(hubploy.config.LocalImage))
+    called = {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and ast.unparse(node.func.value) == "self.r2d"
+    }
+    return sorted(name for name in called if not hasattr(Repo2Docker, name))
+
+
+def image_tools_agree(r: Rehearsal) -> None:
+    """hubploy and repo2docker as pinned: every repo2docker method hubploy calls exists."""
+    missing = repo2docker_calls_missing()
+    if missing:
+        raise StepFailed(
+            f"hubploy calls Repo2Docker.{', '.join(missing)}, which the pinned "
+            "jupyter-repo2docker does not have: the image would be built, then never pushed"
+        )
+    r.say("  hubploy's LocalImage calls only what the pinned Repo2Docker has")
 
 
 def ci_image_first_push(r: Rehearsal) -> None:
@@ -459,8 +501,10 @@ SMOKE_TEST_CALLS = (
 # The order of the README's "From a fork to the first deploy".
 STEPS: list[Callable[[Rehearsal], None]] = [
     clone,
+    workflows_check,
     new_age_key,
     encrypt_secrets,
+    image_tools_agree,
     ci_image_first_push,
     deploy_image,
     deploy_staging,

@@ -23,3 +23,7 @@ def test_every_step_passes(rehearsed):
 
 def test_the_rendered_chart_has_the_rbac_the_deployer_must_create(rehearsed):
     assert {"Role", "RoleBinding", "ClusterRole"} <= set(rehearsed.facts["rendered_rbac"])
+
+
+def test_hubploy_calls_only_what_the_pinned_repo2docker_has():
+    assert rehearsal.repo2docker_calls_missing() == []
