@@ -40,6 +40,7 @@ from coursehub_tools.yamlfiles import ROOT, ConfigError
 WORKFLOWS = Path(".github") / "workflows"
 SECRETS = Path("deploy") / "deployments" / "coursehub" / "secrets"
 # The example deployment's key in .sops.yaml, which a fork replaces with its own.
+FORK_REPOSITORY = "fork/coursehub"
 SOPS_RULE = "deploy/deployments/coursehub/secrets/.*"
 # What the fork writes into its own secrets layers (sops edit, by hand in real life).
 FORK_SECRETS = {
@@ -70,7 +71,16 @@ GCLOUD = """#!/bin/sh
 echo "gcloud stand-in: the rehearsal has no answer for: gcloud $*" >&2
 exit 1
 """
+# GitHub's API, for the one question deploy.yml asks it: main's newest commit.
+GH = """#!/bin/sh
+echo "gh stand-in: GitHub's answer is this fork's main" >&2
+case "$*" in
+  "api repos/$GH_REPO/commits/main --jq .sha") git rev-parse main ;;
+  *) echo "gh stand-in: no answer for: gh $*" >&2; exit 1 ;;
+esac
+"""
 CLOUD_STANDINS = {
+    "gh": GH,
     "gcloud": GCLOUD,
     "gke-gcloud-auth-plugin": GKE_AUTH_PLUGIN,
     "docker-credential-gcloud": DOCKER_CREDENTIAL_GCLOUD,
@@ -294,7 +304,12 @@ def deploy_image(r: Rehearsal) -> None:
     """deploy.yml's image job: hubploy builds and pushes the tag the registry lacks."""
     event = {"workflow_run": {"conclusion": "success", "event": "push",
                               "head_sha": git_head(r.fork)}}  # fmt: skip
-    run_job(r, "deploy", "image", event)
+    outputs = run_job(r, "deploy", "image", event)
+    newest = [job["outputs"].get("newest") for job in outputs.values()]
+    if newest != ["true"]:
+        raise StepFailed(
+            f"deploy.yml: jobs.image: main's newest commit was not found newest: {newest}"
+        )
     engine = r.facts["docker"]
     pushed = [push["reference"] for push in engine.pushes]
     r.say(f"  stand-in registry now has: {', '.join(sorted(engine.registry)) or 'nothing'}")
@@ -303,7 +318,9 @@ def deploy_image(r: Rehearsal) -> None:
     r.facts["pushed"] = pushed
 
 
-def run_job(r: Rehearsal, workflow_name: str, job: str, event: dict[str, Any]) -> None:
+def run_job(
+    r: Rehearsal, workflow_name: str, job: str, event: dict[str, Any]
+) -> dict[str, dict[str, dict[str, str]]]:
     """The `run` steps of a workflow's job, in order, as the runner runs them.
 
     Expressions are read from the steps' `env` (github.event, secrets, steps' outputs);
@@ -318,7 +335,8 @@ def run_job(r: Rehearsal, workflow_name: str, job: str, event: dict[str, Any]) -
         if "run" not in step:
             r.say(f"  (uses: {step['uses']})")
             continue
-        context = {"github": {"event": event}, "secrets": secrets, "steps": outputs}
+        github = {"event": event, "repository": FORK_REPOSITORY, "token": "stand-in"}
+        context = {"github": github, "secrets": secrets, "steps": outputs}
         env = {
             name: expression(str(value), context) for name, value in (step.get("env") or {}).items()
         }
@@ -338,6 +356,7 @@ def run_job(r: Rehearsal, workflow_name: str, job: str, event: dict[str, Any]) -
             outputs[step["id"]] = {
                 "outputs": dict(line.split("=", 1) for line in lines if "=" in line)
             }
+    return outputs
 
 
 # Lines of pip and nox that tell a reader nothing here.
