@@ -7,8 +7,11 @@ hubploy runs in a throwaway git copy of deploy/ and hub-config/, where:
   the one call hubploy makes itself (read the namespace);
 - HELM_EXECUTABLE (hubploy's own switch) is a recorder that keeps every
   command line and the content of every `-f` file while the file exists.
-The result is compared with deployconfig.load of the same copy
-(tests/test_hubploy.py) and shown in the chapter on auto-deploy.
+The deployment is loaded as a deploy run has it (scripts/cluster.py `deployed`,
+the cluster tests' token included). The result is compared with deployconfig.load
+of the same copy (tests/test_hubploy.py) and shown in the chapter on auto-deploy.
+`record_fork` runs the same in a fork's own checkout with its own secrets and key
+(scripts/rehearsal.py).
 """
 
 from __future__ import annotations

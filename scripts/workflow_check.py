@@ -68,6 +68,9 @@ TOKEN_VARIABLES = ("GH_TOKEN", "GITHUB_TOKEN")
 FIRST_PARTY = ("actions", "github")
 FULL_SHA = re.compile(r"[0-9a-f]{40}")
 SETUP_HELM = "azure/setup-helm@"
+SETUP_NODE = "actions/setup-node@"
+OLDEST_NODE = 24
+NODE20_INSIDE = "actions/upload-pages-artifact@"
 HELM_VERSION = re.compile(r"v3\.\d+\.\d+")
 SETUP_GCLOUD = "google-github-actions/setup-gcloud@"
 GET_GKE_CREDENTIALS = "google-github-actions/get-gke-credentials@"
@@ -192,6 +195,7 @@ def problems(
         where = f"{path}: jobs.{name}"
         yield from unpinned_actions(where, job)
         yield from pinned_helm(where, job)
+        yield from node20_actions(where, job)
         yield from cloud_problems(where, job, cluster)
         yield from image_push_problems(where, job)
         if writes_registry(job):
@@ -243,6 +247,25 @@ def unpinned_actions(where: str, job: dict[str, Any]) -> Iterator[str]:
                 f"{where}.steps[{number}]: {action} is not pinned by a commit SHA, so whoever "
                 "moves that tag decides what runs here: write @<40-hex sha>  # <release>"
             )
+
+
+def node20_actions(where: str, job: dict[str, Any]) -> Iterator[str]:
+    """What actionlint cannot see: a composite action running a Node 20 one, and the Node
+    setup-node installs for the job's own steps (GitHub retired Node 20 in September 2026)."""
+    for number, step in enumerate(job.get("steps", [])):
+        action = str(step.get("uses", ""))
+        if action.startswith(NODE20_INSIDE):
+            yield (
+                f"{where}.steps[{number}]: {action} runs actions/upload-artifact@v4 (Node 20) "
+                "inside: archive the site and upload it with a current upload-artifact"
+            )
+        if action.startswith(SETUP_NODE):
+            version = str((step.get("with") or {}).get("node-version", ""))
+            if not version.isdigit() or int(version) < OLDEST_NODE:
+                yield (
+                    f"{where}.steps[{number}]: node-version {version or 'unset'}: set a "
+                    f"maintained major version ({OLDEST_NODE} or later)"
+                )
 
 
 def pinned_helm(where: str, job: dict[str, Any]) -> Iterator[str]:
@@ -371,8 +394,9 @@ def main(argv: list[str] | None = None) -> int:
             "tests, registry changes go one at a time to CI, course notebooks run where no "
             "secret is, artifacts reach a job with secrets outside its workspace, "
             "jobs with secrets take them from an environment, third-party actions are "
-            "pinned by commit, helm is pinned, the cluster and registry are gke.yaml's, "
-            "deploys authenticate with the auth plugin, and only main's newest commit deploys"
+            "pinned by commit, no action runs on Node 20, helm is pinned, the cluster and "
+            "registry are gke.yaml's, deploys authenticate with the auth plugin, and only "
+            "main's newest commit deploys"
         )
     return 1 if found else 0
 
