@@ -463,3 +463,28 @@ def test_degrading_without_homes_stops_servers_and_says_nothing_was_archived(pro
     assert f"took nora out of {enrollment_group(slug)}" in report
     assert report[-1] == f"{slug}: DEGRADED ({steps[0].why})"
     assert not archive.exists()
+
+
+@pytest.mark.unit
+def test_a_run_that_overlaps_another_is_refused_and_moves_nothing(
+    project_copy, monkeypatch, capsys
+):
+    """Without the lock, the second run plans from the registry the first has not yet
+    written, finds the course already DEPLOYED when it moves it, and marks it FAILED."""
+    root = project_copy.root
+    monkeypatch.delenv(dispatcher.TOKEN_ENV, raising=False)
+    day = accept_a_course_starting_alone(root)
+    with dispatcher.one_run_at_a_time(root):
+        # The first run holds the registry: it deploys ml-201 meanwhile.
+        first_run = at(date.fromisoformat(day))
+        lifecycle.transition("ml-201", "DEPLOYED", by=lifecycle.DISPATCHER, why="first run",
+                             role="dispatcher", clock=first_run, root=root)  # fmt: skip
+        assert dispatcher.main(["--root", str(root), "--today", day]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "another dispatcher run" in err
+        assert err.count("\n") == 1, "one line"
+    assert state(root) == ("DEPLOYED", ["REQUESTED", "ACCEPTED", "DEPLOYED"])
+    # Once the first has finished, the next run plans from what it left: nothing due.
+    assert dispatcher.main(["--root", str(root), "--today", day]) == 0
+    assert "0 step(s) due" in capsys.readouterr().out
+    assert state(root)[0] == "DEPLOYED"
