@@ -49,6 +49,11 @@ def core_node() -> dict:
 def kubectl_for(placeholders_running: int, placeholders_pending: int, *, user_ready: bool = True):
     """A stand-in for kubectl that answers the three commands with recorded output."""
     user = recorded("kubectl-node-user.json")
+    # The user image's tag is hubploy's (the last commit that changed the image), so the
+    # node recorded with an older tag is given the one deployed now, as the pre-puller would.
+    image = load("prod").values["singleuser"]["image"]
+    (held,) = [i for i in user["status"]["images"] if image["name"] in i["names"][-1]]
+    held["names"][-1] = f"{image['name']}:{image['tag']}"
     if not user_ready:
         ready = next(c for c in user["status"]["conditions"] if c["type"] == "Ready")
         ready.update(status="Unknown", reason="NodeStatusUnknown")
