@@ -1,7 +1,8 @@
 """`coursehub`: the operator's commands for a running deployment, one subcommand each.
 
     coursehub status prod                   # the daily checks (chapter "Running a bootcamp")
-    coursehub status local --state-dir .localhub --url http://127.0.0.1:8000 --log hub.log
+    coursehub-hub run > hub.log 2>&1 &      # the local hub, its output in a file
+    coursehub status local --log hub.log    # its state in .localhub, on port 8000
     coursehub backup local --to hub.backup  # the hub database, saved
     coursehub restore local --from hub.backup
 

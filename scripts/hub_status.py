@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 
 from coursehub_tools.deployconfig import Deployment
-from coursehub_tools.hub_client import every_item
+from coursehub_tools.hub_client import every_item, hub_info
 
 OK, WARN, FAIL, NOT_HERE = "ok", "warn", "FAIL", "n/a"
 # How far back the hub's log is read for errors: one day, the checklist's rhythm.
@@ -277,13 +277,17 @@ def local_checks(
     """The local hub: the same checks where they mean something on one machine."""
     values = deployment.values
     try:
-        version = requests.get(f"{hub_url}/hub/api/", timeout=10).json()["version"]
+        version = hub_info(hub_url)["version"]
         active = every_item(hub_url, token, "/users", state="active")
     except (requests.RequestException, ValueError) as err:
         raise StatusError(f"the hub at {hub_url} did not answer its REST API: {err}") from err
     servers = [s for user in active for s in user["servers"].values()]
     starting = sum(1 for s in servers if s.get("pending") == "spawn")
-    log = log_file.read_text(errors="replace") if log_file.exists() else ""
+    if not log_file.is_file():
+        raise StatusError(
+            f"no hub log at {log_file}: pass --log with the file the hub's output goes to"
+        )
+    log = log_file.read_text(errors="replace")
     here = "servers are processes on this machine"
     return [
         Check(

@@ -181,3 +181,13 @@ def test_status_of_a_hub_that_never_ran_says_so(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "operator-token.secret does not exist" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.hub
+def test_status_without_the_hubs_log_says_where_it_looked(local_hub, tmp_path, capsys):
+    missing = tmp_path / "hub.log"
+    args = ["--state-dir", str(local_hub.state_dir), "--url", local_hub.url, "--log", str(missing)]
+    assert cli.main(["status", "local", *args]) == 2
+    assert capsys.readouterr().err == (
+        f"error: no hub log at {missing}: pass --log with the file the hub's output goes to\n"
+    )
