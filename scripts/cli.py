@@ -8,8 +8,8 @@
 
 A cluster deployment is read with kubectl's current context, in the
 deployment's namespace (deploy/deployments.yaml); the local deployment from the
-local hub's state folder. Each subcommand is a function of this module's table
-`COMMANDS`; a new one is a parser and a function.
+local hub's state folder. A subcommand is a subparser in `parser()` and the
+function it names (`set_defaults(run=...)`); a new one is one of each.
 """
 
 from __future__ import annotations
