@@ -226,6 +226,36 @@ def archive_homes(
     return done
 
 
+def back_up_homes(
+    courses: dict[str, Any], today: date, hub: Hub, homes: Path | ClusterHomes, archive: Path
+) -> list[str]:
+    """Today's copy of the homes of every course running today, in backups/<day>/<slug>/.
+
+    The same archive as at a course's end (a Job a member on a cluster), into a folder of
+    the day. A member whose server runs is left out and said so: on a cluster their home's
+    disk is attached to their server's node, and a copy of files being written is not one.
+    Run once a day, after the culler has stopped the night's idle servers.
+    """
+    day, report = today.isoformat(), []
+    for slug, course in courses.items():
+        start, end = (date.fromisoformat(str(course[key])) for key in ("start", "end"))
+        if lifecycle.state_of(course) != lifecycle.DEPLOYED or not start <= today <= end:
+            continue
+        groups = [*course["groups"]["students"], enrollment_group(slug),
+                  *course["groups"]["instructors"]]  # fmt: skip
+        members = hub.members(groups)
+        busy = set(hub.with_servers(members))
+        report += [f"{slug}: {user}'s server runs; home not copied today" for user in sorted(busy)]
+        idle = [user for user in members if user not in busy]
+        if isinstance(homes, ClusterHomes):
+            report += homes.archive(slug, idle, course["image"], copy=day)
+            continue
+        for user in idle:
+            if copied := archive_home(homes / user, archive / "backups" / day / slug):
+                report.append(f"copied {user}'s home to {copied}")
+    return report
+
+
 def run(
     steps: list[Step], hub: Hub | None, homes: Path | ClusterHomes | None, archive: Path,
     clock: lifecycle.Clock, root: Path = ROOT, smtp_password: str | None = None,
@@ -415,10 +445,17 @@ def main(argv: list[str] | None = None, clock: lifecycle.Clock = lifecycle.utc_n
         "--content-report", type=Path, metavar="REPORT",
         help="deploy on the notebook results of a --check-content run, not running them here",
     )  # fmt: skip
+    parser.add_argument(
+        "--back-up-homes", action="store_true",
+        help="also copy the homes of the courses running today into backups/<day>/ "
+        "(with --homes or --cluster-homes)",
+    )  # fmt: skip
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.homes and args.cluster_homes:
         parser.error("homes are in a folder (--homes) or on a cluster (--cluster-homes), not both")
+    if args.back_up_homes and not (args.homes or args.cluster_homes):
+        parser.error("--back-up-homes copies homes from --homes or --cluster-homes: give one")
     if args.check_content and (args.hub or args.content_report or args.dry_run):
         parser.error("--check-content only runs notebooks: no --hub, --content-report or --dry-run")
     today = args.today or clock().date()
@@ -440,15 +477,22 @@ def main(argv: list[str] | None = None, clock: lifecycle.Clock = lifecycle.utc_n
                 print(f"{'would ' if args.dry_run else ''}{step.action} {step.slug}: {step.why}")
             # Flushed: a step can run for minutes, and a log read meanwhile should show the plan.
             print(f"{len(steps)} step(s) due on {today}", flush=True)
-            if args.dry_run or not steps:
+            if args.dry_run or not (steps or args.back_up_homes):
                 return 0
             settings = read_yaml(args.root / lifecycle.LIFECYCLE_FILE, args.root)
             stamps = day_clock(args.today) if args.today else clock
             archive = Path(settings["archive"])
             homes = args.homes
-            if args.cluster_homes and any(step.action == "degrade" for step in steps):
+            degrades = any(step.action == "degrade" for step in steps)
+            if args.cluster_homes and (degrades or args.back_up_homes):
                 homes = ClusterHomes(args.cluster_homes, settings["clusterArchive"]["claim"])
             report = run(steps, hub, homes, archive, stamps, args.root, smtp_password, content)
+            if args.back_up_homes:
+                if hub is None:
+                    raise ConfigError(
+                        "--back-up-homes needs the hub (--hub and $COURSEHUB_HUB_TOKEN)"
+                    )
+                report += back_up_homes(registry(args.root), today, hub, homes, archive)
             for line in report:
                 print(line)
             if failures := failed(steps, args.root):
