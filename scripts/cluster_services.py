@@ -196,7 +196,82 @@ def database(deployment: Deployment, *, secrets: bool) -> list[dict[str, Any]]:
             pod_security={"fsGroup": POSTGRES_UID},
         ),
         database_policy(name, namespace, labels, deployment.spec["release"]),
+        *database_backup(deployment, target, container),
     ]  # fmt: skip
+
+
+def backup_labels(name: str) -> dict[str, str]:
+    return _labels(f"{name}-backup", "postgresql-backup")
+
+
+def database_backup(
+    deployment: Deployment, target: dict[str, Any], server: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A CronJob that saves the hub database with pg_dump, into a claim of its own.
+
+    Its own claim, so losing the database's volume does not lose the copies;
+    the server's image, so pg_dump is never older than the server. Each run
+    keeps `keepDays` days of dumps; `coursehub restore` (scripts/hub_backup.py)
+    reads them back with pg_restore.
+    """
+    spec = settings(deployment)["databaseBackup"]
+    name, namespace = f"{target['service']}-backup", target["namespace"]
+    labels = backup_labels(target["service"])
+    folder = "/backups"
+    # pg_dump reads its connection from libpq's variables; the password from the
+    # database's own Secret, never from argv.
+    env = [
+        {"name": "PGHOST", "value": target["service"]},
+        {"name": "PGPORT", "value": str(target["port"])},
+        {"name": "PGUSER", "value": target["user"]},
+        {"name": "PGDATABASE", "value": target["database"]},
+        next(e for e in server["env"] if e["name"] == "POSTGRES_PASSWORD") | {"name": "PGPASSWORD"},
+    ]
+    script = (
+        f"pg_dump --format=custom --file={folder}/hub-$(date -u +%Y%m%dT%H%MZ).dump"
+        f" && find {folder} -name 'hub-*.dump' -mtime +{spec['keepDays']} -delete"
+    )
+    container = {
+        "name": "pg-dump",
+        "image": server["image"],
+        "command": ["sh", "-c", script],
+        "env": env,
+        "volumeMounts": [{"name": "backups", "mountPath": folder}],
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}},
+        "securityContext": _restricted(POSTGRES_UID),
+    }
+    pod = {
+        "metadata": {"labels": labels},
+        "spec": {
+            "restartPolicy": "OnFailure",
+            "securityContext": {"fsGroup": POSTGRES_UID},
+            "containers": [container],
+            "volumes": [{"name": "backups", "persistentVolumeClaim": {"claimName": name}}],
+        },
+    }
+    claim = _claim_template(name, spec["storage"], labels)
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": _meta(name, namespace, labels),
+            "spec": claim["spec"],
+        },
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": _meta(name, namespace, labels),
+            "spec": {
+                "schedule": spec["schedule"],
+                "timeZone": "Etc/UTC",
+                # A dump still running when the next is due is not doubled.
+                "concurrencyPolicy": "Forbid",
+                "successfulJobsHistoryLimit": 3,
+                "failedJobsHistoryLimit": 3,
+                "jobTemplate": {"spec": {"backoffLimit": 2, "template": pod}},
+            },
+        },
+    ]
 
 
 def database_policy(
@@ -219,7 +294,11 @@ def database_policy(
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
-                    "from": [{"podSelector": {"matchLabels": hub}}],
+                    # The hub, and the backup CronJob's pods (database_backup).
+                    "from": [
+                        {"podSelector": {"matchLabels": hub}},
+                        {"podSelector": {"matchLabels": backup_labels(name)}},
+                    ],
                     "ports": [{"port": "postgres", "protocol": "TCP"}],
                 }
             ],

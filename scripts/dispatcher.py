@@ -30,6 +30,8 @@ itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import smtplib
@@ -56,6 +58,8 @@ from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml
 
 TOKEN_ENV = "COURSEHUB_HUB_TOKEN"
 SECRETS_ENV = (TOKEN_ENV, lifecycle_mail.PASSWORD_ENV)
+# In the checkout the dispatcher writes (ignored by git): held for a whole run.
+LOCK_FILE = ".coursehub-dispatch.lock"
 STOP_TIMEOUT = 300  # s; a server's stop the dispatcher waits for before archiving its home
 
 
@@ -222,6 +226,36 @@ def archive_homes(
     return done
 
 
+def back_up_homes(
+    courses: dict[str, Any], today: date, hub: Hub, homes: Path | ClusterHomes, archive: Path
+) -> list[str]:
+    """Today's copy of the homes of every course running today, in backups/<day>/<slug>/.
+
+    The same archive as at a course's end (a Job a member on a cluster), into a folder of
+    the day. A member whose server runs is left out and said so: on a cluster their home's
+    disk is attached to their server's node, and a copy of files being written is not one.
+    Run once a day, after the culler has stopped the night's idle servers.
+    """
+    day, report = today.isoformat(), []
+    for slug, course in courses.items():
+        start, end = (date.fromisoformat(str(course[key])) for key in ("start", "end"))
+        if lifecycle.state_of(course) != lifecycle.DEPLOYED or not start <= today <= end:
+            continue
+        groups = [*course["groups"]["students"], enrollment_group(slug),
+                  *course["groups"]["instructors"]]  # fmt: skip
+        members = hub.members(groups)
+        busy = set(hub.with_servers(members))
+        report += [f"{slug}: {user}'s server runs; home not copied today" for user in sorted(busy)]
+        idle = [user for user in members if user not in busy]
+        if isinstance(homes, ClusterHomes):
+            report += homes.archive(slug, idle, course["image"], copy=day)
+            continue
+        for user in idle:
+            if copied := archive_home(homes / user, archive / "backups" / day / slug):
+                report.append(f"copied {user}'s home to {copied}")
+    return report
+
+
 def run(
     steps: list[Step], hub: Hub | None, homes: Path | ClusterHomes | None, archive: Path,
     clock: lifecycle.Clock, root: Path = ROOT, smtp_password: str | None = None,
@@ -366,6 +400,29 @@ def hub_from(url: str | None) -> Hub | None:
     return Hub(url, token)
 
 
+@contextlib.contextmanager
+def one_run_at_a_time(root: Path):
+    """Refuse to start while another run writes the same registry; held until the run ends.
+
+    Two runs that overlap plan from the same registry: the second would find each
+    course it deploys or degrades already moved by the first, the move it then makes
+    refused, and would mark a course that the first run deployed FAILED and mail its
+    instructors. The scheduled workflow's concurrency group keeps its own runs apart;
+    this keeps apart any two runs of one checkout (a manual run beside a scheduled one,
+    a CronJob's). The kernel releases the lock when the process ends, a crash too.
+    """
+    path = root / LOCK_FILE
+    with path.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"{path}: another dispatcher run of this registry is in progress; run again "
+                "when it has finished (it plans from the registry that run leaves)"
+            ) from None
+        yield
+
+
 def day_clock(day: date) -> lifecycle.Clock:
     """Noon (UTC) of `day`: with --today, the plan and the history are as of that day."""
     return lambda: datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
@@ -392,41 +449,61 @@ def main(argv: list[str] | None = None, clock: lifecycle.Clock = lifecycle.utc_n
         "--content-report", type=Path, metavar="REPORT",
         help="deploy on the notebook results of a --check-content run, not running them here",
     )  # fmt: skip
+    parser.add_argument(
+        "--back-up-homes", action="store_true",
+        help="also copy the homes of the courses running today into backups/<day>/ "
+        "(with --homes or --cluster-homes)",
+    )  # fmt: skip
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.homes and args.cluster_homes:
         parser.error("homes are in a folder (--homes) or on a cluster (--cluster-homes), not both")
+    if args.back_up_homes and not (args.homes or args.cluster_homes):
+        parser.error("--back-up-homes copies homes from --homes or --cluster-homes: give one")
     if args.check_content and (args.hub or args.content_report or args.dry_run):
         parser.error("--check-content only runs notebooks: no --hub, --content-report or --dry-run")
     today = args.today or clock().date()
     try:
-        courses = registry(args.root)
-        steps = plan(courses, today)
-        if args.check_content:
-            return check_content_only(steps, courses, args.check_content)
-        # Checked on every real run, due steps or not: a missing secret shows the first day.
-        content = None if args.dry_run else content_source(args, steps, courses)
-        hub = None if args.dry_run else hub_from(args.hub)
-        smtp_password = lifecycle_mail.password_from_environment()
-        # The plan first, so a run's log says what was due even if a step then fails.
-        for step in steps:
-            print(f"{'would ' if args.dry_run else ''}{step.action} {step.slug}: {step.why}")
-        # Flushed: a step can run for minutes, and a log read meanwhile should show the plan.
-        print(f"{len(steps)} step(s) due on {today}", flush=True)
-        if args.dry_run or not steps:
-            return 0
-        settings = read_yaml(args.root / lifecycle.LIFECYCLE_FILE, args.root)
-        stamps = day_clock(args.today) if args.today else clock
-        archive = Path(settings["archive"])
-        homes = args.homes
-        if args.cluster_homes and any(step.action == "degrade" for step in steps):
-            homes = ClusterHomes(args.cluster_homes, settings["clusterArchive"]["claim"])
-        report = run(steps, hub, homes, archive, stamps, args.root, smtp_password, content)
-        for line in report:
-            print(line)
-        if failures := failed(steps, args.root):
-            print(f"error: FAILED: {', '.join(failures)} (the registry says why)", file=sys.stderr)
-            return 1
+        # Only runs that write the registry take the lock; a dry run and the notebook
+        # run write nothing to it.
+        writes = not (args.dry_run or args.check_content)
+        with one_run_at_a_time(args.root) if writes else contextlib.nullcontext():
+            courses = registry(args.root)
+            steps = plan(courses, today)
+            if args.check_content:
+                return check_content_only(steps, courses, args.check_content)
+            # Checked on every real run, due steps or not: a missing secret shows the first day.
+            content = None if args.dry_run else content_source(args, steps, courses)
+            hub = None if args.dry_run else hub_from(args.hub)
+            smtp_password = lifecycle_mail.password_from_environment()
+            # The plan first, so a run's log says what was due even if a step then fails.
+            for step in steps:
+                print(f"{'would ' if args.dry_run else ''}{step.action} {step.slug}: {step.why}")
+            # Flushed: a step can run for minutes, and a log read meanwhile should show the plan.
+            print(f"{len(steps)} step(s) due on {today}", flush=True)
+            if args.dry_run or not (steps or args.back_up_homes):
+                return 0
+            settings = read_yaml(args.root / lifecycle.LIFECYCLE_FILE, args.root)
+            stamps = day_clock(args.today) if args.today else clock
+            archive = Path(settings["archive"])
+            homes = args.homes
+            degrades = any(step.action == "degrade" for step in steps)
+            if args.cluster_homes and (degrades or args.back_up_homes):
+                homes = ClusterHomes(args.cluster_homes, settings["clusterArchive"]["claim"])
+            report = run(steps, hub, homes, archive, stamps, args.root, smtp_password, content)
+            if args.back_up_homes:
+                if hub is None:
+                    raise ConfigError(
+                        "--back-up-homes needs the hub (--hub and $COURSEHUB_HUB_TOKEN)"
+                    )
+                report += back_up_homes(registry(args.root), today, hub, homes, archive)
+            for line in report:
+                print(line)
+            if failures := failed(steps, args.root):
+                print(
+                    f"error: FAILED: {', '.join(failures)} (the registry says why)", file=sys.stderr
+                )
+                return 1
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,7 +1,8 @@
 """A local stand-in for GitHub's OAuth and REST endpoints. It is NOT GitHub.
 
 It answers exactly the calls GitHubOAuthenticator makes (authorize, token
-exchange, /user, /user/emails, /user/teams, organization and team membership)
+exchange, /user, /user/emails, /user/teams, /user/orgs, organization and team
+membership)
 from a fixture file of users, organizations and teams, so the local hub runs
 the real OAuthenticator code path with no network and no GitHub account.
 
@@ -70,6 +71,14 @@ class World:
             for org, spec in self.organizations.items()
             for slug, team in spec.get("teams", {}).items()
             if login in team.get("members", [])
+        ]
+
+    def orgs_of(self, login: str) -> list[dict]:
+        """GitHub's organization summaries (GET /user/orgs), for the organizations with an id."""
+        return [
+            {"login": org, "id": spec["id"], "description": spec.get("description", "")}
+            for org, spec in self.organizations.items()
+            if login in spec.get("members", []) and "id" in spec
         ]
 
     def user_model(self, login: str) -> dict:
@@ -213,11 +222,45 @@ class EmailsHandler(StandinHandler):
         self.write_json([{"email": email, "primary": True, "verified": True}])
 
 
-class TeamsHandler(StandinHandler):
-    endpoint = "teams"
+class ListHandler(StandinHandler):
+    """A list GitHub answers a page at a time: ?per_page (30 unless given, at most 100)
+    and ?page, with a Link header naming the next and last pages, as GitHub's REST API.
+    ref: https://docs.github.com/en/rest/using-the-rest-api/using-pagination-in-the-rest-api
+    """
+
+    def items(self, login: str) -> list[dict]:
+        raise NotImplementedError
 
     def get(self):
-        self.write_json(self.world.teams_of(self.require_login()))
+        everything = self.items(self.require_login())
+        per_page = min(int(self.get_argument("per_page", "30")), 100)
+        page = int(self.get_argument("page", "1"))
+        last = max(1, -(-len(everything) // per_page))
+        base = f"{self.request.protocol}://{self.request.host}{self.request.path}"
+        # GitHub names next and last up to the last page, prev and first after the first.
+        pages = {"next": page + 1, "last": last} if page < last else {}
+        pages |= {"prev": page - 1, "first": 1} if page > 1 else {}
+        links = [
+            f'<{base}?{urlencode({"per_page": per_page, "page": number})}>; rel="{rel}"'
+            for rel, number in pages.items()
+        ]
+        if links:
+            self.set_header("Link", ", ".join(links))
+        self.write_json(everything[(page - 1) * per_page : page * per_page])
+
+
+class TeamsHandler(ListHandler):
+    endpoint = "teams"
+
+    def items(self, login: str) -> list[dict]:
+        return self.world.teams_of(login)
+
+
+class OrgsHandler(ListHandler):
+    endpoint = "orgs"
+
+    def items(self, login: str) -> list[dict]:
+        return self.world.orgs_of(login)
 
 
 class OrgMemberHandler(StandinHandler):
@@ -278,6 +321,7 @@ def make_app(world: World) -> web.Application:
             (r"/api/v3/user", UserHandler),
             (r"/api/v3/user/emails", EmailsHandler),
             (r"/api/v3/user/teams", TeamsHandler),
+            (r"/api/v3/user/orgs", OrgsHandler),
             (rf"/api/v3/orgs/{name}/members/{name}", OrgMemberHandler),
             (rf"/api/v3/orgs/{name}/teams/{name}/members/{name}", TeamMemberHandler),
             (rf"/_standin/teams/{name}/{name}/{name}", ControlTeamHandler),

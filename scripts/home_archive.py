@@ -88,10 +88,17 @@ class HomeVolumes:
 
 
 def archive_job(
-    slug: str, user: str, home: tuple[str, str | None], archive_claim: str, image: str
+    slug: str,
+    user: str,
+    home: tuple[str, str | None],
+    archive_claim: str,
+    image: str,
+    copy: str | None = None,
 ) -> dict[str, Any]:
-    """The Job that archives `user`'s home (claim, subPath) for course `slug`."""
+    """The Job that archives `user`'s home (claim, subPath) for course `slug`; with `copy`
+    (a day, YYYY-MM-DD), that day's backup copy, in backups/<day>/<slug>/ of the claim."""
     claim, sub_path = home
+    folder = f"backups/{copy}/{slug}" if copy else slug
     home_mount = {"name": "home", "mountPath": f"{HOMES_FOLDER}/{user}", "readOnly": True}
     if sub_path:
         home_mount["subPath"] = sub_path
@@ -99,7 +106,7 @@ def archive_job(
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": job_name(slug, user), "labels": labels},
+        "metadata": {"name": job_name(f"{slug}-{copy}" if copy else slug, user), "labels": labels},
         "spec": {
             "backoffLimit": 2,
             "ttlSecondsAfterFinished": KEPT_FOR,
@@ -135,7 +142,7 @@ def archive_job(
                             },
                             "volumeMounts": [
                                 home_mount,
-                                {"name": "archive", "mountPath": ARCHIVE_FOLDER, "subPath": slug},
+                                {"name": "archive", "mountPath": ARCHIVE_FOLDER, "subPath": folder},
                             ],
                         }
                     ],
@@ -167,9 +174,11 @@ class ClusterHomes:
         self.archive_claim = archive_claim
         self.timeout = timeout
 
-    def archive(self, slug: str, users: list[str], image: str) -> list[str]:
-        """Archive each user's home for `slug`, JOBS_AT_ONCE Jobs at a time; what was
-        done, a line each."""
+    def archive(
+        self, slug: str, users: list[str], image: str, copy: str | None = None
+    ) -> list[str]:
+        """Archive each user's home for `slug` (with `copy`, that day's backup copy),
+        JOBS_AT_ONCE Jobs at a time; what was done, a line each."""
         from kubernetes.client.exceptions import ApiException
 
         try:
@@ -184,7 +193,7 @@ class ClusterHomes:
             for first in range(0, len(members), JOBS_AT_ONCE):
                 started = []
                 for user in members[first : first + JOBS_AT_ONCE]:
-                    job = archive_job(slug, user, homes[user], self.archive_claim, image)
+                    job = archive_job(slug, user, homes[user], self.archive_claim, image, copy)
                     self._create(job)
                     started.append((user, job["metadata"]["name"]))
                 for user, name in started:

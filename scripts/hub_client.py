@@ -144,6 +144,13 @@ def open_server_as(session: requests.Session, hub_url: str, owner: str) -> reque
     return session.post(ask.url, data=form, timeout=60)
 
 
+def hub_info(hub_url: str) -> dict:
+    """What the hub's API root answers anyone: {"version": ...}."""
+    response = requests.get(f"{hub_url}/hub/api/", timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
 def every_item(hub_url: str, token: str, path: str, **params) -> list[dict]:
     """Every item of a list the hub's REST API answers a page at a time (/users, /groups).
 

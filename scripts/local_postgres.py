@@ -35,6 +35,8 @@ class Database:
     password: str
     # Stops and starts the server, as a database maintenance or failover would.
     restart: Callable[[], None] = field(compare=False, repr=False)
+    # Runs SQL as the server's superuser, as an operator's psql would (DROP DATABASE).
+    superuser_sql: Callable[[str], None] = field(compare=False, repr=False)
 
     def hub_db(self, values: dict) -> dict:
         """hub.db from a deployment's merged values, pointed at this server."""
@@ -102,7 +104,12 @@ def throwaway_postgres() -> Iterator[Database]:
         run(str(bindir / "psql"), *client, "-c", sql)
         run(str(bindir / "createdb"), *client, "-O", "jupyterhub", "jupyterhub")
         url = f"postgresql://jupyterhub@127.0.0.1:{port}/jupyterhub"
-        yield Database(url, password, restart=lambda: run(*ctl, "restart"))
+        yield Database(
+            url,
+            password,
+            restart=lambda: run(*ctl, "restart"),
+            superuser_sql=lambda sql: run(str(bindir / "psql"), *client, "-c", sql),
+        )
     finally:
         run(*ctl, "stop")
         shutil.rmtree(data, ignore_errors=True)

@@ -22,7 +22,11 @@ WORLD = World.from_file(FIXTURE, "id", "secret")
 
 def auth_state(login: str) -> dict:
     """What GitHubOAuthenticator stores for `login`, from the stand-in's answers."""
-    return {"github_user": WORLD.user_model(login), "teams": WORLD.teams_of(login)}
+    return {
+        "github_user": WORLD.user_model(login),
+        "teams": WORLD.teams_of(login),
+        "organizations": WORLD.orgs_of(login),
+    }
 
 
 @pytest.mark.parametrize("deployment", ["local", "staging", "prod"])
@@ -56,7 +60,9 @@ def test_the_fixture_school_has_two_courses_with_different_teams():
 def test_unix_ids_are_github_ids():
     uid, gids = unix_ids(auth_state("sam"))
     assert uid == WORLD.users["sam"]["id"]
-    assert gids == sorted(team["id"] for team in WORLD.teams_of("sam"))
+    groups = WORLD.teams_of("sam") + WORLD.orgs_of("sam")
+    assert len(WORLD.orgs_of("sam")) > 1, "the fixture puts sam in two organizations"
+    assert gids == sorted(group["id"] for group in groups)
 
 
 def test_unix_ids_refuse_system_uids():
@@ -95,9 +101,8 @@ async def test_kubespawner_pod_runs_as_github_ids_only_when_enabled(enabled, tmp
     pod = (await spawner.get_pod_manifest()).spec
     if enabled:
         assert pod.containers[0].security_context["runAsUser"] == WORLD.users["tara"]["id"]
-        assert pod.security_context["supplementalGroups"] == [
-            team["id"] for team in WORLD.teams_of("tara")
-        ]
+        groups = WORLD.orgs_of("tara") + WORLD.teams_of("tara")
+        assert pod.security_context["supplementalGroups"] == sorted(g["id"] for g in groups)
     else:
         assert "supplementalGroups" not in (pod.security_context or {})
         assert "runAsUser" not in pod.containers[0].security_context

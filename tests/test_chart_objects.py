@@ -273,8 +273,14 @@ def test_only_the_hub_of_its_own_deployment_reaches_the_database(cluster_deploym
     assert selects(policy["spec"]["podSelector"], database_pod["metadata"]["labels"])
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     (rule,) = policy["spec"]["ingress"]
-    (peer,) = rule["from"]
-    assert set(peer) == {"podSelector"}, "pods of the database's own namespace, and only those"
+    assert all(set(peer) == {"podSelector"} for peer in rule["from"]), (
+        "pods of the database's own namespace, and only those"
+    )
+    (backup,) = [o for o in ours if o["kind"] == "CronJob"]
+    dump_pod = backup["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    hub_peers = [p for p in rule["from"] if not selects(p["podSelector"], dump_pod)]
+    assert len(hub_peers) == len(rule["from"]) - 1, "one peer admits the nightly dump's pods"
+    (peer,) = hub_peers
     (port,) = database_pod["spec"]["containers"][0]["ports"]
     assert rule["ports"] == [{"port": port["name"], "protocol": "TCP"}]
 
@@ -286,6 +292,12 @@ def test_only_the_hub_of_its_own_deployment_reaches_the_database(cluster_deploym
         and selects(peer["podSelector"], o["spec"]["template"]["metadata"]["labels"])
     ]
     assert admitted == ["hub"], "of the pods the chart renders, only the hub"
+    (dump_peer,) = [p for p in rule["from"] if p is not peer]
+    assert not any(
+        selects(dump_peer["podSelector"], o["spec"]["template"]["metadata"]["labels"])
+        for o in rendered
+        if o["kind"] in WORKLOADS
+    ), "the dump's peer admits none of the chart's pods"
     user_pods = one(rendered, "NetworkPolicy", "singleuser")["spec"]["podSelector"]
     assert not selects(peer["podSelector"], user_pods["matchLabels"]), "no user's server"
     for other in load_deployments()["deployments"]:

@@ -80,6 +80,43 @@ def test_database_service_is_the_host_hub_db_url_names(cluster_deployment):
     assert security["allowPrivilegeEscalation"] is False
 
 
+def test_the_database_is_dumped_on_schedule_by_a_pod_its_policy_admits(cluster_deployment):
+    deployment = load(cluster_deployment)
+    values = deployment.values
+    objects = cluster_services.manifests(deployment)
+    if not wants_database(values):
+        assert by_kind(objects, "CronJob") == [], "no database, nothing to dump"
+        return
+    url = urlsplit(values["hub"]["db"]["url"])
+    service = url.hostname.split(".")[0]
+    settings = values["custom"]["clusterServices"]
+    (cronjob,) = by_kind(objects, "CronJob")
+    assert cronjob["spec"]["schedule"] == settings["databaseBackup"]["schedule"]
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    # The server's own image: pg_dump is never older than the server it dumps.
+    assert container["image"] == settings["database"]["image"]
+    env = {e["name"]: e for e in container["env"]}
+    assert (env["PGHOST"]["value"], env["PGUSER"]["value"]) == (service, url.username)
+    assert env["PGDATABASE"]["value"] == url.path.lstrip("/")
+    assert env["PGPORT"]["value"] == str(url.port or 5432)
+    secret = by_kind(objects, "Secret")[0]["metadata"]["name"]
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "password"}
+    assert "pg_dump --format=custom" in container["command"][-1]
+    assert f"-mtime +{settings['databaseBackup']['keepDays']}" in container["command"][-1]
+    # Its own claim, not the database's volume.
+    claim = pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+    claims = {c["metadata"]["name"]: c for c in by_kind(objects, "PersistentVolumeClaim")}
+    storage = claims[claim]["spec"]["resources"]["requests"]["storage"]
+    assert storage == settings["databaseBackup"]["storage"]
+    # The database's NetworkPolicy admits the hub; the dump's pod must get through too.
+    (policy,) = [p for p in by_kind(objects, "NetworkPolicy") if p["metadata"]["name"] == service]
+    admitted = [peer["podSelector"]["matchLabels"] for peer in policy["spec"]["ingress"][0]["from"]]
+    labels = pod["metadata"]["labels"]
+    assert any(all(labels.get(k) == v for k, v in selector.items()) for selector in admitted)
+
+
 def test_shared_data_claim_is_the_one_the_users_pods_mount(cluster_deployment):
     deployment = load(cluster_deployment)
     values = deployment.values
@@ -89,7 +126,8 @@ def test_shared_data_claim_is_the_one_the_users_pods_mount(cluster_deployment):
         return
     claim_name = shared_volume(values)["persistentVolumeClaim"]["claimName"]
     namespace = deployment.spec["namespace"]
-    (claim,) = by_kind(objects, "PersistentVolumeClaim")
+    # The one claim bound to an NFS volume (the database's backups have their own, not shared).
+    (claim,) = [c for c in by_kind(objects, "PersistentVolumeClaim") if "volumeName" in c["spec"]]
     (volume,) = by_kind(objects, "PersistentVolume")
     assert claim["metadata"] == {**claim["metadata"], "name": claim_name, "namespace": namespace}
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]

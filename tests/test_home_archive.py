@@ -239,3 +239,19 @@ def test_a_large_course_is_archived_in_rounds(kubernetes_api, monkeypatch):
         "create archive-climate-lab-cy",
         "read archive-climate-lab-cy",
     ], "the next round starts once the last one has finished"
+
+
+def test_a_days_backup_copy_is_a_job_of_that_day_in_a_folder_of_that_day(kubernetes_api):
+    """A daily copy is not the end-of-course archive (found again by name and kept): each
+    day's Jobs and files are that day's, so yesterday's do not stand for today's."""
+    home, _ = asyncio.run(HomeVolumes("prod").of("sam"))
+    kubernetes_api.claims.add(home)
+    homes = ClusterHomes("prod", "coursehub-archive", timeout=30)
+    for day in ("2026-11-16", "2026-11-17"):
+        done = homes.archive("climate-lab", ["sam"], "example.org/image:1", copy=day)
+        name = f"archive-climate-lab-{day}-sam"
+        assert done == [f"archived sam's home (Job {name})"]
+        mounts = kubernetes_api.jobs[name]["spec"]["template"]["spec"]["containers"][0]
+        archive_mount = next(m for m in mounts["volumeMounts"] if m["name"] == "archive")
+        assert archive_mount["subPath"] == f"backups/{day}/climate-lab"
+    assert "archive-climate-lab-sam" not in kubernetes_api.jobs, "no end-of-course archive"

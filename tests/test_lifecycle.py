@@ -463,3 +463,59 @@ def test_degrading_without_homes_stops_servers_and_says_nothing_was_archived(pro
     assert f"took nora out of {enrollment_group(slug)}" in report
     assert report[-1] == f"{slug}: DEGRADED ({steps[0].why})"
     assert not archive.exists()
+
+
+@pytest.mark.unit
+def test_a_run_that_overlaps_another_is_refused_and_moves_nothing(
+    project_copy, monkeypatch, capsys
+):
+    """Without the lock, the second run plans from the registry the first has not yet
+    written, finds the course already DEPLOYED when it moves it, and marks it FAILED."""
+    root = project_copy.root
+    monkeypatch.delenv(dispatcher.TOKEN_ENV, raising=False)
+    day = accept_a_course_starting_alone(root)
+    with dispatcher.one_run_at_a_time(root):
+        # The first run holds the registry: it deploys ml-201 meanwhile.
+        first_run = at(date.fromisoformat(day))
+        lifecycle.transition("ml-201", "DEPLOYED", by=lifecycle.DISPATCHER, why="first run",
+                             role="dispatcher", clock=first_run, root=root)  # fmt: skip
+        assert dispatcher.main(["--root", str(root), "--today", day]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "another dispatcher run" in err
+        assert err.count("\n") == 1, "one line"
+    assert state(root) == ("DEPLOYED", ["REQUESTED", "ACCEPTED", "DEPLOYED"])
+    # Once the first has finished, the next run plans from what it left: nothing due.
+    assert dispatcher.main(["--root", str(root), "--today", day]) == 0
+    assert "0 step(s) due" in capsys.readouterr().out
+    assert state(root)[0] == "DEPLOYED"
+
+
+@pytest.mark.hub
+def test_a_daily_copy_of_the_homes_of_a_running_course_leaves_out_servers_in_use(
+    project_copy, hub_factory, monkeypatch, capsys
+):
+    """`--back-up-homes`: the homes of the course running today, copied into a folder of
+    the day, except the home of a student whose server runs (it is being written)."""
+    root, slug = project_copy.root, "data-science-101"
+    archive = root / "archive"
+    project_copy.edit("deploy/lifecycle.yaml", lambda s: s.update(archive=str(archive)))
+    course = dispatcher.registry(root)[slug]
+    day = course["start"]
+    today = {"hub": {"config": {"CourseSpawner": {"today": day}}}}
+    hub = hub_factory(server="lightweight", extra_values=today)
+    for student in ("sam", "sky"):
+        session = login_with_standin(hub.url, student, next_url="/hub/spawn").session
+        follow_progress(session, hub.url, student)
+        (hub.state_dir / "homes" / student / "work.ipynb").write_text("{}")
+    dispatcher.Hub(hub.url, hub.operator_token).stop(["sky"], timeout=60)
+    monkeypatch.setenv(dispatcher.TOKEN_ENV, hub.operator_token)
+    argv = ["--root", str(root), "--today", str(day), "--hub", hub.url,
+            "--homes", str(hub.state_dir / "homes"), "--back-up-homes"]  # fmt: skip
+    assert dispatcher.main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    copies = archive / "backups" / str(day) / slug
+    assert f"{slug}: sam's server runs; home not copied today" in out
+    assert not (copies / "sam.tar.gz").exists()
+    with tarfile.open(copies / "sky.tar.gz") as tar:
+        assert "sky/work.ipynb" in tar.getnames()
+    assert state(root, slug)[0] == lifecycle.state_of(course), "a copy moves no course"

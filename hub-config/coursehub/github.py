@@ -73,7 +73,7 @@ class CoursehubGitHubOAuthenticator(CourseLinksMixin, GitHubOAuthenticator):
         False,
         config=True,
         help="""Run each server with uid = the user's GitHub id and supplemental
-        gids = the ids of their GitHub teams (needs a spawner with `uid` and
+        gids = the ids of their GitHub organizations and teams (needs a spawner with `uid` and
         `supplemental_gids`, such as KubeSpawner).""",
     )
 
@@ -226,6 +226,25 @@ class CoursehubGitHubOAuthenticator(CourseLinksMixin, GitHubOAuthenticator):
             if spawner.active and not spawner.pending:
                 self.log.warning("Stopping %s's server %r: session revoked", user.name, name)
                 await handler.stop_single_user(user, name)
+
+    async def update_auth_model(self, auth_model):
+        """OAuthenticator's, plus the user's organizations when they give gids.
+
+        GitHubOAuthenticator fetches the teams (populate_teams_in_auth_state) but not
+        the organizations; GET /user/orgs lists those the user is a member of, private
+        memberships too with read:org, a page at a time.
+        ref: https://docs.github.com/en/rest/orgs/orgs#list-organizations-for-the-authenticated-user
+        """
+        auth_model = await super().update_auth_model(auth_model)
+        if self.unix_ids_from_github:
+            token = auth_model["auth_state"]["token_response"]
+            # Upstream's own paging (it follows GitHub's Link header), as for the teams.
+            auth_model["auth_state"]["organizations"] = await self._paginated_fetch(
+                f"{self.github_api}/user/orgs?per_page=100",
+                token["access_token"],
+                token["token_type"],
+            )
+        return auth_model
 
     async def pre_spawn_start(self, user, spawner):
         """Set the server's uid and supplemental gids from GitHub when configured."""
