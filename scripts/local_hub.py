@@ -29,6 +29,8 @@ import requests
 
 from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load, load_deployments
 from coursehub_tools.hub_client import every_item
+from coursehub_tools.kube_standin.launch import StandinSettings
+from coursehub_tools.localhub import kube_backend
 from coursehub_tools.localhub.chart_values import LOCAL_SPAWNERS, state_secrets
 from coursehub_tools.localhub.layout import lay_out
 from coursehub_tools.localhub.supervisor import (
@@ -87,6 +89,8 @@ class LocalHub:
     proxy_api_port: int = 0
     standin_port: int = 0
     supervisor: Supervisor = field(init=False)
+    # The Kubernetes stand-in, for a `local-kube` deployment (scripts/localhub/kube_backend.py).
+    kube: StandinSettings | None = field(default=None, init=False)
     hub_process: subprocess.Popen | None = field(default=None, init=False)
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
 
@@ -147,14 +151,21 @@ class LocalHub:
             free_port(),
         )
         layers = [self.runtime_layer()]
+        if load_deployments()["deployments"].get(self.deployment, {}).get("backend") == (
+            kube_backend.BACKEND
+        ):
+            layers.append(Layer("runtime (local-kube)", kube_backend.runtime_values()))
         extra = self.extra_values or []
         for values in [extra] if isinstance(extra, dict) else extra:
             layers.append(Layer("extra values (LocalHub.extra_values)", values))
         deployment = load(self.deployment, extra_layers=layers)
-        if deployment.backend != "local":
+        if deployment.backend not in ("local", kube_backend.BACKEND):
             raise LocalHubError(
                 f"deployment {self.deployment!r} runs on {deployment.backend}, not on this machine"
             )
+        if deployment.backend == kube_backend.BACKEND:
+            self.kube = kube_backend.standin_settings(deployment, self.state_dir, free_port())
+            self.kube.write_kubeconfig()
         lay_out(deployment, self.config_dir, load_deployments()["hubConfig"]["mountRoot"])
 
     def environment(self) -> dict[str, str]:
@@ -175,6 +186,9 @@ class LocalHub:
             COURSEHUB_RUNNING_AS_ROOT="1" if os.geteuid() == 0 else "0",
             COURSEHUB_LOCAL_SERVER=self.server,
         )
+        if self.kube is not None:
+            # KubeSpawner's client finds its API server here, as outside a cluster.
+            env.update(KUBECONFIG=str(self.kube.kubeconfig), COURSEHUB_BACKEND=kube_backend.BACKEND)
         return env
 
     def start(self) -> None:
@@ -196,6 +210,9 @@ class LocalHub:
         try:
             process = self.supervisor.start(standin, env)
             wait_for_port(self.standin_port, process, "the GitHub stand-in", 20)
+            if self.kube is not None:
+                process = self.supervisor.start(self.kube.command(), env)
+                wait_for_port(self.kube.port, process, "the Kubernetes stand-in", 20)
             proxy = self.supervisor.start(self.proxy_command(), env)
             wait_for_port(self.port, proxy, "configurable-http-proxy", 20)
         except ProcessFailed as err:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import shutil
 import signal
@@ -37,6 +38,7 @@ from pathlib import Path
 
 from coursehub_tools.kube_standin.store import ApiError, Change, Store, now_rfc3339
 
+log = logging.getLogger("kube-standin")
 NODE = "kube-standin-node"
 MAX_BACKOFF = 300
 # What the course image (docker-stacks) sets: its home is the working folder.
@@ -425,7 +427,12 @@ class Kubelet:
     def _spawn(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("kubelet task failed", exc_info=task.exception())
 
     def on_change(self, change: Change) -> None:
         if change.resource != "pods":
