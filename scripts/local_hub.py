@@ -1,13 +1,15 @@
 """Run the reference hub on this machine: same values, same hub-config, local processes.
 
-    coursehub-hub run [--port 8000] [--state-dir .localhub]
+    coursehub-hub run [--port 8000] [--state-dir .localhub] [--deployment local]
 
 It merges the `local` deployment (deploy/deployments.yaml), lays out the
 merged values and hub-config/ the way the chart mounts them in the hub pod,
 starts the GitHub stand-in and the proxy (its own process, as the chart's proxy
 pod is), and starts JupyterHub with scripts/localhub/jupyterhub_config.py.
 Ctrl-C stops the hub, every user's server, the proxy and the stand-in; anything
-left behind is found and stopped.
+left behind is found and stopped. With `--deployment local-kube` the hub keeps
+the chart's KubeSpawner and users' servers are pods of the Kubernetes stand-in
+(scripts/kube_standin/, started here too; scripts/localhub/kube_backend.py).
 Tests and the book use `LocalHub` the same way (`with LocalHub(...) as hub:`).
 """
 
@@ -91,6 +93,7 @@ class LocalHub:
     supervisor: Supervisor = field(init=False)
     # The Kubernetes stand-in, for a `local-kube` deployment (scripts/localhub/kube_backend.py).
     kube: StandinSettings | None = field(default=None, init=False)
+    kube_process: subprocess.Popen | None = field(default=None, init=False)
     hub_process: subprocess.Popen | None = field(default=None, init=False)
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
 
@@ -211,8 +214,8 @@ class LocalHub:
             process = self.supervisor.start(standin, env)
             wait_for_port(self.standin_port, process, "the GitHub stand-in", 20)
             if self.kube is not None:
-                process = self.supervisor.start(self.kube.command(), env)
-                wait_for_port(self.kube.port, process, "the Kubernetes stand-in", 20)
+                self.kube_process = self.supervisor.start(self.kube.command(), env)
+                wait_for_port(self.kube.port, self.kube_process, "the Kubernetes stand-in", 20)
             proxy = self.supervisor.start(self.proxy_command(), env)
             wait_for_port(self.port, proxy, "configurable-http-proxy", 20)
         except ProcessFailed as err:
@@ -346,7 +349,9 @@ class LocalHub:
 
 
 def run(args: argparse.Namespace) -> int:
-    hub = LocalHub(state_dir=Path(args.state_dir).resolve(), port=args.port)
+    hub = LocalHub(
+        state_dir=Path(args.state_dir).resolve(), port=args.port, deployment=args.deployment
+    )
     try:
         hub.start()
     except (ConfigError, LocalHubError) as err:
@@ -384,6 +389,12 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--port", type=int, default=8000, help="public port on 127.0.0.1")
     start.add_argument(
         "--state-dir", default=str(ROOT / ".localhub"), help="database, homes, secrets"
+    )
+    start.add_argument(
+        "--deployment",
+        default="local",
+        help="a deployment this machine runs: local, local-sso, or local-kube (KubeSpawner "
+        "on the Kubernetes stand-in)",
     )
     args = parser.parse_args(argv)
     # A terminal's Ctrl-C reaches only this process (children run in their own

@@ -10,10 +10,12 @@ finds its API server through $KUBECONFIG, which names the stand-in
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from coursehub_tools.deployconfig import Deployment
 from coursehub_tools.kube_standin.launch import StandinSettings
+from coursehub_tools.localhub import lightweight_server
 from coursehub_tools.localhub.chart_values import HOOKS_SOURCE
 
 BACKEND = "local-kube"
@@ -53,3 +55,12 @@ def standin_settings(deployment: Deployment, state_dir: Path, port: int) -> Stan
         # The course image carries the hook scripts (image/Dockerfile copies them there).
         image_files={hooks_path: HOOKS_SOURCE},
     )
+
+
+def lightweight_values() -> dict:
+    """Pods whose container runs the load tests' lightweight server instead of JupyterLab.
+
+    The local spawner swaps its command (LightweightCourseSpawner); with KubeSpawner
+    the command is the pod's, so it is set where the chart sets it: singleuser.cmd.
+    """
+    return {"singleuser": {"cmd": [sys.executable, "-I", "-S", lightweight_server.__file__]}}
