@@ -199,6 +199,9 @@ async def test_a_pod_runs_on_its_own_address_with_its_claim_as_home(api, standin
     assert (home / "hello").read_text() == "from ada"
     reasons = [event.reason for event in await events_of(api, "jupyter-ada")]
     assert reasons[:1] == ["Scheduled"] and "Started" in reasons
+    await api.delete_namespaced_pod("jupyter-ada", NAMESPACE, grace_period_seconds=0)
+    await api.delete_namespaced_persistent_volume_claim("claim-ada", NAMESPACE)
+    assert not home.exists(), "a deleted claim's volume goes with it (reclaimPolicy Delete)"
 
 
 def _get(url: str) -> str | None:

@@ -19,6 +19,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from coursehub_tools import culling
 from coursehub_tools.deployconfig import load
 from coursehub_tools.hub_client import follow_progress, login_with_standin, wait_for_server
+from coursehub_tools.localhub import kube_backend
+from coursehub_tools.pod_manifests import build_async
 
 pytestmark = pytest.mark.hub
 
@@ -63,6 +65,47 @@ async def pod_gone(api, namespace: str, name: str) -> bool:
     return False
 
 
+def without_nulls(data):
+    """As the API server stores an object: a field sent as null is not there."""
+    if isinstance(data, dict):
+        return {key: without_nulls(value) for key, value in data.items() if value is not None}
+    if isinstance(data, list):
+        return [without_nulls(item) for item in data]
+    return data
+
+
+async def same_pod_as_built_offline(api, pod, deployment) -> None:
+    """The pod KubeSpawner sent is the one scripts/pod_manifests.py builds offline for sam.
+
+    Only what this run alone decides differs: environment values (tokens, the
+    hub's ports) and what the local hub adds to them; every name is there."""
+    live = api.api_client.sanitize_for_serialization(pod)["spec"]
+    student_team = deployment.values["custom"]["github"]["studentTeams"][0]
+    offline = (
+        await build_async(
+            DEPLOYMENT, "sam", [student_team], extra_values=kube_backend.runtime_values()
+        )
+    )["spec"]
+
+    def shape(spec: dict) -> dict:
+        def container(c: dict) -> dict:
+            return {key: c.get(key) for key in ("name", "image", "command", "volumeMounts")}
+
+        return {
+            "volumes": spec["volumes"],
+            "initContainers": [container(c) for c in spec.get("initContainers") or []],
+            "containers": [container(c) for c in spec["containers"]],
+            "securityContext": spec.get("securityContext"),
+        }
+
+    assert without_nulls(shape(live)) == without_nulls(shape(offline))
+    for live_container, offline_container in zip(
+        live["containers"], offline["containers"], strict=True
+    ):
+        names = {item["name"] for item in live_container["env"]}
+        assert {item["name"] for item in offline_container["env"]} <= names
+
+
 async def test_a_students_server_is_a_pod_started_and_stopped_by_kubespawner(kube_hub):
     deployment = load(DEPLOYMENT)
     namespace = deployment.spec["namespace"]
@@ -84,6 +127,7 @@ async def test_a_students_server_is_a_pod_started_and_stopped_by_kubespawner(kub
         targets = {prefix.rstrip("/"): route["target"] for prefix, route in routes.items()}
         port = pod.spec.containers[0].ports[0].container_port
         assert targets["/user/sam"] == f"http://{pod.status.pod_ip}:{port}"
+        await same_pod_as_built_offline(api, pod, deployment)
         # The course's start-up hooks ran in the pod's init containers, on the claim.
         home = kube_hub.kube.state_dir / "kube" / "volumes" / namespace / claim.metadata.name
         assert (home / "shared").is_symlink()

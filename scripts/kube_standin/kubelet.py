@@ -7,9 +7,9 @@ What a pod gets on this machine instead of a container:
   is that the wildcard address 0.0.0.0 (KubeSpawner's `ip`, in its
   JUPYTERHUB_SERVICE_URL) means the pod's own address, as it does in a pod;
 - its volumes as folders under the state folder, a claim's named after the
-  claim (<state>/volumes/<namespace>/<claim>), so a home outlives its pod as a
-  PVC does; a path under a volume's mountPath, in the command, arguments,
-  environment or workingDir, is that folder;
+  claim (<state>/volumes/<namespace>/<claim>), so a home outlives its pod and
+  goes with its claim, as a PVC's volume does; a path under a volume's
+  mountPath, in the command, arguments, environment or workingDir, is that folder;
 - the image: this machine's Python environment on PATH, plus the folders the
   image carries given as --image-path (the course image's hooks);
 - every container as the user the stand-in runs as (securityContext is not
@@ -435,6 +435,11 @@ class Kubelet:
             log.error("kubelet task failed", exc_info=task.exception())
 
     def on_change(self, change: Change) -> None:
+        if change.resource == "persistentvolumeclaims" and change.type == "DELETED":
+            # A dynamically provisioned volume goes with its claim (reclaimPolicy Delete,
+            # the default storage classes'): a deleted user's home is gone, as on a cluster.
+            claim = self.claim_folder(change.namespace, change.obj["metadata"]["name"])
+            shutil.rmtree(claim, ignore_errors=True)
         if change.resource != "pods":
             return
         key = (change.namespace, change.obj["metadata"]["name"])
