@@ -294,3 +294,35 @@ async def test_an_unknown_command_is_a_start_error_not_a_hang(api):
     failed = await wait_for(failed_start, "no Failed event for a missing executable")
     assert "executable file not found" in failed[0].message
     await api.delete_namespaced_pod("no-command", NAMESPACE, grace_period_seconds=0)
+
+
+async def test_a_watch_asked_for_bookmarks_ends_with_one_at_the_current_version(api):
+    listed = await api.list_namespaced_pod(NAMESPACE)
+    stream = watch.Watch().stream(
+        api.list_namespaced_pod,
+        NAMESPACE,
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=1,
+        allow_watch_bookmarks=True,
+    )
+    async with stream as events:
+        seen = [event async for event in events]
+    assert [event["type"] for event in seen][-1:] == ["BOOKMARK"]
+    current = (await api.list_namespaced_pod(NAMESPACE)).metadata.resource_version
+    # Where the watch had got to: no older than where it started, no newer than now.
+    bookmark = int(seen[-1]["raw_object"]["metadata"]["resourceVersion"])
+    assert int(listed.metadata.resource_version) <= bookmark <= int(current)
+
+
+async def test_an_injected_fault_fails_the_named_call_only(api, standin):
+    faults = f"{standin.url}/_standin/faults"
+    requests.put(faults, json={"create pods": {"status": 500}}, timeout=10).raise_for_status()
+    try:
+        with pytest.raises(ApiException) as failed:
+            await api.create_namespaced_pod(NAMESPACE, pod("unlucky", ["sleep", "60"]))
+        listed = await api.list_namespaced_pod(NAMESPACE)
+    finally:
+        requests.put(faults, json={}, timeout=10).raise_for_status()
+    assert failed.value.status == 500
+    assert json.loads(failed.value.body)["kind"] == "Status"
+    assert "unlucky" not in {item.metadata.name for item in listed.items}
