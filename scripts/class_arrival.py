@@ -384,7 +384,7 @@ def run_class(
         "deployment": deployment,
         "spawner": "KubeSpawner on the Kubernetes stand-in" if through_kube else "local processes",
         # The stand-in's own CPU (API server and kubelet, not the servers), whole run.
-        **({"standin_cpu_seconds": round(standin_cpu, 1)} if through_kube else {}),
+        **({"standin_cpu_seconds": round(standin_cpu, 2)} if through_kube else {}),
         "server": SERVERS[server],
         "students": students,
         "over_seconds": over,
