@@ -58,6 +58,7 @@ from coursehub_tools.hub_client import follow_progress, login_with_standin
 from coursehub_tools.hub_profile import ARRIVAL_STEPS, CULL_STEPS, sampled
 from coursehub_tools.local_hub import FIXTURE, LocalHub, LocalHubError, free_port
 from coursehub_tools.local_postgres import Database, PostgresUnavailable, throwaway_postgres
+from coursehub_tools.localhub import kube_backend
 from coursehub_tools.localhub.chart_values import LOCAL_SPAWNERS
 from coursehub_tools.localhub.supervisor import processes_marked
 from coursehub_tools.yamlfiles import read_yaml
@@ -175,6 +176,17 @@ def arrive(hub: LocalHub, student: str, timeout: float) -> Arrival:
     return arrival
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """A process's own CPU time (user and system), from Linux /proc; None once it has gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # utime and stime: fields 14 and 15, counted after the command's closing ")".
+    user, system = stat.rpartition(")")[2].split()[11:13]
+    return (int(user) + int(system)) / os.sysconf("SC_CLK_TCK")
+
+
 class HubWatch:
     """Watches the hub process (Linux /proc): has it exited, its peak memory, its CPU time."""
 
@@ -188,13 +200,9 @@ class HubWatch:
 
     def cpu_seconds(self) -> float:
         """The hub's CPU time (user and system) read now; once it has exited, the last read."""
-        try:
-            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        except OSError:
-            return self._cpu_seconds
-        # utime and stime: fields 14 and 15, counted after the command's closing ")".
-        user, system = stat.rpartition(")")[2].split()[11:13]
-        self._cpu_seconds = (int(user) + int(system)) / os.sysconf("SC_CLK_TCK")
+        seconds = process_cpu_seconds(self.process.pid)
+        if seconds is not None:
+            self._cpu_seconds = seconds
         return self._cpu_seconds
 
     def _run(self) -> None:
@@ -322,15 +330,23 @@ def run_class(
     extra_values: list[dict] = (),
     team: str | None = None,
     profile: bool = False,
+    deployment: str = "local",
 ) -> dict:
     """Start a hub, let the class arrive, cull it, stop everything; the summary as data.
 
-    `profile`: py-spy samples the hub while the class arrives and during the cull."""
-    values = load("local").values
+    `profile`: py-spy samples the hub while the class arrives and during the cull.
+    `deployment` "local-kube": the chart's KubeSpawner and the Kubernetes stand-in."""
+    merged = load(deployment)
+    values = merged.values
+    through_kube = merged.backend == kube_backend.BACKEND
+    if through_kube and stop_seconds:
+        raise LocalHubError("stop_seconds is the local spawner's; a pod's stop is the kubelet's")
     team = team or values["custom"]["github"]["studentTeams"][0]
     fixture = state / "class-fixture.yaml"
     fixture.write_text(yaml.safe_dump(class_fixture(students, team, also=(CULL_PASS_USER,))))
     extra = [cull_pass_role(values)] + ([stock_settings()] if stock else [])
+    if through_kube and server == "lightweight":
+        extra.append(kube_backend.lightweight_values())
     extra += extra_values
     if stop_seconds:
         spawner = LOCAL_SPAWNERS[server]
@@ -345,6 +361,7 @@ def run_class(
             log_file=log,
             fixture=fixture,
             server=server,
+            deployment=deployment,
         ) as hub,
         HubWatch(hub) as watch,
     ):
@@ -360,9 +377,14 @@ def run_class(
             if stopped_because
             else cull_class(hub, watch, values, ready, active_share, profile=profile)
         )
+        standin_cpu = process_cpu_seconds(hub.kube_process.pid) if through_kube else None
     ready_seconds = [a.ready_seconds for a in arrivals if a.ready_seconds is not None]
     return {
         "settings": "z2jh chart defaults" if stock else "coursehub values",
+        "deployment": deployment,
+        "spawner": "KubeSpawner on the Kubernetes stand-in" if through_kube else "local processes",
+        # The stand-in's own CPU (API server and kubelet, not the servers), whole run.
+        **({"standin_cpu_seconds": round(standin_cpu, 2)} if through_kube else {}),
         "server": SERVERS[server],
         "students": students,
         "over_seconds": over,

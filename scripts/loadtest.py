@@ -61,6 +61,20 @@ def class_runs(students: int, over: float, settings: list[bool], repeat: int = 1
     return run
 
 
+def in_turn(*runs: Callable[[Path], list[dict]]) -> Callable[[Path], list[dict]]:
+    """Several runs one after the other, each in its own folder, their results together."""
+
+    def run(state: Path) -> list[dict]:
+        results = []
+        for index, each in enumerate(runs):
+            folder = state / f"run-{index}"
+            folder.mkdir()
+            results += each(folder)
+        return results
+
+    return run
+
+
 def restart(users: int, running: int, database: str = "sqlite"):
     """The hub restarted on the local hub's SQLite file, or on PostgreSQL as prod's is."""
 
@@ -104,6 +118,17 @@ MEASUREMENTS: dict[str, tuple[str, Callable[[Path], list[dict]]]] = {
         "400 students over 2 minutes with lightweight servers whose stop takes 0.2 s, then "
         "one culling pass, with py-spy sampling the hub: where its time goes",
         class_runs(400, 120, [False], server="lightweight", stop_seconds=0.2, profile=True),
+    ),
+    "kube-class-50": (
+        "50 students over 30 s with lightweight servers, then one culling pass, our settings: "
+        "through the chart's KubeSpawner and the Kubernetes stand-in (deployment local-kube), "
+        "and beside it through the local spawner (deployment local)",
+        in_turn(
+            *(
+                class_runs(50, 30, [False], server="lightweight", deployment=deployment)
+                for deployment in ("local-kube", "local")
+            )
+        ),
     ),
     "restart-10000": (
         "the hub killed and restarted with 10000 users and 1000 running lightweight servers",

@@ -1,13 +1,15 @@
 """Run the reference hub on this machine: same values, same hub-config, local processes.
 
-    coursehub-hub run [--port 8000] [--state-dir .localhub]
+    coursehub-hub run [--port 8000] [--state-dir .localhub] [--deployment local]
 
 It merges the `local` deployment (deploy/deployments.yaml), lays out the
 merged values and hub-config/ the way the chart mounts them in the hub pod,
 starts the GitHub stand-in and the proxy (its own process, as the chart's proxy
 pod is), and starts JupyterHub with scripts/localhub/jupyterhub_config.py.
 Ctrl-C stops the hub, every user's server, the proxy and the stand-in; anything
-left behind is found and stopped.
+left behind is found and stopped. With `--deployment local-kube` the hub keeps
+the chart's KubeSpawner and users' servers are pods of the Kubernetes stand-in
+(scripts/kube_standin/, started here too; scripts/localhub/kube_backend.py).
 Tests and the book use `LocalHub` the same way (`with LocalHub(...) as hub:`).
 """
 
@@ -29,6 +31,8 @@ import requests
 
 from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load, load_deployments
 from coursehub_tools.hub_client import every_item
+from coursehub_tools.kube_standin.launch import StandinSettings
+from coursehub_tools.localhub import kube_backend
 from coursehub_tools.localhub.chart_values import LOCAL_SPAWNERS, state_secrets
 from coursehub_tools.localhub.layout import lay_out
 from coursehub_tools.localhub.supervisor import (
@@ -87,6 +91,9 @@ class LocalHub:
     proxy_api_port: int = 0
     standin_port: int = 0
     supervisor: Supervisor = field(init=False)
+    # The Kubernetes stand-in, for a `local-kube` deployment (scripts/localhub/kube_backend.py).
+    kube: StandinSettings | None = field(default=None, init=False)
+    kube_process: subprocess.Popen | None = field(default=None, init=False)
     hub_process: subprocess.Popen | None = field(default=None, init=False)
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
 
@@ -147,14 +154,21 @@ class LocalHub:
             free_port(),
         )
         layers = [self.runtime_layer()]
+        if load_deployments()["deployments"].get(self.deployment, {}).get("backend") == (
+            kube_backend.BACKEND
+        ):
+            layers.append(Layer("runtime (local-kube)", kube_backend.runtime_values()))
         extra = self.extra_values or []
         for values in [extra] if isinstance(extra, dict) else extra:
             layers.append(Layer("extra values (LocalHub.extra_values)", values))
         deployment = load(self.deployment, extra_layers=layers)
-        if deployment.backend != "local":
+        if deployment.backend not in ("local", kube_backend.BACKEND):
             raise LocalHubError(
                 f"deployment {self.deployment!r} runs on {deployment.backend}, not on this machine"
             )
+        if deployment.backend == kube_backend.BACKEND:
+            self.kube = kube_backend.standin_settings(deployment, self.state_dir, free_port())
+            self.kube.write_kubeconfig()
         lay_out(deployment, self.config_dir, load_deployments()["hubConfig"]["mountRoot"])
 
     def environment(self) -> dict[str, str]:
@@ -175,6 +189,9 @@ class LocalHub:
             COURSEHUB_RUNNING_AS_ROOT="1" if os.geteuid() == 0 else "0",
             COURSEHUB_LOCAL_SERVER=self.server,
         )
+        if self.kube is not None:
+            # KubeSpawner's client finds its API server here, as outside a cluster.
+            env.update(KUBECONFIG=str(self.kube.kubeconfig), COURSEHUB_BACKEND=kube_backend.BACKEND)
         return env
 
     def start(self) -> None:
@@ -196,6 +213,9 @@ class LocalHub:
         try:
             process = self.supervisor.start(standin, env)
             wait_for_port(self.standin_port, process, "the GitHub stand-in", 20)
+            if self.kube is not None:
+                self.kube_process = self.supervisor.start(self.kube.command(), env)
+                wait_for_port(self.kube.port, self.kube_process, "the Kubernetes stand-in", 20)
             proxy = self.supervisor.start(self.proxy_command(), env)
             wait_for_port(self.port, proxy, "configurable-http-proxy", 20)
         except ProcessFailed as err:
@@ -329,7 +349,9 @@ class LocalHub:
 
 
 def run(args: argparse.Namespace) -> int:
-    hub = LocalHub(state_dir=Path(args.state_dir).resolve(), port=args.port)
+    hub = LocalHub(
+        state_dir=Path(args.state_dir).resolve(), port=args.port, deployment=args.deployment
+    )
     try:
         hub.start()
     except (ConfigError, LocalHubError) as err:
@@ -367,6 +389,12 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--port", type=int, default=8000, help="public port on 127.0.0.1")
     start.add_argument(
         "--state-dir", default=str(ROOT / ".localhub"), help="database, homes, secrets"
+    )
+    start.add_argument(
+        "--deployment",
+        default="local",
+        help="a deployment this machine runs: local, local-sso, or local-kube (KubeSpawner "
+        "on the Kubernetes stand-in)",
     )
     args = parser.parse_args(argv)
     # A terminal's Ctrl-C reaches only this process (children run in their own

@@ -109,6 +109,18 @@ def test_a_lightweight_class_is_culled_in_one_pass_and_the_active_kept(local_hub
 
 
 @pytest.mark.hub
+def test_a_class_arrives_and_is_culled_through_kubespawner(local_hub_pieces, tmp_path):
+    result = run_class(
+        5, 2, stock=False, state=tmp_path, server="lightweight", deployment="local-kube"
+    )
+    assert result["spawner"] == "KubeSpawner on the Kubernetes stand-in"
+    assert result["ready"] == 5, result["failures"]
+    assert result["standin_cpu_seconds"] > 0, "the stand-in's own CPU, from /proc"
+    assert result["cull"]["idle_left_running"] == 0 and result["cull"]["active_stopped"] == 0
+    assert result["processes_left"] == 0, "no pod's process outlives the hub"
+
+
+@pytest.mark.hub
 def test_a_profiled_class_says_where_the_hubs_time_went(local_hub_pieces, tmp_path):
     # Forty, so that even the short cull gives py-spy enough samples for every step.
     result = run_class(

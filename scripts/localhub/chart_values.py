@@ -494,10 +494,12 @@ def apply_local_backend(c, get_config: GetConfig, env: Mapping[str, str]) -> Non
 
     # scripts/localhub/spawner.py: the cluster's course rules, local processes:
     # JupyterLab, or for load tests the lightweight server (LocalHub(server=...)).
-    c.JupyterHub.spawner_class = (
-        "coursehub_tools.localhub.spawner."
-        + LOCAL_SPAWNERS[env.get("COURSEHUB_LOCAL_SERVER", "jupyterlab")]
-    )
+    # A `local-kube` hub keeps the chart's KubeSpawner (scripts/localhub/kube_backend.py).
+    if env.get("COURSEHUB_BACKEND") != "local-kube":
+        c.JupyterHub.spawner_class = (
+            "coursehub_tools.localhub.spawner."
+            + LOCAL_SPAWNERS[env.get("COURSEHUB_LOCAL_SERVER", "jupyterlab")]
+        )
     c.LocalCourseSpawner.home_dir_template = str(state / "homes" / "{username}")
     c.LocalCourseSpawner.hooks_dir = str(HOOKS_SOURCE)
     c.LocalCourseSpawner.shared_root = str(state / "shared")
