@@ -34,8 +34,8 @@ NAME = "coursehub gcloud stand-in (not Google Cloud)"
 # The owner of the project and of its billing account: who runs `coursehub-gke apply`.
 MAINTAINER_ROLES = ("roles/owner", "roles/billing.admin")
 
-# command words -> (permission, what the command does, how a resource is keyed)
-# `kind`: create, get, list, or set (idempotent: enable, link, policy binding).
+# command words -> (the permission GCP checks, what the command does: create, get, list,
+# or set, which GCP repeats without complaint: enable, link, a policy binding)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("billing", "projects", "link"): ("billing.resourceAssociations.create", "set"),
     ("services", "enable"): ("serviceusage.services.enable", "set"),
@@ -117,6 +117,7 @@ class Cloud:
             (folder / "resources.json").read_text()
         )
         self.caller = json.loads((folder / "caller.json").read_text())
+        self.dotted = "gcloud"  # the command's name in GCP's error lines, set by run
 
     def run(self, argv: Sequence[str]) -> str:
         with (self.folder / "calls.log").open("a") as log:

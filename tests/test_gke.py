@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 
 import pytest
 import yaml
@@ -379,3 +380,14 @@ def test_every_pool_runs_as_the_nodes_own_account_with_its_roles(deployment):
     pulls = gke_iam.permissions_of(granted)
     assert "artifactregistry.repositories.downloadArtifacts" in pulls, "nodes pull the user image"
     assert "logging.logEntries.create" in pulls and "monitoring.timeSeries.create" in pulls
+
+
+def test_the_gcloud_standin_says_what_it_is_and_refuses_what_it_does_not_know(cloud):
+    with cloud() as env:
+        version = subprocess.run(["gcloud", "--version"], env=env, capture_output=True, text=True)
+        unknown = subprocess.run(
+            ["gcloud", "compute", "instances", "delete", "x"], env=env, capture_output=True,
+            text=True,
+        )  # fmt: skip
+    assert "stand-in (not Google Cloud)" in version.stdout
+    assert unknown.returncode == 2 and "not a command this stand-in knows" in unknown.stderr
