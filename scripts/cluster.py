@@ -46,7 +46,6 @@ TEST_SERVICE = "cluster-tests"
 TEST_TOKEN_FILE = ROOT / ".localhub" / "cluster-tests.token"
 # `plan` prints the cluster services' manifests after this line, as YAML documents.
 MANIFESTS_HEADER = "# the cluster services' manifests (applied before the chart):"
-RUNTIME_LAYER = "runtime (scripts/cluster.py)"
 # What kind and staging carry for the cluster tests and nothing else does:
 # the service, its role, and the group that spares its users the GitHub check.
 SMOKE_TEST_KEYS = (
@@ -95,27 +94,34 @@ def cluster_commands(name: str) -> list[list[str]]:
     )
 
 
-def runtime_layers(name: str) -> list[Layer]:
+def runtime_layers(name: str, token: str | None = None, root: Path = ROOT) -> list[Layer]:
     """What only a deploy run adds: the cluster-tests service's token, where the
     values define that service (kind, staging).
 
     A new token for each checkout, kept in .localhub/ for the cluster tests that
     run after the deploy; never committed, so the service answers only to the
-    job that deployed.
+    job that deployed. `plan` shows a placeholder `token` instead.
     """
-    if TEST_SERVICE not in load(name).values["hub"].get("services", {}):
+    if TEST_SERVICE not in load(name, root=root).values["hub"].get("services", {}):
         return []
-    TEST_TOKEN_FILE.parent.mkdir(exist_ok=True)
-    if not TEST_TOKEN_FILE.exists():
-        TEST_TOKEN_FILE.write_text(secrets.token_hex(32))
-    token = TEST_TOKEN_FILE.read_text().strip()
+    if token is None:
+        token_file = test_token_file(root)
+        token_file.parent.mkdir(exist_ok=True)
+        if not token_file.exists():
+            token_file.write_text(secrets.token_hex(32))
+        token = token_file.read_text().strip()
     values = {"hub": {"services": {TEST_SERVICE: {"apiToken": token}}}}
-    return [Layer(RUNTIME_LAYER, values)]
+    return [Layer(hubploy_deploy.RUNTIME_SOURCE, values)]
 
 
-def deployed(name: str, *, decrypt: bool) -> Deployment:
+def deployed(name: str, *, decrypt: bool, root: Path = ROOT) -> Deployment:
     """The deployment as a deploy run has it: its layers plus the runtime ones."""
-    return load(name, decrypt=decrypt, extra_layers=runtime_layers(name))
+    return load(name, decrypt=decrypt, root=root, extra_layers=runtime_layers(name, root=root))
+
+
+def test_token_file(root: Path = ROOT) -> Path:
+    """Where a deploy keeps the cluster-tests token for the smoke test that follows."""
+    return root / TEST_TOKEN_FILE.relative_to(ROOT)
 
 
 def values_file(deployment: Deployment, directory: Path) -> Path:
@@ -222,14 +228,16 @@ def up(name: str, is_kind: bool) -> None:
             chart_folder = hubploy_deploy.pull_chart(Path(tmp))
             hubploy_deploy.add_generated_values(deployment, chart_folder)
             _run(
-                hubploy_deploy.command(deployment, chart_folder), cwd=hubploy_deploy.hubploy_root()
+                hubploy_deploy.command(deployment, chart_folder),
+                cwd=hubploy_deploy.hubploy_root(),
+                secret=_runtime_token(hubploy_deploy.runtime_layers(deployment)),
             )
         else:
             _run(helm_command(name, values_file(deployment, Path(tmp))))
 
 
 def plan(name: str) -> None:
-    deployment = load(name)
+    deployment = load(name, extra_layers=runtime_layers(name, token="<new token>"))
     namespace = deployment.spec["namespace"]
     objects = cluster_services.manifests(deployment)
     print("# create the cluster (once):")

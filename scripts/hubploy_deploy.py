@@ -12,7 +12,6 @@ files, which is also where deployconfig.load puts them.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -27,6 +26,8 @@ from coursehub_tools.deployconfig import (
 from coursehub_tools.yamlfiles import ROOT, read_yaml
 
 HELM_TIMEOUT = "10m"
+# The source of the layers a deploy run adds itself (scripts/cluster.py).
+RUNTIME_SOURCE = "runtime (scripts/cluster.py)"
 
 
 def pull_chart_command(into: Path) -> list[str]:
@@ -59,17 +60,19 @@ def add_generated_values(deployment: Deployment, chart_folder: Path) -> dict:
     return values
 
 
-def command(deployment: Deployment, chart_folder: Path, runtime: Sequence[Layer] = ()) -> list[str]:
+def command(deployment: Deployment, chart_folder: Path) -> list[str]:
     """hubploy's deploy command for `deployment`, run in `hubploy_root()`.
 
-    `runtime` layers (a deploy run's own values, such as the cluster tests'
-    token) become --set-string flags, which hubploy passes on to helm.
+    The deployment's runtime layers (a deploy run's own values, such as the
+    cluster tests' token: `RUNTIME_SOURCE`) become --set-string flags, which
+    hubploy passes on to helm. They are taken from the deployment itself, so
+    no caller can load them and then leave them out of helm's command.
     """
     project = load_deployments()["hubploy"]["deployment"]
     environment = deployment.spec["hubploy"]
     flags = [
         arg
-        for layer in runtime
+        for layer in runtime_layers(deployment)
         for key, value in dotted(layer.values).items()
         for arg in ("--set-string", f"{key}={value}")
     ]
@@ -77,6 +80,11 @@ def command(deployment: Deployment, chart_folder: Path, runtime: Sequence[Layer]
         "hubploy", "deploy", project, str(chart_folder), environment,
         "--timeout", HELM_TIMEOUT, "--cleanup-on-fail", *flags,
     ]  # fmt: skip
+
+
+def runtime_layers(deployment: Deployment) -> list[Layer]:
+    """The layers only a deploy run adds (scripts/cluster.py), in their order."""
+    return [layer for layer in deployment.layers if layer.source == RUNTIME_SOURCE]
 
 
 def dotted(values: dict, prefix: str = "") -> dict[str, str]:

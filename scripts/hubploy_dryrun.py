@@ -7,8 +7,11 @@ hubploy runs in a throwaway git copy of deploy/ and hub-config/, where:
   the one call hubploy makes itself (read the namespace);
 - HELM_EXECUTABLE (hubploy's own switch) is a recorder that keeps every
   command line and the content of every `-f` file while the file exists.
-The result is compared with deployconfig.load of the same copy
-(tests/test_hubploy.py) and shown in the chapter on auto-deploy.
+The deployment is loaded as a deploy run has it (scripts/cluster.py `deployed`,
+the cluster tests' token included). The result is compared with deployconfig.load
+of the same copy (tests/test_hubploy.py) and shown in the chapter on auto-deploy.
+`record_fork` runs the same in a fork's own checkout with its own secrets and key
+(scripts/rehearsal.py).
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from typing import Any
 
 import yaml
 
-from coursehub_tools import hubploy_deploy, sops_files
+from coursehub_tools import cluster, hubploy_deploy, sops_files
 from coursehub_tools.chart import pinned
-from coursehub_tools.deployconfig import Deployment, load, load_deployments
+from coursehub_tools.deployconfig import Deployment, load_deployments
 from coursehub_tools.hubploy_layout import deployment_dir
 from coursehub_tools.yamlfiles import ROOT, ConfigError
 
@@ -63,6 +66,9 @@ class Recorded:
     namespaces_read: list[str]
     deployment: Deployment
     chart_values: dict[str, Any]
+    hubploy_argv: list[str]
+    # The chart folder hubploy deployed, with the generated values (gone after `record`).
+    chart_folder: Path
 
     @property
     def upgrade(self) -> dict[str, Any]:
@@ -76,13 +82,18 @@ class Recorded:
 
 
 class _NamespaceAPI(BaseHTTPRequestHandler):
-    """GET /api/v1/namespaces/<name>: the namespace exists."""
+    """GET /api/v1/namespaces/<name>: the namespace exists (a stand-in Kubernetes API).
+
+    Records each namespace read and the Authorization header it came with.
+    """
 
     read: list[str]
+    authorizations: list[str]
 
     def do_GET(self):
         name = self.path.rstrip("/").rsplit("/", 1)[-1]
         self.read.append(name)
+        self.authorizations.append(self.headers.get("Authorization", ""))
         body = json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -93,15 +104,25 @@ class _NamespaceAPI(BaseHTTPRequestHandler):
         pass
 
 
+@dataclass
+class NamespaceReads:
+    """What the stand-in Kubernetes API was asked: namespaces, with which credentials."""
+
+    read: list[str]
+    authorizations: list[str]
+
+
 @contextmanager
-def _namespace_api() -> Iterator[tuple[str, list[str]]]:
-    read: list[str] = []
-    handler = type("Handler", (_NamespaceAPI,), {"read": read})
+def namespace_api() -> Iterator[tuple[str, NamespaceReads]]:
+    reads = NamespaceReads([], [])
+    handler = type(
+        "Handler", (_NamespaceAPI,), {"read": reads.read, "authorizations": reads.authorizations}
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", read
+        yield f"http://127.0.0.1:{server.server_address[1]}", reads
     finally:
         server.shutdown()
         server.server_close()
@@ -140,9 +161,10 @@ def _stand_in_secrets(copy: Path, environment: str, api: str) -> None:
 
 
 @contextmanager
-def _test_key() -> Iterator[None]:
+def _key(key: dict[str, str]) -> Iterator[None]:
+    """Only `key` (SOPS_AGE_KEY_FILE or SOPS_AGE_KEY) in this process's environment."""
     saved = {name: os.environ.pop(name, None) for name in sops_files.KEY_ENVIRONMENT}
-    os.environ["SOPS_AGE_KEY_FILE"] = str(sops_files.TEST_ONLY_KEY)
+    os.environ.update(key)
     try:
         yield
     finally:
@@ -153,42 +175,67 @@ def _test_key() -> Iterator[None]:
 
 
 def record(name: str, root: Path = ROOT) -> Recorded:
-    """Run `hubploy deploy` for deployment `name` (one with `hubploy:`) and record it."""
-    hubploy = shutil.which("hubploy")
-    if hubploy is None:
-        raise ConfigError("hubploy is not installed (the `deploy` dependency group installs it)")
-    if "hubploy" not in load_deployments(root)["deployments"][name]:
-        raise ConfigError(f"deploy/deployments.yaml: deployments.{name}: not deployed by hubploy")
-    with tempfile.TemporaryDirectory(prefix="hubploy-dry-run-") as tmp, _namespace_api() as api:
-        copy, server, read = Path(tmp) / "project", api[0], api[1]
+    """Run `hubploy deploy` for deployment `name` (one with `hubploy:`) and record it.
+
+    The deployment is loaded as a deploy run has it (scripts/cluster.py `deployed`),
+    runtime layers included, so helm's command is the one `coursehub-cluster up` runs.
+    """
+    _require_hubploy(name, root)
+    with tempfile.TemporaryDirectory(prefix="hubploy-dry-run-") as tmp, namespace_api() as api:
+        copy, server, reads = Path(tmp) / "project", api[0], api[1]
         _copy_project(copy, root)
         environment = load_deployments(copy)["deployments"][name]["hubploy"]
         _stand_in_secrets(copy, environment, server)
-        with _test_key():
-            deployment = load(name, root=copy, decrypt=True)
-        chart = Path(tmp) / "chart" / "jupyterhub"
-        # The kept chart data stands in for the pulled chart: helm is the recorder.
-        shutil.copytree(pinned(root).folder, chart)
-        chart_values = hubploy_deploy.add_generated_values(deployment, chart)
-        helm = Path(tmp) / "helm"
-        helm.write_text(f"#!{sys.executable}\n{RECORDER}")
-        helm.chmod(0o755)
-        record_file = Path(tmp) / "helm-calls.jsonl"
+        with _key({"SOPS_AGE_KEY_FILE": str(sops_files.TEST_ONLY_KEY)}):
+            deployment = cluster.deployed(name, decrypt=True, root=copy)
         env = {k: v for k, v in os.environ.items() if k not in sops_files.KEY_ENVIRONMENT}
-        env.update(
-            HELM_EXECUTABLE=str(helm),
-            COURSEHUB_HELM_RECORD=str(record_file),
-            SOPS_AGE_KEY_FILE=str(sops_files.TEST_ONLY_KEY),
-        )
+        env["SOPS_AGE_KEY_FILE"] = str(sops_files.TEST_ONLY_KEY)
         env.pop("KUBECONFIG", None)
-        hubploy_command = [hubploy, *hubploy_deploy.command(deployment, chart)[1:]]
-        result = subprocess.run(
-            hubploy_command, cwd=hubploy_deploy.hubploy_root(copy), env=env,
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise ConfigError(f"hubploy failed: {result.stderr.strip().splitlines()[-1:]}")
-        calls = [json.loads(line) for line in record_file.read_text().splitlines()]
-        for call in calls:
-            call["argv"] = [arg.replace(str(chart), "<chart folder>") for arg in call["argv"]]
-    return Recorded(calls, list(read), deployment, chart_values)
+        return _run_hubploy(deployment, copy, Path(tmp), env, reads)
+
+
+def record_fork(
+    name: str, fork: Path, into: Path, env: dict[str, str], reads: NamespaceReads
+) -> Recorded:
+    """`hubploy deploy` in a fork's checkout with its own secrets, as its deploy job runs it.
+
+    `env` is the job's (SOPS_AGE_KEY set, PATH with the cluster's credential
+    plugin); the chart folder and the recorder are kept in `into`.
+    """
+    _require_hubploy(name, fork)
+    with _key({name: env[name] for name in sops_files.KEY_ENVIRONMENT if name in env}):
+        deployment = cluster.deployed(name, decrypt=True, root=fork)
+    return _run_hubploy(deployment, fork, into, dict(env), reads)
+
+
+def _require_hubploy(name: str, root: Path) -> None:
+    if shutil.which("hubploy") is None:
+        raise ConfigError("hubploy is not installed (the `deploy` dependency group installs it)")
+    if "hubploy" not in load_deployments(root)["deployments"][name]:
+        raise ConfigError(f"deploy/deployments.yaml: deployments.{name}: not deployed by hubploy")
+
+
+def _run_hubploy(
+    deployment: Deployment, project: Path, tmp: Path, env: dict[str, str], reads: NamespaceReads
+) -> Recorded:
+    chart = tmp / "chart" / "jupyterhub"
+    # The kept chart data stands in for the pulled chart: helm is the recorder.
+    shutil.copytree(pinned(project).folder, chart)
+    chart_values = hubploy_deploy.add_generated_values(deployment, chart)
+    helm = tmp / "helm"
+    helm.write_text(f"#!{sys.executable}\n{RECORDER}")
+    helm.chmod(0o755)
+    record_file = tmp / "helm-calls.jsonl"
+    env.update(HELM_EXECUTABLE=str(helm), COURSEHUB_HELM_RECORD=str(record_file))
+    argv = hubploy_deploy.command(deployment, chart)[1:]
+    result = subprocess.run(
+        [shutil.which("hubploy"), *argv], cwd=hubploy_deploy.hubploy_root(project), env=env,
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise ConfigError(f"hubploy failed: {result.stderr.strip().splitlines()[-1:]}")
+    calls = [json.loads(line) for line in record_file.read_text().splitlines()]
+    for call in calls:
+        call["argv"] = [arg.replace(str(chart), "<chart folder>") for arg in call["argv"]]
+    shown = [arg.replace(str(chart), "<chart folder>") for arg in argv]
+    return Recorded(calls, list(reads.read), deployment, chart_values, shown, chart)

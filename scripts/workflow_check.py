@@ -48,7 +48,7 @@ from typing import Any
 import yaml
 
 from coursehub_tools.deployconfig import load_deployments
-from coursehub_tools.yamlfiles import ROOT, ConfigError, relative
+from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml, relative
 
 WORKFLOWS = ".github/workflows"
 CI_WORKFLOW = "ci"
@@ -67,6 +67,20 @@ TOKEN_VARIABLES = ("GH_TOKEN", "GITHUB_TOKEN")
 # GitHub's own actions; every other owner's must be pinned by a full commit SHA.
 FIRST_PARTY = ("actions", "github")
 FULL_SHA = re.compile(r"[0-9a-f]{40}")
+SETUP_HELM = "azure/setup-helm@"
+SETUP_NODE = "actions/setup-node@"
+OLDEST_NODE = 24
+NODE20_INSIDE = "actions/upload-pages-artifact@"
+HELM_VERSION = re.compile(r"v3\.\d+\.\d+")
+SETUP_GCLOUD = "google-github-actions/setup-gcloud@"
+GET_GKE_CREDENTIALS = "google-github-actions/get-gke-credentials@"
+AUTH_PLUGIN = "gke-gcloud-auth-plugin"
+REGISTRY_AUTH = re.compile(r"\bCOURSEHUB_REGISTRY_AUTH_\w+")
+DEPLOYS = re.compile(r"nox -s deploy -- ")
+REGISTRY_BUILD = re.compile(r"nox -s image\b.*--(push|check-registry)\b")
+NEWEST = re.compile(r"needs\.[\w-]+\.outputs\.newest\s*==\s*'true'")
+# The GKE cluster staging and prod share; the workflows name its parts again.
+CLUSTER_FILE = "deploy/cluster/gke.yaml"
 
 
 def deploys(job: dict[str, Any], deployment: str) -> bool:
@@ -170,7 +184,9 @@ def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
     return {on: None} if isinstance(on, str) else dict.fromkeys(on) if isinstance(on, list) else on
 
 
-def problems(path: Path, workflow: dict[str, Any], canary: str, last: str) -> Iterator[str]:
+def problems(
+    path: Path, workflow: dict[str, Any], canary: str, last: str, cluster: dict[str, Any]
+) -> Iterator[str]:
     jobs = workflow.get("jobs", {})
     started_by_ci = CI_WORKFLOW in (triggers(workflow).get("workflow_run") or {}).get(
         "workflows", []
@@ -178,6 +194,10 @@ def problems(path: Path, workflow: dict[str, Any], canary: str, last: str) -> It
     for name, job in jobs.items():
         where = f"{path}: jobs.{name}"
         yield from unpinned_actions(where, job)
+        yield from pinned_helm(where, job)
+        yield from node20_actions(where, job)
+        yield from cloud_problems(where, job, cluster)
+        yield from image_push_problems(where, job)
         if writes_registry(job):
             yield from registry_write_problems(where, job, workflow)
         if runs_notebooks(job) and SECRET.search(str([workflow.get("env"), job])):
@@ -206,6 +226,7 @@ def problems(path: Path, workflow: dict[str, Any], canary: str, last: str) -> It
             )
         if "concurrency" not in job and "concurrency" not in workflow:
             yield f"{where}: deploys without a concurrency group, so two deploys could overlap"
+        yield from deploy_job_problems(where, name, jobs, workflow)
         if last in deployed and not any(
             smoke_tests_after_deploy(jobs[n], canary) for n in needed(jobs, name) if n in jobs
         ):
@@ -228,6 +249,113 @@ def unpinned_actions(where: str, job: dict[str, Any]) -> Iterator[str]:
             )
 
 
+def node20_actions(where: str, job: dict[str, Any]) -> Iterator[str]:
+    """What actionlint cannot see: a composite action running a Node 20 one, and the Node
+    setup-node installs for the job's own steps (GitHub retired Node 20 in September 2026)."""
+    for number, step in enumerate(job.get("steps", [])):
+        action = str(step.get("uses", ""))
+        if action.startswith(NODE20_INSIDE):
+            yield (
+                f"{where}.steps[{number}]: {action} runs actions/upload-artifact@v4 (Node 20) "
+                "inside: archive the site and upload it with a current upload-artifact"
+            )
+        if action.startswith(SETUP_NODE):
+            version = str((step.get("with") or {}).get("node-version", ""))
+            if not version.isdigit() or int(version) < OLDEST_NODE:
+                yield (
+                    f"{where}.steps[{number}]: node-version {version or 'unset'}: set a "
+                    f"maintained major version ({OLDEST_NODE} or later)"
+                )
+
+
+def pinned_helm(where: str, job: dict[str, Any]) -> Iterator[str]:
+    """setup-helm installs the newest helm (Helm 4) unless told an exact Helm 3 release."""
+    for number, step in enumerate(job.get("steps", [])):
+        if str(step.get("uses", "")).startswith(SETUP_HELM):
+            version = str((step.get("with") or {}).get("version", ""))
+            if not HELM_VERSION.fullmatch(version):
+                yield (
+                    f"{where}.steps[{number}]: {SETUP_HELM} without an exact Helm 3 version "
+                    f"({version or 'none'}) installs the newest helm: set with.version to the "
+                    "helm scripts/helm.py runs (vX.Y.Z)"
+                )
+
+
+def cloud_problems(where: str, job: dict[str, Any], cluster: dict[str, Any]) -> Iterator[str]:
+    """The cluster and registry a job names are the ones deploy/cluster/gke.yaml describes."""
+    location = cluster["region"] if cluster.get("regional") else cluster["zone"]
+    host = f"{cluster['region']}-docker.pkg.dev"
+    for number, step in enumerate(job.get("steps", [])):
+        if str(step.get("uses", "")).startswith(GET_GKE_CREDENTIALS):
+            given = step.get("with") or {}
+            for key, wanted in (("cluster_name", cluster["name"]), ("location", location)):
+                if given.get(key) != wanted:
+                    yield (
+                        f"{where}.steps[{number}]: {key} {given.get(key)!r}, but "
+                        f"{CLUSTER_FILE} says {wanted!r}"
+                    )
+        for variable in REGISTRY_AUTH.findall(step.get("run", "")):
+            if variable != registry_auth_variable(host):
+                yield (
+                    f"{where}.steps[{number}]: {variable} is not the registry of "
+                    f"{CLUSTER_FILE} ({host}: {registry_auth_variable(host)})"
+                )
+
+
+def registry_auth_variable(host: str) -> str:
+    """scripts/registry_check.py's variable for a registry's credentials."""
+    return "COURSEHUB_REGISTRY_AUTH_" + re.sub(r"[^A-Z0-9]", "_", host.upper())
+
+
+def deploy_job_problems(
+    where: str, name: str, jobs: dict[str, Any], workflow: dict[str, Any]
+) -> Iterator[str]:
+    """A deploy can authenticate to the cluster, never cancels another, and is main's newest."""
+    job = jobs[name]
+    steps = job.get("steps", [])
+    deploying = next(i for i, step in enumerate(steps) if DEPLOYS.search(step.get("run", "")))
+    plugin = any(
+        str(step.get("uses", "")).startswith(SETUP_GCLOUD)
+        and AUTH_PLUGIN in str((step.get("with") or {}).get("install_components", ""))
+        for step in steps[:deploying]
+    )
+    if not plugin:
+        yield (
+            f"{where}: deploys with hubploy, whose kubeconfig (secrets/kubeconfig.yaml) runs "
+            f"{AUTH_PLUGIN}, but no {SETUP_GCLOUD} step before it installs it "
+            f"(with: {{install_components: {AUTH_PLUGIN}}})"
+        )
+    for owner in (job, workflow):
+        concurrency = owner.get("concurrency")
+        if isinstance(concurrency, dict) and concurrency.get("cancel-in-progress") is not False:
+            yield (
+                f"{where}: its concurrency group may cancel a deploy in progress: set "
+                "cancel-in-progress: false"
+            )
+    gates = [job, *(jobs.get(n, {}) for n in needed(jobs, name))]
+    if not any(NEWEST.search(str(gate.get("if", ""))) for gate in gates):
+        yield (
+            f"{where}: deploys whichever commit's CI finished last: require a job that checks "
+            "the commit is still main's newest (if: needs.<job>.outputs.newest == 'true')"
+        )
+
+
+def image_push_problems(where: str, job: dict[str, Any]) -> Iterator[str]:
+    """hubploy decrypts secrets/docker-config.json when it pushes or asks the registry."""
+    for number, step in enumerate(job.get("steps", [])):
+        if REGISTRY_BUILD.search(step.get("run", "")) and "SOPS_AGE_KEY" not in (
+            step.get("env") or {}
+        ):
+            yield (
+                f"{where}.steps[{number}]: hubploy decrypts secrets/docker-config.json to push "
+                "or ask the registry, but the step has no SOPS_AGE_KEY in its env"
+            )
+
+
+def cluster_of(root: Path, deployment: str) -> dict[str, Any]:
+    return read_yaml(root / load_deployments(root)["deployments"][deployment]["cluster"], root)
+
+
 def canary_and_last(root: Path = ROOT) -> tuple[str, str]:
     """The deployments hubploy deploys as staging and as prod, from deploy/deployments.yaml."""
     by_environment = {
@@ -240,10 +368,11 @@ def canary_and_last(root: Path = ROOT) -> tuple[str, str]:
 
 def check(folder: Path, root: Path = ROOT) -> list[str]:
     canary, last = canary_and_last(root)
+    cluster = cluster_of(root, canary)
     found = []
     for path in sorted(folder.glob("*.y*ml")):
         workflow = yaml.safe_load(path.read_text()) or {}
-        found.extend(problems(relative(path, root), workflow, canary, last))
+        found.extend(problems(relative(path, root), workflow, canary, last, cluster))
     return found
 
 
@@ -265,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
             "tests, registry changes go one at a time to CI, course notebooks run where no "
             "secret is, artifacts reach a job with secrets outside its workspace, "
             "jobs with secrets take them from an environment, third-party actions are "
-            "pinned by commit"
+            "pinned by commit, no action runs on Node 20, helm is pinned, the cluster and "
+            "registry are gke.yaml's, deploys authenticate with the auth plugin, and only "
+            "main's newest commit deploys"
         )
     return 1 if found else 0
 

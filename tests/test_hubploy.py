@@ -12,7 +12,9 @@ import shutil
 import pytest
 import yaml
 
+from coursehub_tools.cluster import TEST_SERVICE
 from coursehub_tools.deployconfig import load_deployments, merge
+from coursehub_tools.hubploy_deploy import runtime_layers
 from coursehub_tools.hubploy_dryrun import STANDIN_SECRETS, record
 
 pytestmark = pytest.mark.unit
@@ -52,10 +54,25 @@ def test_helm_gets_the_listed_files_in_order(recorded):
     assert STANDIN_SECRETS in handed, "the secrets layer was decrypted by hubploy's sops call"
 
 
-def test_image_flags_are_our_image_layer(recorded):
-    image_layer = recorded.deployment.layers[-1]
-    assert image_layer.source.startswith("hubploy's image tags")
-    assert nested(recorded.set_strings()) == image_layer.values
+def test_image_and_runtime_flags_are_our_layers(recorded):
+    """hubploy's image tags, and the deploy run's own values (the cluster tests' token)."""
+    (image_layer,) = [
+        layer for layer in recorded.deployment.layers if layer.source.startswith("hubploy's image")
+    ]
+    expected = image_layer.values
+    for layer in runtime_layers(recorded.deployment):
+        expected = merge(expected, layer.values)
+    assert nested(recorded.set_strings()) == expected
+
+
+def test_the_cluster_tests_token_reaches_helm_where_the_values_define_the_service(recorded):
+    services = recorded.deployment.values["hub"].get("services", {})
+    token_key = f"hub.services.{TEST_SERVICE}.apiToken"
+    if TEST_SERVICE in services:
+        # The token the deploy made (kept for the smoke test), not one the chart generates.
+        assert recorded.set_strings()[token_key] == services[TEST_SERVICE]["apiToken"]
+    else:
+        assert token_key not in recorded.set_strings()
 
 
 def test_release_and_namespace_are_the_deployments(recorded):

@@ -347,8 +347,9 @@ def test_a_third_party_action_not_pinned_by_a_commit_sha_is_refused(tmp_path, ac
         i for i, step in enumerate(steps) if "google-github-actions/" in step.get("uses", "")
     )
     steps[index]["uses"] = action
-    (found,) = check(write(tmp_path, workflow))
-    assert f"jobs.{job}.steps[{index}]: {action} is not pinned by a commit SHA" in found
+    found = check(write(tmp_path, workflow))
+    # (a setup-helm given the auth step's inputs is also refused for having no version)
+    assert f"jobs.{job}.steps[{index}]: {action} is not pinned by a commit SHA" in found[0]
 
 
 def test_githubs_own_actions_and_local_ones_may_use_a_tag(tmp_path):
@@ -369,7 +370,193 @@ def test_a_job_with_a_stored_secret_but_no_environment_is_refused(tmp_path):
 
 def test_the_runs_own_token_needs_no_environment(tmp_path):
     workflow = deploy_workflow()
-    steps = workflow["jobs"]["image"]["steps"]
-    steps.append({"run": "gh api user", "env": {"GH_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}})
-    assert "environment" not in workflow["jobs"]["image"]
+    workflow["jobs"]["notes"] = {
+        "runs-on": "ubuntu-24.04",
+        "steps": [{"run": "gh api user", "env": {"GH_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}}],
+    }
     assert check(write(tmp_path, workflow)) == []
+
+
+# From a fork to prod: what the deploy path needs of the workflows (scripts/rehearsal.py
+# runs the jobs' steps; these name the rule each break would violate).
+
+
+def steps_using(workflow: dict, prefix: str) -> list[dict]:
+    return [
+        step
+        for job in workflow["jobs"].values()
+        for step in job.get("steps", [])
+        if str(step.get("uses", "")).startswith(prefix)
+    ]
+
+
+def all_workflows() -> dict[str, dict]:
+    return {p.name: yaml.safe_load(p.read_text()) for p in sorted((ROOT / WORKFLOWS).glob("*.yml"))}
+
+
+def test_the_workflows_install_the_helm_the_tests_render_with():
+    from coursehub_tools.helm import HelmUnavailable, binary
+
+    try:
+        helm = binary()
+    except HelmUnavailable as err:
+        pytest.skip(str(err))
+    version = (
+        subprocess.run(
+            [str(helm), "version", "--short"], capture_output=True, text=True, check=True
+        )
+        .stdout.split("+")[0]
+        .strip()
+    )
+    pins = [
+        step["with"]["version"]
+        for workflow in all_workflows().values()
+        for step in steps_using(workflow, "azure/setup-helm@")
+    ]
+    assert pins and set(pins) == {version}
+
+
+def test_an_unpinned_helm_is_refused(tmp_path):
+    workflow = deploy_workflow()
+    for step in steps_using(workflow, "azure/setup-helm@"):
+        step.pop("with")
+    found = check(write(tmp_path, workflow))
+    assert len(found) == 2 and all("installs the newest helm" in problem for problem in found)
+
+
+def test_the_cluster_and_registry_named_in_the_workflows_are_gke_yamls(tmp_path):
+    workflow = deploy_workflow()
+    steps_using(workflow, "google-github-actions/get-gke-credentials@")[0]["with"]["location"] = (
+        "europe-west1-b"
+    )
+    staging = workflow["jobs"][job_deploying(workflow, CANARY)]
+    deploy = step_running(staging, r"nox -s deploy -- ")
+    deploy["run"] = deploy["run"].replace("US_CENTRAL1", "EUROPE_WEST1")
+    found = check(write(tmp_path, workflow))
+    assert len(found) == 2
+    assert "location 'europe-west1-b', but deploy/cluster/gke.yaml says 'us-central1-b'" in found[0]
+    assert "COURSEHUB_REGISTRY_AUTH_EUROPE_WEST1_DOCKER_PKG_DEV is not the registry" in found[1]
+
+
+def test_a_deploy_without_the_gke_auth_plugin_is_refused(tmp_path):
+    workflow = deploy_workflow()
+    for step in steps_using(workflow, "google-github-actions/setup-gcloud@"):
+        step.pop("with", None)
+    found = check(write(tmp_path, workflow))
+    assert len(found) == 2 and all("gke-gcloud-auth-plugin" in problem for problem in found)
+
+
+def test_a_deploy_that_may_cancel_another_is_refused(tmp_path):
+    workflow = deploy_workflow()
+    workflow["concurrency"]["cancel-in-progress"] = True
+    found = check(write(tmp_path, workflow))
+    assert len(found) == 2 and all("cancel-in-progress: false" in problem for problem in found)
+
+
+def test_only_mains_newest_commit_deploys(tmp_path):
+    workflow = deploy_workflow()
+    for job in workflow["jobs"].values():
+        if "newest" in str(job.get("if", "")):
+            job.pop("if")
+    found = check(write(tmp_path, workflow))
+    assert len(found) == 2 and all("still main's newest" in problem for problem in found)
+
+
+def test_the_image_push_has_the_key_that_opens_the_docker_config(tmp_path):
+    workflow = deploy_workflow()
+    step_running(workflow["jobs"]["image"], r"nox -s image")["env"].pop("SOPS_AGE_KEY")
+    (found,) = check(write(tmp_path, workflow))
+    assert "no SOPS_AGE_KEY" in found
+
+
+@pytest.mark.parametrize(
+    ("step", "refusal"),
+    [
+        ({"uses": "actions/upload-pages-artifact@v4", "with": {"path": "_build/html"}},
+         "runs actions/upload-artifact@v4 (Node 20) inside"),
+        ({"uses": "actions/setup-node@v5", "with": {"node-version": "20"}}, "node-version 20"),
+    ],
+)  # fmt: skip
+def test_an_action_on_node_20_that_actionlint_cannot_see_is_refused(tmp_path, step, refusal):
+    """upload-pages-artifact@v4 runs upload-artifact@v4 inside, on Node 20 (actionlint cannot
+    see into a composite action), and setup-node installs the Node the job runs."""
+    pages = yaml.safe_load((ROOT / WORKFLOWS / "pages.yml").read_text())
+    pages["jobs"]["build"]["steps"].append(step)
+    (found,) = check(write(tmp_path, pages, "pages.yml"))
+    assert refusal in found
+
+
+def range_step() -> dict:
+    ci = yaml.safe_load((ROOT / WORKFLOWS / "ci.yml").read_text())
+    return step_running(ci["jobs"]["image"], r"GITHUB_OUTPUT")
+
+
+def commit_range(repo, event: dict) -> str:
+    """The ci image job's range step, run in `repo` for `event` as the runner would."""
+    step = range_step()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(repo)}
+    names = {"BEFORE": "before", "BASE": "pull_request.base.sha",
+             "DEFAULT_BRANCH": "repository.default_branch"}  # fmt: skip
+    for variable, path in names.items():
+        assert f"github.event.{path}" in step["env"][variable]
+        node = event
+        for part in path.split("."):
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        env[variable] = node if isinstance(node, str) else ""
+    output = repo / "github-output"
+    output.write_text("")
+    env["GITHUB_OUTPUT"] = str(output)
+    subprocess.run(["bash", "-e", "-c", step["run"]], cwd=repo, env=env, check=True)
+    return output.read_text().strip().removeprefix("range=")
+
+
+def git(repo, *args) -> str:
+    identity = ["-c", "user.name=t", "-c", "user.email=t@localhost"]
+    return subprocess.run(
+        ["git", *identity, *args], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def changed(repo, commit_range: str) -> list[str]:
+    """What hubploy's path_touched asks git (ref: hubploy utils.path_touched)."""
+    return git(repo, "diff", "--name-only", commit_range, "--", "image").split()
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    """A repository with main, cloned as actions/checkout with fetch-depth: 0 leaves it."""
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    git(origin, "init", "-q", "-b", "main")
+    (origin / "image").mkdir()
+    (origin / "image" / "Dockerfile").write_text("FROM scratch\n")
+    git(origin, "add", "-A")
+    git(origin, "commit", "-q", "-m", "image")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    return clone
+
+
+def test_the_image_range_on_a_new_branchs_first_push_is_what_the_branch_changed(upstream):
+    git(upstream, "switch", "-q", "-c", "feature")
+    (upstream / "image" / "requirements.txt").write_text("numpy\n")
+    git(upstream, "add", "-A")
+    git(upstream, "commit", "-q", "-m", "a package")
+    event = {"before": "0" * 40, "repository": {"default_branch": "main"}}
+    assert changed(upstream, commit_range(upstream, event)) == ["image/requirements.txt"]
+
+
+def test_the_image_range_on_a_push_is_the_pushed_commits(upstream):
+    before = git(upstream, "rev-parse", "HEAD")
+    (upstream / "README").write_text("not the image\n")
+    git(upstream, "add", "-A")
+    git(upstream, "commit", "-q", "-m", "docs")
+    event = {"before": before, "repository": {"default_branch": "main"}}
+    assert commit_range(upstream, event) == f"{before}...HEAD"
+    assert changed(upstream, commit_range(upstream, event)) == []
+
+
+def test_the_weekly_run_on_main_builds_the_image(upstream):
+    assert changed(upstream, commit_range(upstream, {"schedule": "17 5 * * 1"})) == [
+        "image/Dockerfile"
+    ]

@@ -1,0 +1,579 @@
+"""From a fork to the first deploy, rehearsed here up to the cloud's edge.
+
+Walks the README's "From a fork to the first deploy" in order on a fresh clone
+of this checkout, printing a transcript: every tool is the real one (git, age,
+sops, hubploy, repo2docker, helm, the project's own commands), and the commands
+are read from the workflow files; only what this machine cannot have answers
+through a stand-in that says it is one: the Kubernetes API (scripts/hubploy_dryrun.py),
+the Docker engine and registry (scripts/docker_standin.py), and gcloud's
+credential helpers.
+
+    coursehub-rehearse            # every step; exits 1 naming the step that failed
+
+Each step is a function of a `Rehearsal`; `STEPS` is their order.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import inspect
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from coursehub_tools import cluster, docker_standin, hubploy_dryrun, sops_files, workflow_check
+from coursehub_tools.helm import binary as helm_binary
+from coursehub_tools.yamlfiles import ROOT, ConfigError
+
+WORKFLOWS = Path(".github") / "workflows"
+SECRETS = Path("deploy") / "deployments" / "coursehub" / "secrets"
+# The example deployment's key in .sops.yaml, which a fork replaces with its own.
+FORK_REPOSITORY = "fork/coursehub"
+SOPS_RULE = "deploy/deployments/coursehub/secrets/.*"
+# What the fork writes into its own secrets layers (sops edit, by hand in real life).
+FORK_SECRETS = {
+    "hub": {
+        "config": {"GitHubOAuthenticator": {"client_id": "fork", "client_secret": "fork"}},
+        "db": {"password": "fork-database-password"},
+    }
+}
+
+
+RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount")
+STANDIN_GKE_TOKEN = "stand-in-gke-token"
+# gke-gcloud-auth-plugin asks Google for the job's token; this one says it is a stand-in.
+GKE_AUTH_PLUGIN = f"""#!/bin/sh
+echo "gke-gcloud-auth-plugin stand-in: no Google here; a fixed token" >&2
+echo '{{"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1",
+ "status": {{"token": "{STANDIN_GKE_TOKEN}", "expirationTimestamp": "2099-01-01T00:00:00Z"}}}}'
+"""
+# docker-credential-gcloud answers docker-py with the job's access token for Artifact Registry.
+DOCKER_CREDENTIAL_GCLOUD = """#!/bin/sh
+echo "docker-credential-gcloud stand-in: no Google here; a fixed token" >&2
+read -r server
+echo '{"ServerURL": "'"$server"'", "Username": "oauth2accesstoken", "Secret": "stand-in"}'
+"""
+# gcloud itself talks to Google, and the real one would change this user's files: a step
+# that runs it fails here by name until a stand-in is given for its command.
+GCLOUD = """#!/bin/sh
+echo "gcloud stand-in: the rehearsal has no answer for: gcloud $*" >&2
+exit 1
+"""
+# GitHub's API, for the one question deploy.yml asks it: main's newest commit.
+GH = """#!/bin/sh
+echo "gh stand-in: GitHub's answer is this fork's main" >&2
+case "$*" in
+  "api repos/$GH_REPO/commits/main --jq .sha") git rev-parse main ;;
+  *) echo "gh stand-in: no answer for: gh $*" >&2; exit 1 ;;
+esac
+"""
+CLOUD_STANDINS = {
+    "gh": GH,
+    "gcloud": GCLOUD,
+    "gke-gcloud-auth-plugin": GKE_AUTH_PLUGIN,
+    "docker-credential-gcloud": DOCKER_CREDENTIAL_GCLOUD,
+}
+
+
+class StepFailed(Exception):
+    """A step of the rehearsal did not do what the workflows and the book promise."""
+
+
+@dataclass
+class Rehearsal:
+    """The fork being rehearsed and what the steps leave for the next ones."""
+
+    fork: Path
+    work: Path
+    stack: ExitStack
+    env: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def say(self, text: str) -> None:
+        print(text, flush=True)
+
+    def job_path(self) -> str:
+        """PATH as a deploy job has it: the cloud's credential helpers (stand-ins here) first."""
+        return f"{self.work / 'cloud-standins'}{os.pathsep}{self.env['PATH']}"
+
+    def run(
+        self,
+        command: list[str] | str,
+        *,
+        cwd: Path | None = None,
+        shown: str | None = None,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+        quiet: bool = False,
+    ) -> subprocess.CompletedProcess:
+        """Run a command in the fork as the workflows would, echoing it like `set -x`."""
+        self.say("+ " + (shown or (command if isinstance(command, str) else shlex.join(command))))
+        shell = isinstance(command, str)
+        result = subprocess.run(
+            command, cwd=cwd or self.fork, env={**self.env, **(env or {})}, shell=shell,
+            executable="/bin/bash" if shell else None, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        output = ANSI.sub("", result.stderr if quiet else result.stdout + result.stderr).strip()
+        output = "\n".join(line for line in output.splitlines() if not line.startswith(NOISE))
+        if output:
+            self.say("\n".join("  " + line for line in output.splitlines()[-15:]))
+        if check and result.returncode != 0:
+            raise StepFailed(f"`{shown or command}` exited {result.returncode}")
+        return result
+
+
+def workflow(fork: Path, name: str) -> dict[str, Any]:
+    return yaml.safe_load((fork / WORKFLOWS / f"{name}.yml").read_text())
+
+
+def step_of(fork: Path, workflow_name: str, job: str, pattern: str) -> dict[str, Any]:
+    """The one step of `job` whose `run` or `uses` matches `pattern`."""
+    steps = workflow(fork, workflow_name)["jobs"][job]["steps"]
+    found = [s for s in steps if re.search(pattern, s.get("run", "") or s.get("uses", ""))]
+    if len(found) != 1:
+        raise StepFailed(
+            f"{WORKFLOWS}/{workflow_name}.yml: jobs.{job}: expected one step matching "
+            f"{pattern!r}, found {len(found)}"
+        )
+    return found[0]
+
+
+# --- the steps -----------------------------------------------------------------------------
+
+
+def clone(r: Rehearsal) -> None:
+    """A fresh clone of this checkout (with its uncommitted changes), as a fork starts."""
+    r.run(["git", "clone", "--quiet", str(ROOT), str(r.fork)], cwd=r.work,
+          shown=f"git clone --quiet <this checkout> {r.fork.name}")  # fmt: skip
+    changes = subprocess.run(
+        ["git", "diff", "HEAD", "--binary"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    if changes:
+        subprocess.run(["git", "apply", "--index", "-"], cwd=r.fork, input=changes, check=True)
+        r.say("  (this checkout's uncommitted changes applied)")
+    for identity in (["user.name", "fork maintainer"], ["user.email", "fork@localhost"]):
+        subprocess.run(["git", "config", *identity], cwd=r.fork, check=True)
+    # The fork's main is the state rehearsed, whichever branch this checkout is on.
+    subprocess.run(["git", "switch", "--quiet", "-C", "main"], cwd=r.fork, check=True)
+
+
+def workflows_check(r: Rehearsal) -> None:
+    """README step 1's lint of the workflows (`coursehub-workflows check`) on the fork."""
+    r.say("+ coursehub-workflows check")
+    found = workflow_check.check(r.fork / WORKFLOWS, r.fork)
+    if found:
+        raise StepFailed("; ".join(found))
+    r.say("  no problem found")
+
+
+def new_age_key(r: Rehearsal) -> None:
+    """README step 4: `age-keygen`, its public key into .sops.yaml's staging/prod rule."""
+    key_file = r.work / "fork.agekey"
+    r.run(["age-keygen", "-o", str(key_file)], shown="age-keygen -o fork.agekey")
+    public = next(
+        line.removeprefix("# public key: ")
+        for line in key_file.read_text().splitlines()
+        if line.startswith("# public key: ")
+    )
+    rules = r.fork / ".sops.yaml"
+    config = yaml.safe_load(rules.read_text())
+    (rule,) = [rule for rule in config["creation_rules"] if rule["path_regex"] == SOPS_RULE]
+    old = rule["age"]
+    rules.write_text(rules.read_text().replace(old, public))
+    r.say(f"  .sops.yaml: {SOPS_RULE}: {old} -> {public}")
+    # What the deploy job has as the environments' secret SOPS_AGE_KEY.
+    r.facts["age_key"] = key_file.read_text()
+
+
+def encrypt_secrets(r: Rehearsal) -> None:
+    """README step 4: every file of secrets/ written anew and encrypted with sops.
+
+    The fork cannot decrypt the example's files, so it writes its own: the OAuth
+    app and database password, the kubeconfig `gcloud container clusters
+    get-credentials` writes (here pointing at the stand-in Kubernetes API), and
+    the docker config that sends Artifact Registry to gcloud's credential helper.
+    Every file sops encrypts by .sops.yaml's rules, and must end up to the new key.
+    """
+    secrets = r.fork / SECRETS
+    registry_host = r.facts["registry_host"]
+    plain = {
+        "staging.yaml": yaml.safe_dump(FORK_SECRETS),
+        "prod.yaml": yaml.safe_dump(FORK_SECRETS),
+        "kubeconfig.yaml": get_credentials_kubeconfig(r.facts["kubernetes_api"]),
+        "docker-config.json": json.dumps({"credHelpers": {registry_host: "gcloud"}}, indent=2),
+    }
+    committed = sorted(path.name for path in secrets.iterdir())
+    for name in committed:
+        if name not in plain:
+            continue
+        (secrets / name).write_text(plain[name])
+        shown = f"sops encrypt --in-place {SECRETS / name}"
+        r.run(["sops", "encrypt", "--in-place", str(SECRETS / name)], shown=shown)
+    public = yaml.safe_load((r.fork / ".sops.yaml").read_text())
+    fork_key = next(
+        rule["age"] for rule in public["creation_rules"] if rule["path_regex"] == SOPS_RULE
+    )
+    for name in committed:
+        if name == "kind.yaml":
+            continue  # the kind layer stays encrypted to the committed test-only key
+        recipients = sops_files.recipients(secrets / name)
+        if recipients != [fork_key]:
+            raise StepFailed(
+                f"{SECRETS / name}: encrypted to {recipients or 'nothing new'}, not to the fork's "
+                "key: the fork checklist and the rotation must cover every file of secrets/"
+            )
+    r.run(["git", "commit", "--quiet", "-am", "Our own key and secrets"])
+
+
+def get_credentials_kubeconfig(server: str) -> str:
+    """What `gcloud container clusters get-credentials` writes: a token from
+    gke-gcloud-auth-plugin (ref: GKE's "kubectl authentication" docs)."""
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "gke_fork",
+        "clusters": [{"name": "gke_fork", "cluster": {"server": server}}],
+        "contexts": [{"name": "gke_fork", "context": {"cluster": "gke_fork", "user": "gke_fork"}}],
+        "users": [{"name": "gke_fork", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "gke-gcloud-auth-plugin",
+            "installHint": "Install gke-gcloud-auth-plugin for use with kubectl",
+            "provideClusterInfo": True,
+        }}}],
+    })  # fmt: skip
+
+
+def repo2docker_calls_missing() -> list[str]:
+    """What hubploy's LocalImage calls on its Repo2Docker that the pinned repo2docker lacks.
+
+    hubploy 0.4 builds with `r2d.build()` and pushes with `r2d.push_image()`; repo2docker
+    2025.8.0 and later push inside build() and have no push_image (ref: repo2docker's app.py).
+    """
+    import hubploy.config
+    from repo2docker.app import Repo2Docker
+
+    tree = ast.parse(inspect.getsource(hubploy.config.LocalImage))
+    called = {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and ast.unparse(node.func.value) == "self.r2d"
+    }
+    return sorted(name for name in called if not hasattr(Repo2Docker, name))
+
+
+def image_tools_agree(r: Rehearsal) -> None:
+    """hubploy and repo2docker as pinned: every repo2docker method hubploy calls exists."""
+    missing = repo2docker_calls_missing()
+    if missing:
+        raise StepFailed(
+            f"hubploy calls Repo2Docker.{', '.join(missing)}, which the pinned "
+            "jupyter-repo2docker does not have: the image would be built, then never pushed"
+        )
+    r.say("  hubploy's LocalImage calls only what the pinned Repo2Docker has")
+
+
+def ci_image_first_push(r: Rehearsal) -> None:
+    """ci.yml's image job on the first push of a new branch (hubploy builds, nothing pushed)."""
+    r.run(["git", "switch", "--quiet", "-c", "first-branch"])
+    # The branch changes the image, as a pull request adding a package would.
+    requirements = r.fork / "deploy/deployments/coursehub/image/requirements.txt"
+    requirements.write_text(requirements.read_text() + "# the branch's change to the image\n")
+    r.run(["git", "commit", "--quiet", "-am", "A change to the image"])
+    event = {"ref": "refs/heads/first-branch", "before": "0" * 40, "created": True,
+             "repository": {"default_branch": "main"}}  # fmt: skip
+    before = len(r.facts["docker"].builds)
+    run_job(r, "ci", "image", event)
+    if len(r.facts["docker"].builds) != before + 1:
+        raise StepFailed("ci.yml: jobs.image: hubploy built no image on a new branch's first push")
+    r.run(["git", "switch", "--quiet", "main"])
+
+
+def deploy_image(r: Rehearsal) -> None:
+    """deploy.yml's image job: hubploy builds and pushes the tag the registry lacks."""
+    event = {"workflow_run": {"conclusion": "success", "event": "push",
+                              "head_sha": git_head(r.fork)}}  # fmt: skip
+    outputs = run_job(r, "deploy", "image", event)
+    newest = [job["outputs"].get("newest") for job in outputs.values()]
+    if newest != ["true"]:
+        raise StepFailed(
+            f"deploy.yml: jobs.image: main's newest commit was not found newest: {newest}"
+        )
+    engine = r.facts["docker"]
+    pushed = [push["reference"] for push in engine.pushes]
+    r.say(f"  stand-in registry now has: {', '.join(sorted(engine.registry)) or 'nothing'}")
+    if not pushed:
+        raise StepFailed("deploy.yml: jobs.image: the image was built but never pushed")
+    r.facts["pushed"] = pushed
+
+
+def run_job(
+    r: Rehearsal, workflow_name: str, job: str, event: dict[str, Any]
+) -> dict[str, dict[str, dict[str, str]]]:
+    """The `run` steps of a workflow's job, in order, as the runner runs them.
+
+    Expressions are read from the steps' `env` (github.event, secrets, steps' outputs);
+    `python3 -m nox` runs the session in this environment, where its dependency groups
+    are installed already (--no-venv --no-install), instead of a new virtualenv.
+    """
+    event_file = r.work / f"{workflow_name}-{job}-event.json"
+    event_file.write_text(json.dumps(event))
+    outputs: dict[str, dict[str, str]] = {}
+    secrets = {"SOPS_AGE_KEY": r.facts["age_key"]}
+    for number, step in enumerate(workflow(r.fork, workflow_name)["jobs"][job]["steps"]):
+        if "run" not in step:
+            r.say(f"  (uses: {step['uses']})")
+            continue
+        github = {"event": event, "repository": FORK_REPOSITORY, "token": "stand-in"}
+        context = {"github": github, "secrets": secrets, "steps": outputs}
+        env = {
+            name: expression(str(value), context) for name, value in (step.get("env") or {}).items()
+        }
+        output_file = r.work / f"{workflow_name}-{job}-{number}.out"
+        output_file.write_text("")
+        env.update(
+            GITHUB_ACTIONS="true", GITHUB_EVENT_PATH=str(event_file),
+            GITHUB_OUTPUT=str(output_file), DOCKER_HOST=r.facts["docker_host"], PATH=r.job_path(),
+        )  # fmt: skip
+        script = NOX.sub(r"python3 -m nox --no-venv --no-install ", step["run"])
+        shown = step["run"].strip()
+        if "\n" in shown:
+            shown = f"{step.get('name', 'script')}: {len(shown.splitlines())} lines of bash"
+        r.run(f"set -e\n{script}", env=env, shown=shown)
+        if "id" in step:
+            lines = output_file.read_text().splitlines()
+            outputs[step["id"]] = {
+                "outputs": dict(line.split("=", 1) for line in lines if "=" in line)
+            }
+    return outputs
+
+
+# Lines of pip and nox that tell a reader nothing here.
+NOISE = ("Requirement already satisfied", "nox > uv binary not found", "WARNING: Location")
+# nox colours its lines when it thinks a terminal reads them (a notebook's kernel).
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+NOX = re.compile(r"python3 -m nox ")
+EXPRESSION = re.compile(r"\$\{\{\s*([\w.-]+)\s*\}\}")
+
+
+def expression(value: str, context: dict[str, Any]) -> str:
+    """`${{ a.b.c }}` references replaced from `context`, missing ones by "" as GitHub does."""
+
+    def lookup(match: re.Match) -> str:
+        node: Any = context
+        for part in match.group(1).split("."):
+            node = node.get(part, "") if isinstance(node, dict) else ""
+        return str(node)
+
+    return EXPRESSION.sub(lookup, value)
+
+
+def git_head(folder: Path) -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def deploy_staging(r: Rehearsal) -> None:
+    """deploy.yml's staging deploy: hubploy deploy, with helm recorded, in the fork."""
+    step = step_of(r.fork, "deploy", "staging", r"nox -s deploy -- staging")
+    if "SOPS_AGE_KEY" not in (step.get("env") or {}):
+        raise StepFailed("deploy.yml: jobs.staging: the deploy step has no SOPS_AGE_KEY")
+    into = r.work / "staging-deploy"
+    into.mkdir()
+    env = {**r.env, "SOPS_AGE_KEY": r.facts["age_key"], "PATH": r.job_path()}
+    reads = r.facts["kubernetes_api_reads"]
+    try:
+        recorded = hubploy_dryrun.record_fork("staging", r.fork, into, env, reads)
+    except ConfigError as err:
+        raise StepFailed(str(err)) from None
+    token = r.facts["cluster_tests_token"] = cluster.test_token_file(r.fork).read_text().strip()
+    r.say("+ " + shlex.join(["hubploy", *recorded.hubploy_argv]).replace(token, "<token>"))
+    for call in recorded.calls:
+        shown = shlex.join(["helm", *call["argv"]]).replace(token, "<token>")
+        r.say("  " + re.sub(r"/\S+/tmp\w+", "<decrypted>", shown))
+    if reads.authorizations[-1:] != [f"Bearer {STANDIN_GKE_TOKEN}"]:
+        raise StepFailed(
+            "hubploy's Kubernetes client did not authenticate with gke-gcloud-auth-plugin's "
+            f"token (sent {reads.authorizations[-1:] or 'nothing'})"
+        )
+    flags = recorded.set_strings()
+    image = f"{flags['singleuser.image.name']}:{flags['singleuser.image.tag']}"
+    if image not in r.facts["docker"].registry:
+        raise StepFailed(f"staging would pull {image}, which the image job never pushed")
+    r.say(f"  {image}: in the registry (pushed by the image job)")
+    r.facts["staging"] = recorded
+
+
+def render_staging(r: Rehearsal) -> None:
+    """What helm would apply: hubploy's upgrade rendered by the real helm (`helm template`)."""
+    recorded: hubploy_dryrun.Recorded = r.facts["staging"]
+    argv = recorded.upgrade["argv"]
+    # hubploy's order: upgrade --wait --install --namespace <ns> <release> <chart> <flags>
+    start = argv.index("--install")
+    namespace, release, rest = argv[start + 2], argv[start + 3], argv[start + 5 :]
+    files = iter(recorded.upgrade["files"])
+    template = ["template", release, str(recorded.chart_folder), "--namespace", namespace]
+    skip_next = False
+    for i, arg in enumerate(rest):
+        if skip_next:
+            skip_next = False
+        elif arg == "-f":
+            path = r.work / f"values-{i}.yaml"
+            path.write_text(next(files))
+            template += ["-f", str(path)]
+            skip_next = True
+        elif arg == "--timeout":
+            skip_next = True
+        elif arg not in ("--wait", "--cleanup-on-fail", "--atomic", "--force"):
+            template.append(arg)
+    token = r.facts["cluster_tests_token"]
+    shown = f"helm template {release} <chart folder> (hubploy's files and flags)"
+    result = r.run([str(helm_binary(ROOT)), *template], shown=shown, quiet=True)
+    objects = [o for o in yaml.safe_load_all(result.stdout) if o]
+    kinds = sorted({o["kind"] for o in objects if o["kind"] in RBAC_KINDS})
+    r.say(f"  {len(objects)} objects; RBAC: {', '.join(kinds)}")
+    r.facts["rendered_rbac"] = kinds
+    secret = next(o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == "hub")
+    # z2jh keeps the values the hub reads (get_config) in this Secret's values.yaml.
+    r.facts["rendered_hub_values"] = yaml.safe_load(
+        base64.b64decode(secret["data"]["values.yaml"]).decode()
+    )
+    key = f"hub.services.{cluster.TEST_SERVICE}.apiToken"
+    rendered = base64.b64decode(secret.get("data", {}).get(key, "")).decode()
+    kept = cluster.test_token_file(r.fork).relative_to(r.fork)
+    if rendered != token:
+        raise StepFailed(
+            f"the hub Secret's {key} is not the token the smoke test sends ({kept}): "
+            "its calls would get 403"
+        )
+    r.say(f"  hub Secret {key} == the token in {kept}")
+
+
+def smoke_test(r: Rehearsal) -> None:
+    """deploy.yml's smoke test: its calls carry the token helm rendered, with the role they need."""
+    job = workflow(r.fork, "deploy")["jobs"]["staging"]
+    runs = [step.get("run", "") for step in job["steps"]]
+    deploy = next(i for i, run in enumerate(runs) if "nox -s deploy -- staging" in run)
+    smoke = next((i for i, run in enumerate(runs) if "-m cluster" in run), -1)
+    if smoke < deploy or "COURSEHUB_CLUSTER=staging" not in runs[smoke]:
+        raise StepFailed(
+            "deploy.yml: jobs.staging: the cluster tests must run after the deploy, in the same "
+            "job: the token they send is the one that deploy kept on its runner"
+        )
+    r.say(f"+ {runs[smoke].strip()}")
+    values = r.facts["rendered_hub_values"]
+    role = values["hub"]["loadRoles"].get(cluster.TEST_SERVICE, {})
+    if cluster.TEST_SERVICE not in role.get("services", []):
+        raise StepFailed(f"the rendered hub gives the {cluster.TEST_SERVICE} service no role")
+    host = values["proxy"]["https"]["hosts"][0]
+    kept = cluster.test_token_file(r.fork).relative_to(r.fork)
+    for method, path in SMOKE_TEST_CALLS:
+        r.say(f"  {method} https://{host}/hub/api{path}  Authorization: token <{kept}>")
+    r.say(f"  as {cluster.TEST_SERVICE}, whose role has: {', '.join(role['scopes'])}")
+
+
+def deploy_prod(r: Rehearsal) -> None:
+    """deploy.yml's prod deploy, after staging's smoke test: no test service, the same image."""
+    step = step_of(r.fork, "deploy", "prod", r"nox -s deploy -- prod")
+    if "SOPS_AGE_KEY" not in (step.get("env") or {}):
+        raise StepFailed("deploy.yml: jobs.prod: the deploy step has no SOPS_AGE_KEY")
+    into = r.work / "prod-deploy"
+    into.mkdir()
+    env = {**r.env, "SOPS_AGE_KEY": r.facts["age_key"], "PATH": r.job_path()}
+    try:
+        recorded = hubploy_dryrun.record_fork(
+            "prod", r.fork, into, env, r.facts["kubernetes_api_reads"]
+        )
+    except ConfigError as err:
+        raise StepFailed(str(err)) from None
+    r.say("+ " + shlex.join(["hubploy", *recorded.hubploy_argv]))
+    flags = recorded.set_strings()
+    image = f"{flags['singleuser.image.name']}:{flags['singleuser.image.tag']}"
+    if image not in r.facts["docker"].registry:
+        raise StepFailed(f"prod would pull {image}, which the image job never pushed")
+    if any(cluster.TEST_SERVICE in key for key in flags):
+        raise StepFailed(f"prod was handed the {cluster.TEST_SERVICE} service's token")
+    r.say(f"  {image}: the image staging was tested with")
+
+
+# What tests/test_cluster.py asks the hub, as the cluster-tests service.
+SMOKE_TEST_CALLS = (
+    ("POST", "/users/<test user>"),
+    ("POST", "/groups/<team>/users"),
+    ("DELETE", "/users/<test user>/server"),
+    ("DELETE", "/users/<test user>"),
+)
+
+
+# The order of the README's "From a fork to the first deploy".
+STEPS: list[Callable[[Rehearsal], None]] = [
+    clone,
+    workflows_check,
+    new_age_key,
+    encrypt_secrets,
+    image_tools_agree,
+    ci_image_first_push,
+    deploy_image,
+    deploy_staging,
+    render_staging,
+    smoke_test,
+    deploy_prod,
+]
+
+
+@contextmanager
+def rehearsal() -> Iterator[Rehearsal]:
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="coursehub-rehearsal-") as tmp:
+        work = Path(tmp)
+        r = Rehearsal(fork=work / "fork", work=work, stack=stack, env=dict(os.environ))
+        for name in ("SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "KUBECONFIG", "DOCKER_CONFIG"):
+            r.env.pop(name, None)
+        api, reads = stack.enter_context(hubploy_dryrun.namespace_api())
+        r.facts.update(kubernetes_api=api, kubernetes_api_reads=reads)
+        standins = work / "cloud-standins"
+        standins.mkdir()
+        for name, text in CLOUD_STANDINS.items():
+            (standins / name).write_text(text)
+            (standins / name).chmod(0o755)
+        host, engine = stack.enter_context(docker_standin.docker_engine())
+        r.facts.update(docker_host=host, docker=engine)
+        r.facts["registry_host"] = "us-central1-docker.pkg.dev"
+        yield r
+
+
+def run(steps: list[Callable[[Rehearsal], None]] = STEPS) -> Rehearsal:
+    """Every step in order; StepFailed names the first that failed."""
+    with rehearsal() as r:
+        for number, step in enumerate(steps, 1):
+            r.say(f"\n## {number}. {step.__name__}: {step.__doc__.splitlines()[0]}")
+            try:
+                step(r)
+            except StepFailed as err:
+                raise StepFailed(f"step {step.__name__}: {err}") from None
+        return r
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run()
+    except StepFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print("\nrehearsal passed", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

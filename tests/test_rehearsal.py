@@ -1,0 +1,84 @@
+"""The rehearsal from a fork to the first deploy (scripts/rehearsal.py) passes, step by step,
+as a user that is not root, as GitHub's runner runs it.
+
+`nox -s rehearse` runs the same steps. As root, the rehearsal runs as `coursehub-runner`
+(tests/test_runner_user.py makes that user) from a copy of this checkout committed to a git
+repository of its own, with a virtualenv that user owns; as any other user, as that user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from test_runner_user import (
+    RUNNER,
+    RunnerUser,
+    copy_project,
+    make_venv,
+    root_makes_runner_user,
+    succeeded,
+)
+
+from coursehub_tools import rehearsal
+from coursehub_tools.deployconfig import ROOT
+
+# What the rehearsal imports and runs beyond the runner user's groups.
+GROUPS = ("hub", "deploy")
+
+
+def runner_user_with_the_deploy_tools() -> RunnerUser:
+    """coursehub-runner, with a committed copy of this checkout and the deploy group."""
+    if subprocess.run(["id", "-u", RUNNER], capture_output=True, check=False).returncode:
+        root_makes_runner_user()
+    home = Path(pwd.getpwnam(RUNNER).pw_dir)
+    # Its own checkout and virtualenv: tests/test_runner_user.py replaces its own.
+    user = RunnerUser(RUNNER, home, home / "coursehub-rehearsal", home / "venv-rehearsal" / "bin")
+    copy_project(user.checkout, RUNNER)
+    identity = ["-c", "user.name=runner", "-c", "user.email=runner@localhost"]
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "copy"]):
+        succeeded(user.run("git", *identity, *command))
+    make_venv(user)
+    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
+    requirements = [req for group in GROUPS for req in groups[group]]
+    stamp = user.venv_bin.parent / "coursehub-rehearsal-requirements.txt"
+    if not stamp.exists() or stamp.read_text() != "\n".join(requirements):
+        succeeded(user.run("python", "-m", "pip", "install", "--quiet",
+                           "--disable-pip-version-check", *requirements))  # fmt: skip
+        stamp.write_text("\n".join(requirements))
+    return user
+
+
+@pytest.fixture(scope="module")
+def transcript() -> str:
+    """The rehearsal's transcript, run as a user that is not root."""
+    if os.geteuid() == 0:
+        user = runner_user_with_the_deploy_tools()
+    else:
+        me = pwd.getpwuid(os.geteuid())
+        user = RunnerUser(me.pw_name, Path(me.pw_dir), ROOT, Path(sys.executable).parent)
+    result = user.run("python", "-m", "coursehub_tools.rehearsal", timeout=900)
+    assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr}"
+    return result.stdout
+
+
+def test_every_step_passes_in_order(transcript):
+    titles = [line.split(": ")[0] for line in transcript.splitlines() if line.startswith("## ")]
+    steps = [step.__name__ for step in rehearsal.STEPS]
+    assert titles == [f"## {number}. {name}" for number, name in enumerate(steps, 1)]
+    assert transcript.rstrip().endswith("rehearsal passed")
+
+
+def test_the_rendered_chart_has_the_rbac_the_deployer_must_create(transcript):
+    (line,) = [line for line in transcript.splitlines() if "; RBAC: " in line]
+    assert {"Role", "RoleBinding", "ClusterRole"} <= set(line.split("; RBAC: ")[1].split(", "))
+
+
+@pytest.mark.unit
+def test_hubploy_calls_only_what_the_pinned_repo2docker_has():
+    assert rehearsal.repo2docker_calls_missing() == []
