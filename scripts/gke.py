@@ -1,14 +1,17 @@
 """A GKE cluster for a deployment, from deploy/cluster/gke.yaml: checked, then the gcloud commands.
 
     coursehub-gke plan prod            # print every command, in order (the default)
-    coursehub-gke apply prod --yes     # run them (creating a cluster costs money)
+    coursehub-gke apply prod --yes     # run them (creating a cluster costs money); after a
+                                       # stop, run it again: what exists is kept
     coursehub-gke verify prod          # what shows the cluster is as specified
     coursehub-gke scale-down prod      # after the course: the user pool to zero
 
 Nothing is printed or run until the spec passes its schema and what a schema
 cannot say: known machine types, max not below min, the zone in the region,
 the z2jh node-purpose pools, a user pool whose machine holds the largest server
-the deployment's values can start, and a Filestore share the values can use.
+the deployment's values can start, a Filestore share the values can use, the
+address the values name (proxy.service.loadBalancerIP), and roles that
+deploy/cluster/iam-roles.yaml knows.
 `commands(deployment)` is every command, in titled sections, for other tools.
 """
 
