@@ -74,7 +74,14 @@ class HubPlan:
     peak_day: date | None
     peak_courses: tuple[str, ...]
     nodes_at_peak: int
+    # What to keep (scheduling.userPlaceholder.replicas): the arrivals' figure,
+    # or the most the budget pays for when that is less.
     placeholders: int
+    placeholders_for_arrivals: int
+    budget_per_month: float | None
+    busiest_month: str
+    cost_in_busiest_month: float
+    cost_in_busiest_month_for_arrivals: float
     cost_per_peak_hour: float
     cost_per_idle_hour: float
     cost_on_peak_day: float
@@ -213,25 +220,47 @@ def _hub_plan(
     """Day by day over the registry's dates: the courses that meet are assumed to meet at once.
 
     The placeholder count is one number in the values, so the hub keeps the
-    largest any day needs, every day.
+    largest any day needs, every day, unless that costs more in some month
+    than the cluster's budget: then the most placeholders the budget pays for,
+    and a warning that says what the rest costs the students and what to change.
     """
     by_slug = {planned.slug: planned for planned in courses}
     first = min(course.start for course in inputs.courses)
     last = max(course.end for course in inputs.courses)
     days = [first + timedelta(n) for n in range((last - first).days + 1)]
     meeting = {day: [c for c in inputs.courses if c.meets_on(day)] for day in days}
-    placeholders = max(sum(by_slug[c.slug].placeholders for c in met) for met in meeting.values())
+    wanted = max(sum(by_slug[c.slug].placeholders for c in met) for met in meeting.values())
+
+    def day_costs(placeholders: int) -> dict[date, tuple[int, float]]:
+        """Each day's user nodes at its class and what the day costs."""
+        idle = hour_cost(nodes({}, placeholders))
+        found = {}
+        for day, met in meeting.items():
+            day_nodes = nodes({c.slug: c.peak_users for c in met}, placeholders)
+            hours = max((c.class_hours for c in met), default=0)
+            found[day] = (day_nodes, hours * hour_cost(day_nodes) + (24 - hours) * idle)
+        return found
+
+    def busiest_month(placeholders: int) -> tuple[str, float]:
+        months: dict[str, float] = {}
+        for day, (_, cost) in day_costs(placeholders).items():
+            months[day.strftime("%Y-%m")] = months.get(day.strftime("%Y-%m"), 0.0) + cost
+        return max(months.items(), key=lambda item: item[1])
+
+    budget = inputs.budget_per_month
+    placeholders = wanted
+    # More placeholders never cost less, so the first count from the top that fits is the most.
+    while budget is not None and placeholders > 0 and busiest_month(placeholders)[1] > budget:
+        placeholders -= 1
+    month, month_cost = busiest_month(placeholders)
     idle_nodes = nodes({}, placeholders)
     total, peak = 0.0, (idle_nodes, None, 0.0)
-    for day, met in meeting.items():
-        day_nodes = nodes({c.slug: c.peak_users for c in met}, placeholders)
-        hours = max((c.class_hours for c in met), default=0)
-        cost = hours * hour_cost(day_nodes) + (24 - hours) * hour_cost(idle_nodes)
+    for day, (day_nodes, cost) in day_costs(placeholders).items():
         total += cost
         if day_nodes > peak[0]:
             peak = (day_nodes, day, cost)
     peak_nodes, peak_day, peak_cost = peak
-    warnings = []
+    warnings = _budget_warnings(inputs, wanted, placeholders, busiest_month)
     if peak_nodes > inputs.user_max_nodes:
         warnings.append(
             f"on {peak_day} the hub needs {peak_nodes} user nodes; the user pool's "
@@ -244,12 +273,44 @@ def _hub_plan(
         peak_courses=tuple(c.slug for c in meeting.get(peak_day, [])),
         nodes_at_peak=peak_nodes,
         placeholders=placeholders,
+        placeholders_for_arrivals=wanted,
+        budget_per_month=budget,
+        busiest_month=month,
+        cost_in_busiest_month=month_cost,
+        cost_in_busiest_month_for_arrivals=busiest_month(wanted)[1],
         cost_per_peak_hour=hour_cost(peak_nodes),
         cost_per_idle_hour=hour_cost(idle_nodes),
         cost_on_peak_day=peak_cost if peak_day else 24 * hour_cost(idle_nodes),
         cost_over_dates=total,
         warnings=tuple(warnings),
     )
+
+
+def _budget_warnings(
+    inputs: Inputs, wanted: int, kept: int, busiest_month: Callable[[int], tuple[str, float]]
+) -> list[str]:
+    """What to change when the arrivals' placeholders and the budget disagree."""
+    budget = inputs.budget_per_month
+    if budget is None or kept == wanted:
+        return []
+    month, cost = busiest_month(wanted)
+    lines = [
+        f"budget: the {wanted} placeholders the arrivals need cost {cost:.0f} in {month}, more "
+        f"than the {budget:.0f} a month of deploy/cluster/gke.yaml budget.amount; kept "
+        f"{kept}, the most it pays for: set scheduling.userPlaceholder.replicas: {kept}, "
+        f"or raise budget.amount to {math.ceil(cost)}, or plan fewer students arriving at once"
+    ]
+    if busiest_month(kept)[1] > budget:
+        lines.append(
+            f"budget: even with no placeholders {month} costs {busiest_month(0)[1]:.0f}, more "
+            f"than {budget:.0f}: raise budget.amount, or choose a cheaper machine type"
+        )
+    else:
+        lines.append(
+            f"with {kept} placeholders, students past the first {kept} arriving at a class "
+            f"wait up to {node_ready_seconds(inputs) / 60:.1f} min for a new node"
+        )
+    return lines
 
 
 def _too_big(what: str, requests: Requests, inputs: Inputs) -> str:
@@ -293,7 +354,10 @@ def report(plan: Plan, deployment: str, about: Mapping[str, Any]) -> str:
         "",
         f"hub, {hub.first_day} to {hub.last_day}: busiest day {hub.peak_day} "
         f"({' + '.join(hub.peak_courses) or 'no class'}), {hub.nodes_at_peak} user nodes",
-        f"  placeholders to keep: {hub.placeholders} (scheduling.userPlaceholder.replicas)",
+        f"  placeholders to keep: {hub.placeholders} (scheduling.userPlaceholder.replicas); "
+        f"the arrivals need {hub.placeholders_for_arrivals}",
+        f"  busiest month {hub.busiest_month}: {hub.cost_in_busiest_month:.0f} {money}"
+        + (f" of a {hub.budget_per_month:.0f} {money} budget" if hub.budget_per_month else ""),
         f"  {money} per hour: {hub.cost_per_peak_hour:.2f} in that class, "
         f"{hub.cost_per_idle_hour:.2f} between classes; {hub.cost_on_peak_day:.2f} that day; "
         f"{hub.cost_over_dates:.0f} over the dates",

@@ -102,6 +102,9 @@ class Inputs:
     core_nodes: int
     placeholder: Requests
     facts: NodeFacts
+    # The cluster's monthly budget (deploy/cluster/gke.yaml budget.amount), in the
+    # price table's currency; None plans without one.
+    budget_per_month: float | None = None
 
 
 def _reserved(amount: float, tiers: tuple[tuple[float | None, float], ...]) -> float:
@@ -282,6 +285,7 @@ def inputs_for(
             f"the region {MACHINE_TYPES} has prices for"
         )
     pools = {pool["labels"][POOL_PURPOSE]: pool for pool in cluster["nodePools"]}
+    budget = budget_amount(cluster_file, cluster, about["currency"])
     courses = dict(loaded.values["custom"]["courses"])
     for slug, changes in (planning_changes or {}).items():
         if slug not in courses:
@@ -300,7 +304,21 @@ def inputs_for(
         core_nodes=pools["core"]["minNodes"],
         placeholder=placeholder_requests(loaded.values),
         facts=node_facts(root),
+        budget_per_month=budget,
     )
+
+
+def budget_amount(source: str, cluster: Mapping[str, Any], currency: str) -> float | None:
+    """The cluster's monthly budget as a number, in the price table's currency."""
+    amount = (cluster.get("budget") or {}).get("amount")
+    if amount is None:
+        return None
+    if not amount.endswith(currency):
+        raise ConfigError(
+            f"{source}: budget.amount: {amount!r} is not in {currency}, the currency of "
+            f"{MACHINE_TYPES}; write it as <number>{currency}"
+        )
+    return float(amount.removesuffix(currency))
 
 
 def _date(value: Any, where: str) -> date:

@@ -1,20 +1,24 @@
 """A GKE cluster for a deployment, from deploy/cluster/gke.yaml: checked, then the gcloud commands.
 
     coursehub-gke plan prod            # print every command, in order (the default)
-    coursehub-gke apply prod --yes     # run them (creating a cluster costs money)
+    coursehub-gke apply prod --yes     # run them (creating a cluster costs money); after a
+                                       # stop, run it again: what exists is kept
     coursehub-gke verify prod          # what shows the cluster is as specified
     coursehub-gke scale-down prod      # after the course: the user pool to zero
 
 Nothing is printed or run until the spec passes its schema and what a schema
 cannot say: known machine types, max not below min, the zone in the region,
 the z2jh node-purpose pools, a user pool whose machine holds the largest server
-the deployment's values can start, and a Filestore share the values can use.
+the deployment's values can start, a Filestore share the values can use, the
+address the values name (proxy.service.loadBalancerIP), and roles that
+deploy/cluster/iam-roles.yaml knows.
 `commands(deployment)` is every command, in titled sections, for other tools.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import subprocess
 import sys
@@ -23,6 +27,7 @@ from typing import Any
 
 from coursehub_tools.capacity_inputs import machine_types, node_facts, server_requests
 from coursehub_tools.deployconfig import check_document, load, load_deployments
+from coursehub_tools.gke_iam import custom_role_name, permissions_of
 from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml
 
 SCHEMA = "deploy/schema/gke.schema.yaml"
@@ -35,6 +40,25 @@ POOL = "github"
 # The branch deploy.yml deploys from; only its workflows get the deployer's credentials.
 DEPLOY_BRANCH = "main"
 IN_CLUSTER_NFS = "custom.clusterServices.sharedData.enabled"
+LOAD_BALANCER_IP = "proxy.service.loadBalancerIP"
+# How GCP's APIs say a resource of that name is there already (409 / ALREADY_EXISTS),
+# in the wordings gcloud prints them.
+ALREADY_EXISTS = re.compile(r"already exists|ALREADY_EXISTS|code=409", re.IGNORECASE)
+CREATE_VERBS = {"create", "create-oidc"}
+
+
+class Step(list):
+    """A gcloud command, and what `apply` checks around it.
+
+    `expect`: what the command must print (else `fix` says what to change);
+    `unless`: a lookup run first: when it prints anything, the command is not run
+    (for a create that GCP would repeat rather than refuse, such as a budget).
+    """
+
+    def __init__(self, parts, *, expect: str | None = None, fix: str = "", unless=None):
+        super().__init__(parts)
+        self.expect, self.fix, self.unless = expect, fix, unless
+
 
 Command = list[str]
 Section = tuple[str, list[Command]]
@@ -63,7 +87,26 @@ def checked_spec(deployment: str, root: Path = ROOT) -> tuple[str, dict[str, Any
     _check_pools(source, spec, root)
     _check_user_room(source, spec, values, root)
     _check_filestore(source, spec, values, deployment)
+    _check_address(values, deployment, root)
+    permissions_of(spec["deployer"]["roles"], root, f"{source}: deployer.roles")
+    permissions_of(spec["nodeServiceAccount"]["roles"], root, f"{source}: nodeServiceAccount.roles")
     return source, spec, values
+
+
+def _check_address(values: dict[str, Any], deployment: str, root: Path) -> None:
+    if values["proxy"]["https"].get("hosts") and not _dotted(values, LOAD_BALANCER_IP):
+        raise ConfigError(
+            f"{values_file(deployment, root)}: {LOAD_BALANCER_IP}: not set; the proxy would get "
+            "another address than the DNS record points at, and Let's Encrypt would fail: "
+            f"set it to the address `coursehub-gke apply {deployment} --yes` reserves (it stops "
+            "and prints it)"
+        )
+
+
+def values_file(deployment: str, root: Path = ROOT) -> str:
+    """The deployment's last plain values file: where its own address and sizes are set."""
+    files = load_deployments(root)["deployments"][deployment]["values"]
+    return [entry for entry in files if isinstance(entry, str)][-1]
 
 
 def _check_pools(source: str, spec: dict[str, Any], root: Path) -> None:
@@ -179,9 +222,10 @@ def commands(deployment: str, root: Path = ROOT) -> list[Section]:
             "gcloud", "compute", "networks", "create", spec["network"],
             "--subnet-mode=auto", "--project", spec["project"],
         ]]),
+        ("the nodes' identity", _node_account(spec)),
         ("the cluster, with its core pool", [_cluster(spec)]),
         ("the other node pools", [_pool(spec, pool) for pool in spec["nodePools"][1:]]),
-        ("this deployment's address", _address(spec, deployment, values)),
+        ("this deployment's address", _address(spec, deployment, values, root)),
         ("the deploy job's identity (Workload Identity Federation)", _deployer(spec)),
     ]  # fmt: skip
     if spec["filestore"]["enabled"]:
@@ -206,21 +250,38 @@ def _cluster(spec: dict[str, Any]) -> Command:
         "gcloud", "container", "clusters", "create", spec["name"], *location(spec), *nodes_at,
         "--release-channel", spec["releaseChannel"], "--network", spec["network"],
         "--enable-ip-alias", "--enable-dataplane-v2",
-        f"--workload-pool={spec['project']}.svc.id.goog", *_pool_flags(spec["nodePools"][0]),
+        f"--workload-pool={spec['project']}.svc.id.goog",
+        *_pool_flags(spec, spec["nodePools"][0]),
     ]  # fmt: skip
 
 
 def _pool(spec: dict[str, Any], pool: dict[str, Any]) -> Command:
     return [
         "gcloud", "container", "node-pools", "create", pool["name"],
-        "--cluster", spec["name"], *location(spec), *_pool_flags(pool),
+        "--cluster", spec["name"], *location(spec), *_pool_flags(spec, pool),
     ]  # fmt: skip
 
 
-def _pool_flags(pool: dict[str, Any]) -> list[str]:
+def node_account(spec: dict[str, Any]) -> str:
+    return f"{spec['nodeServiceAccount']['name']}@{spec['project']}.iam.gserviceaccount.com"
+
+
+def _node_account(spec: dict[str, Any]) -> list[Command]:
+    nodes, project = spec["nodeServiceAccount"], spec["project"]
+    made = [["gcloud", "iam", "service-accounts", "create", nodes["name"], "--project", project]]
+    made += [
+        ["gcloud", "projects", "add-iam-policy-binding", project,
+         f"--member=serviceAccount:{node_account(spec)}", f"--role={role}"]
+        for role in nodes["roles"]
+    ]  # fmt: skip
+    return made
+
+
+def _pool_flags(spec: dict[str, Any], pool: dict[str, Any]) -> list[str]:
     # All nodes are in one zone, so the per-zone counts these flags take are the pool's.
     flags = [
-        "--machine-type", pool["machineType"], "--enable-autoscaling",
+        "--machine-type", pool["machineType"], "--service-account", node_account(spec),
+        "--enable-autoscaling",
         "--num-nodes", str(pool["minNodes"]),
         "--min-nodes", str(pool["minNodes"]), "--max-nodes", str(pool["maxNodes"]),
         "--node-labels", ",".join(f"{k}={v}" for k, v in pool["labels"].items()),
@@ -234,11 +295,26 @@ def address_name(spec: dict[str, Any], deployment: str) -> str:
     return f"{spec['name']}-{deployment}"
 
 
-def _address(spec: dict[str, Any], deployment: str, values: dict[str, Any]) -> list[Command]:
+def _address(
+    spec: dict[str, Any], deployment: str, values: dict[str, Any], root: Path
+) -> list[Command]:
+    """The static address, checked against the values' before any record points at it.
+
+    GCP picks the address; the values must name it (the proxy's load balancer
+    takes it), so apply stops here until they do, and the records use the same.
+    """
     name, at = address_name(spec, deployment), ["--project", spec["project"]]
-    made = [["gcloud", "compute", "addresses", "create", name, f"--region={spec['region']}", *at]]
-    ip = f"$(gcloud compute addresses describe {name} --region={spec['region']} "
-    ip += f"--project={spec['project']} --format='value(address)')"
+    where = [f"--region={spec['region']}", *at]
+    ip = _dotted(values, LOAD_BALANCER_IP)
+    made: list[Command] = [["gcloud", "compute", "addresses", "create", name, *where]]
+    if not ip:
+        return made
+    made.append(Step(
+        ["gcloud", "compute", "addresses", "describe", name, *where, "--format=value(address)"],
+        expect=str(ip),
+        fix=f"{values_file(deployment, root)}: {LOAD_BALANCER_IP}: {ip}, but GCP reserved "
+        "{found} as " + name + ": set it to {found} and run apply again (what exists is kept)",
+    ))  # fmt: skip
     for host in values["proxy"]["https"].get("hosts") or []:
         made.append([
             "gcloud", "dns", "record-sets", "create", f"{host}.", f"--zone={spec['dnsZone']}",
@@ -261,10 +337,17 @@ def _deployer(spec: dict[str, Any]) -> list[Command]:
         f"workloadIdentityPools/{POOL}/attribute.repository/{repository}"
     )
     made = [["gcloud", "iam", "service-accounts", "create", deployer["serviceAccount"], *at]]
+    roles = list(deployer["roles"])
+    if custom := deployer.get("customRole"):
+        made.append([
+            "gcloud", "iam", "roles", "create", custom["id"], *at, f"--title={custom['title']}",
+            f"--permissions={','.join(custom['permissions'])}", "--stage=GA",
+        ])  # fmt: skip
+        roles.append(custom_role_name(spec))
     made += [
         ["gcloud", "projects", "add-iam-policy-binding", project,
          f"--member=serviceAccount:{account}", f"--role={role}"]
-        for role in deployer["roles"]
+        for role in roles
     ]  # fmt: skip
     # ref: https://cloud.google.com/iam/docs/workload-identity-federation-with-deployment-pipelines
     # GitHub's issuer is shared by every repository: the condition is what keeps others out.
@@ -300,12 +383,17 @@ def _filestore(spec: dict[str, Any]) -> list[Command]:
 
 def _budget(spec: dict[str, Any]) -> Command:
     budget = spec["budget"]
-    return [
-        "gcloud", "billing", "budgets", "create",
-        f"--billing-account={budget['billingAccount']}", f"--display-name={spec['name']}",
+    account = f"--billing-account={budget['billingAccount']}"
+    # GCP makes a second budget of the same name rather than refuse: look first.
+    existing = [
+        "gcloud", "billing", "budgets", "list", account,
+        f"--filter=displayName={spec['name']}", "--format=value(name)",
+    ]  # fmt: skip
+    return Step([
+        "gcloud", "billing", "budgets", "create", account, f"--display-name={spec['name']}",
         f"--budget-amount={budget['amount']}", f"--filter-projects=projects/{spec['project']}",
         *(f"--threshold-rule=percent={share}" for share in budget["thresholds"]),
-    ]  # fmt: skip
+    ], unless=existing)  # fmt: skip
 
 
 def scale_down(deployment: str, root: Path = ROOT) -> list[Command]:
@@ -341,7 +429,46 @@ def verify(deployment: str, root: Path = ROOT) -> list[Command]:
 
 def shown(command: Command) -> str:
     """A command as a shell line; `$(...)` is left for the shell to run."""
-    return " ".join(part if "$(" in part else shlex.quote(part) for part in command)
+    line = " ".join(part if "$(" in part else shlex.quote(part) for part in command)
+    if unless := getattr(command, "unless", None):
+        line = f'[ -n "$({shown(unless)})" ] || {line}'
+    return line
+
+
+def planned(command: Command) -> str:
+    """A command as the plan prints it: with what it must print, if anything."""
+    expect = getattr(command, "expect", None)
+    return shown(command) + (f"  # must print {expect}" if expect is not None else "")
+
+
+def apply(sections: list[Section]) -> int:
+    """Run the plan in order; what exists is kept, so apply can be run again after a stop."""
+    for title, section in sections:
+        print(f"# {title}")
+        for command in section:
+            print(planned(command), flush=True)
+            # shell: the `$(...)` parts look up what earlier commands made.
+            done = subprocess.run(shown(command), shell=True, capture_output=True, text=True)
+            print(done.stdout, end="", flush=True)
+            answer = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            if done.returncode == 0:
+                found = done.stdout.strip()
+                expect = getattr(command, "expect", None)
+                if expect is not None and found != expect:
+                    print(f"error: {command.fix.format(found=found)}", file=sys.stderr)
+                    return 1
+                continue
+            if CREATE_VERBS & set(command[1:6]) and ALREADY_EXISTS.search(done.stderr):
+                print("  (already exists, kept)", flush=True)
+                continue
+            print(
+                f"error: {' '.join(command[:4])} failed (exit {done.returncode}): {answer}; "
+                "the commands above it have run, the rest have not; once fixed, run apply "
+                "again (what exists is kept)",
+                file=sys.stderr,
+            )
+            return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -367,20 +494,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    if args.action == "apply":
+        return apply(sections)
     for title, section in sections:
         print(f"# {title}")
         for command in section:
-            print(shown(command), flush=True)
-            if args.action == "apply":
-                # shell: the `$(...)` parts look up what earlier commands made.
-                done = subprocess.run(shown(command), shell=True, check=False)
-                if done.returncode != 0:
-                    print(
-                        f"error: {' '.join(command[:4])} failed (exit {done.returncode}); "
-                        "the commands above it have run, the rest have not",
-                        file=sys.stderr,
-                    )
-                    return 1
+            print(planned(command))
     return 0
 
 

@@ -33,7 +33,17 @@ from typing import Any
 
 import yaml
 
-from coursehub_tools import cluster, docker_standin, hubploy_dryrun, sops_files, workflow_check
+from coursehub_tools import (
+    cluster,
+    docker_standin,
+    gcloud_standin,
+    gke,
+    gke_iam,
+    hubploy_dryrun,
+    sops_files,
+    workflow_check,
+)
+from coursehub_tools.deployconfig import load
 from coursehub_tools.helm import binary as helm_binary
 from coursehub_tools.yamlfiles import ROOT, ConfigError
 
@@ -445,6 +455,7 @@ def render_staging(r: Rehearsal) -> None:
     kinds = sorted({o["kind"] for o in objects if o["kind"] in RBAC_KINDS})
     r.say(f"  {len(objects)} objects; RBAC: {', '.join(kinds)}")
     r.facts["rendered_rbac"] = kinds
+    r.facts["rendered_objects"] = objects
     secret = next(o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == "hub")
     # z2jh keeps the values the hub reads (get_config) in this Secret's values.yaml.
     r.facts["rendered_hub_values"] = yaml.safe_load(
@@ -508,6 +519,52 @@ def deploy_prod(r: Rehearsal) -> None:
     r.say(f"  {image}: the image staging was tested with")
 
 
+def cluster_plan(r: Rehearsal) -> None:
+    """coursehub-gke plan prod: the fork's cluster spec checked, and every gcloud command."""
+    result = r.run(["coursehub-gke", "--root", str(r.fork), "plan", "prod"], quiet=True)
+    sections = [line[2:] for line in result.stdout.splitlines() if line.startswith("# ")]
+    r.say(f"  {len(result.stdout.splitlines()) - len(sections)} commands: {'; '.join(sections)}")
+
+
+def cluster_apply(r: Rehearsal) -> None:
+    """coursehub-gke apply staging, then prod, each twice, against the gcloud stand-in."""
+    spec = yaml.safe_load((r.fork / gke.cluster_file("prod", r.fork)).read_text())
+    env = r.stack.enter_context(gcloud_standin.installed(r.work / "gcloud", spec, root=r.fork))
+    standin = {name: env[name] for name in ("PATH", gcloud_standin.STATE_ENV)}
+    for deployment in ("staging", "prod", "staging", "prod"):
+        # The first run makes, the second finds it all there: apply can be run again.
+        result = r.run(
+            ["coursehub-gke", "--root", str(r.fork), "apply", deployment, "--yes"],
+            env=standin, quiet=True,
+        )  # fmt: skip
+        kept = result.stdout.count("(already exists, kept)")
+        r.say(f"  {deployment}: {len(gcloud_standin.calls(r.work / 'gcloud'))} gcloud calls so "
+              f"far; {kept} already there, kept")  # fmt: skip
+    made = gcloud_standin.resources(r.work / "gcloud")
+    for deployment in ("staging", "prod"):
+        values = load(deployment, root=r.fork).values
+        address = values["proxy"]["service"]["loadBalancerIP"]
+        for host in values["proxy"]["https"]["hosts"]:
+            (record,) = [v for k, v in made.items() if k.startswith(f"dns record-sets {host}. ")]
+            if record["flags"]["--rrdatas"] != address:
+                raise StepFailed(f"{host} points at {record['flags']['--rrdatas']}, "
+                                 f"not {deployment}'s loadBalancerIP {address}")  # fmt: skip
+        r.say(f"  {deployment}: every host's record points at its loadBalancerIP {address}")
+    if len([k for k in made if k.startswith("billing budgets ")]) != 1:
+        raise StepFailed("apply made more than one budget")
+
+
+def deployer_may_deploy(r: Rehearsal) -> None:
+    """The deployer's IAM roles allow writing every object helm rendered for staging."""
+    spec = yaml.safe_load((r.fork / gke.cluster_file("staging", r.fork)).read_text())
+    lacking = gke_iam.missing(r.facts["rendered_objects"], spec, r.fork)
+    if lacking:
+        raise StepFailed(f"{gke.cluster_file('staging', r.fork)}: deployer: its roles lack "
+                         + "; ".join(lacking))  # fmt: skip
+    roles = [*spec["deployer"]["roles"], gke_iam.custom_role_name(spec)]
+    r.say(f"  {', '.join(r.facts['rendered_rbac'])}: written by {', '.join(roles)}")
+
+
 # What tests/test_cluster.py asks the hub, as the cluster-tests service.
 SMOKE_TEST_CALLS = (
     ("POST", "/users/<test user>"),
@@ -521,6 +578,8 @@ SMOKE_TEST_CALLS = (
 STEPS: list[Callable[[Rehearsal], None]] = [
     clone,
     workflows_check,
+    cluster_plan,
+    cluster_apply,
     new_age_key,
     encrypt_secrets,
     image_tools_agree,
@@ -528,6 +587,7 @@ STEPS: list[Callable[[Rehearsal], None]] = [
     deploy_image,
     deploy_staging,
     render_staging,
+    deployer_may_deploy,
     smoke_test,
     deploy_prod,
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -106,3 +107,44 @@ def test_only_recipient() -> str:
         if line.startswith("# public key: "):
             return line.removeprefix("# public key: ").strip()
     raise ConfigError(f"{relative(TEST_ONLY_KEY, ROOT)}: no '# public key:' line")
+
+
+SOPS_RULES = ".sops.yaml"
+SECRETS_GLOB = "deploy/deployments/*/secrets/*"
+
+
+def rule_recipient(path: str, root: Path = ROOT) -> str | None:
+    """The age key .sops.yaml encrypts `path` to: its first rule whose path_regex matches."""
+    rules = yaml.safe_load((root / SOPS_RULES).read_text())["creation_rules"]
+    for rule in rules:
+        if re.search(rule.get("path_regex", ""), path):
+            return rule.get("age")
+    return None
+
+
+def maintainer_files(root: Path = ROOT) -> list[str]:
+    """Every committed secrets file encrypted to the maintainers' key, not the test-only one.
+
+    All of them: the values layers and the docker config and kubeconfig hubploy
+    decrypts too. A new key, or a rotated one, must re-encrypt each of them.
+    """
+    test_key = test_only_recipient()
+    return [
+        relative(path, root)
+        for path in sorted(root.glob(SECRETS_GLOB))
+        if path.is_file() and rule_recipient(relative(path, root), root) not in (None, test_key)
+    ]
+
+
+def rotation_commands(environments: list[str], root: Path = ROOT) -> list[str]:
+    """A new age key for every maintainers' file, and for the deploy jobs' environments."""
+    return [
+        "age-keygen -o new.agekey   # prints the new public key",
+        f"# put the new public key in {SOPS_RULES}'s rule for the secrets/ files, "
+        "replacing the old one",
+        *(
+            f"SOPS_AGE_KEY_FILE=old.agekey sops updatekeys --yes {path}"
+            for path in maintainer_files(root)
+        ),
+        *(f"gh secret set SOPS_AGE_KEY --env {env} < new.agekey" for env in environments),
+    ]

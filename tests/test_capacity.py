@@ -316,3 +316,40 @@ def test_placeholders_that_request_nothing_are_refused():
     with pytest.raises(ConfigError) as refused:
         placeholder_requests(values)
     assert str(refused.value).startswith("scheduling.userPlaceholder: placeholders request nothing")
+
+
+# --- the budget ---------------------------------------------------------------------------
+
+
+def test_placeholders_the_budget_cannot_pay_for_are_not_kept_and_the_plan_says_so():
+    wanted = plan(inputs())
+    assert wanted.hub.placeholders == wanted.hub.placeholders_for_arrivals > 0
+    enough = plan(inputs(budget_per_month=wanted.hub.cost_in_busiest_month))
+    assert enough.hub.placeholders == wanted.hub.placeholders and not enough.hub.warnings
+    budget = wanted.hub.cost_in_busiest_month - 0.01
+    short = plan(inputs(budget_per_month=budget))
+    kept = short.hub.placeholders
+    assert kept < wanted.hub.placeholders_for_arrivals == short.hub.placeholders_for_arrivals
+    assert short.hub.cost_in_busiest_month <= budget
+    first, second = short.hub.warnings
+    assert f"set scheduling.userPlaceholder.replicas: {kept}" in first
+    assert f"raise budget.amount to {math.ceil(wanted.hub.cost_in_busiest_month)}" in first
+    assert f"students past the first {kept} arriving" in second
+
+
+def test_a_budget_too_small_for_the_classes_alone_says_so():
+    result = plan(inputs(budget_per_month=1.0))
+    assert result.hub.placeholders == 0
+    assert any("even with no placeholders" in warning for warning in result.hub.warnings)
+
+
+def test_prod_stays_within_its_clusters_budget():
+    """prod's plan, with the placeholders its values keep, fits deploy/cluster/gke.yaml's budget."""
+    prod = inputs_for("prod")
+    cluster = read_yaml(ROOT / load("prod").spec["cluster"])
+    _, about = machine_types()
+    amount = cluster["budget"]["amount"]
+    assert prod.budget_per_month == float(amount.removesuffix(about["currency"]))
+    hub = plan(prod).hub
+    assert hub.cost_in_busiest_month <= prod.budget_per_month
+    assert load("prod").values["scheduling"]["userPlaceholder"]["replicas"] == hub.placeholders

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import json
+import shlex
+import subprocess
 
 import pytest
 import yaml
 
-from coursehub_tools import gke
+from coursehub_tools import gcloud_standin, gke, gke_iam
 from coursehub_tools.capacity_inputs import machine_types, node_facts, server_requests
 from coursehub_tools.deployconfig import ROOT, load, load_deployments
 from coursehub_tools.yamlfiles import ConfigError
@@ -113,7 +115,6 @@ def test_every_host_gets_a_record_at_the_deployments_own_address(deployment):
     (address,) = with_verb(commands, "compute", "addresses", "create")
     assert address[4] == gke.address_name(spec(), deployment)
     assert value(address, "--region") == spec()["region"]
-    assert all(f"describe {address[4]} " in value(c, "--rrdatas") for c in records)
 
 
 def test_billing_is_linked_and_every_api_enabled_first():
@@ -139,9 +140,11 @@ def test_the_deployer_is_bound_to_this_repository_and_its_deploy_branch_only():
     assert binding[4] == gke.deployer_account(spec())
     assert value(binding, "--member").endswith(f"/attribute.repository/{repository}")
     granted = [
-        value(c, "--role") for c in with_verb(commands, "projects", "add-iam-policy-binding")
+        value(c, "--role")
+        for c in with_verb(commands, "projects", "add-iam-policy-binding")
+        if value(c, "--member") == f"serviceAccount:{gke.deployer_account(spec())}"
     ]
-    assert granted == spec()["deployer"]["roles"]
+    assert granted == [*spec()["deployer"]["roles"], gke_iam.custom_role_name(spec())]
     assert not any("keys" in c for c in commands), "no service-account key is ever made"
 
 
@@ -240,33 +243,151 @@ def test_apply_without_yes_runs_nothing(capsys):
     assert "add --yes" in capsys.readouterr().err
 
 
-def fake_gcloud(tmp_path, monkeypatch, exit_code: int):
-    """A `gcloud` first on PATH that logs its arguments, answers 42 and exits `exit_code`."""
-    folder, log = tmp_path / "bin", tmp_path / "gcloud.log"
-    folder.mkdir()
-    script = folder / "gcloud"
-    script.write_text(f'#!/bin/sh\necho "$*" >> {log}\necho 42\nexit {exit_code}\n')
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
-    return log
+@pytest.fixture
+def cloud(tmp_path):
+    """The gcloud stand-in, first on PATH for gke.main, with the maintainer's roles."""
+
+    def standin(roles=gcloud_standin.MAINTAINER_ROLES):
+        return gcloud_standin.installed(tmp_path, spec(), roles)
+
+    return standin
 
 
-def test_apply_runs_the_plan_in_order(tmp_path, monkeypatch):
-    log = fake_gcloud(tmp_path, monkeypatch, 0)
-    assert gke.main(["apply", DEPLOYMENT, "--yes"]) == 0
-    ran = log.read_text().splitlines()
+def run_apply(env, deployment, monkeypatch, capsys, root=ROOT):
+    for name in (gcloud_standin.STATE_ENV, "PATH"):
+        monkeypatch.setenv(name, env[name])
+    code = gke.main(["--root", str(root), "apply", deployment, "--yes"])
+    return code, capsys.readouterr()
+
+
+def test_apply_runs_the_plan_in_order(cloud, tmp_path, monkeypatch, capsys):
+    with cloud() as env:
+        code, out = run_apply(env, DEPLOYMENT, monkeypatch, capsys)
+    assert code == 0, out.err
+    ran = gcloud_standin.calls(tmp_path)
     commands = flat(gke.commands(DEPLOYMENT))
-    # A `$(gcloud ...)` part runs first and its answer (42) takes its place.
-    looked_up = [part for c in commands for part in c if "$(" in part]
-    assert len(ran) == len(commands) + len(looked_up)
-    plain = [" ".join(c[1:]) for c in commands if not any("$(" in part for part in c)]
+    plain = [shlex.join(c[1:]) for c in commands if not any("$(" in part for part in c)]
     assert [line for line in ran if line in plain] == plain
 
 
-def test_apply_stops_at_the_first_failure_with_one_line(tmp_path, monkeypatch, capsys):
-    log = fake_gcloud(tmp_path, monkeypatch, 3)
-    assert gke.main(["apply", DEPLOYMENT, "--yes"]) == 1
-    assert len(log.read_text().splitlines()) == 1
-    (line,) = capsys.readouterr().err.splitlines()
-    first = flat(gke.commands(DEPLOYMENT))[0]
-    assert line.startswith(f"error: {' '.join(first[:4])} failed (exit 3)")
+@pytest.mark.parametrize("deployment", GKE_DEPLOYMENTS)
+def test_apply_can_be_run_again_and_reaches_the_address_and_records(
+    cloud, tmp_path, monkeypatch, capsys, deployment
+):
+    """A second apply (or another deployment's on the same cluster) keeps what exists."""
+    with cloud() as env:
+        assert run_apply(env, DEPLOYMENT, monkeypatch, capsys)[0] == 0
+        code, out = run_apply(env, deployment, monkeypatch, capsys)
+    assert code == 0, out.err
+    assert "(already exists, kept)" in out.out
+    made = gcloud_standin.resources(tmp_path)
+    hosts = load(deployment).values["proxy"]["https"]["hosts"]
+    for host in hosts:
+        (record,) = [r for k, r in made.items() if k.startswith(f"dns record-sets {host}. ")]
+        assert (
+            record["flags"]["--rrdatas"]
+            == load(deployment).values["proxy"]["service"]["loadBalancerIP"]
+        )
+    budgets = [k for k in made if k.startswith("billing budgets ")]
+    assert len(budgets) == 1, "a budget is made once, however often apply runs"
+
+
+@pytest.mark.parametrize("deployment", GKE_DEPLOYMENTS)
+def test_the_address_reserved_is_the_values_and_the_records(deployment):
+    """The plan reserves one address, checks the values name it, and points every record there."""
+    commands = flat(gke.commands(deployment))
+    ip = load(deployment).values["proxy"]["service"]["loadBalancerIP"]
+    (made,) = with_verb(commands, "compute", "addresses", "create")
+    (check,) = with_verb(commands, "compute", "addresses", "describe")
+    assert check[4] == made[4] == gke.address_name(spec(), deployment)
+    assert check.expect == ip and value(check, "--format") == "value(address)"
+    records = with_verb(commands, "dns", "record-sets", "create")
+    assert records and all(value(c, "--rrdatas") == ip for c in records)
+    assert commands.index(check) < commands.index(records[0])
+
+
+def test_apply_stops_when_the_values_name_another_address(cloud, project_copy, monkeypatch, capsys):
+    layer = values_layer(DEPLOYMENT)
+    project_copy.edit(layer, set_value(gke.LOAD_BALANCER_IP, "198.51.100.7"))
+    with cloud() as env:
+        code, out = run_apply(env, DEPLOYMENT, monkeypatch, capsys, root=project_copy.root)
+    assert code == 1
+    (line,) = out.err.splitlines()
+    reserved = load(DEPLOYMENT).values["proxy"]["service"]["loadBalancerIP"]
+    assert line.startswith(f"error: {layer}: {gke.LOAD_BALANCER_IP}: 198.51.100.7, but GCP ")
+    assert f"set it to {reserved} and run apply again" in line
+    assert "dns record-sets create" not in out.out
+
+
+def test_values_without_the_address_are_refused(project_copy):
+    layer = values_layer(DEPLOYMENT)
+    project_copy.edit(layer, lambda data: data["proxy"].pop("service"))
+    with pytest.raises(ConfigError, match=rf"^{layer}: {gke.LOAD_BALANCER_IP}: not set; "):
+        gke.commands(DEPLOYMENT, root=project_copy.root)
+
+
+@pytest.mark.parametrize(
+    ("roles", "answer"),
+    [
+        (["roles/owner"], "PERMISSION_DENIED: Permission 'billing.resourceAssociations.create'"),
+        (["roles/container.developer", "roles/billing.admin"],
+         "PERMISSION_DENIED: Permission 'serviceusage.services.enable'"),
+    ],
+)  # fmt: skip
+def test_apply_stops_at_the_first_failure_with_one_line(
+    cloud, tmp_path, monkeypatch, capsys, roles, answer
+):
+    with cloud(roles) as env:
+        code, out = run_apply(env, DEPLOYMENT, monkeypatch, capsys)
+    assert code == 1
+    (line,) = out.err.splitlines()
+    failed = flat(gke.commands(DEPLOYMENT))[len(gcloud_standin.calls(tmp_path)) - 1]
+    assert line.startswith(f"error: {' '.join(failed[:4])} failed (exit 1): ERROR: ")
+    assert answer in line and "run apply again" in line
+
+
+def test_a_missing_parent_is_not_found_and_stops_apply(cloud, tmp_path, monkeypatch, capsys):
+    """Only an "already exists" answer is taken as done; NOT_FOUND still stops apply."""
+    with cloud() as env:
+        assert run_apply(env, DEPLOYMENT, monkeypatch, capsys)[0] == 0
+        state = tmp_path / "cloud" / "resources.json"
+        made = json.loads(state.read_text())
+        made = {k: v for k, v in made.items() if not k.startswith("container clusters ")}
+        state.write_text(json.dumps(made))
+        code, out = run_apply(env, DEPLOYMENT, monkeypatch, capsys)
+    assert code == 0, "the cluster is made again: it was missing"
+    made = {k: v for k, v in json.loads(state.read_text()).items() if k.startswith("dns managed")}
+    state.write_text(json.dumps(made))  # the DNS zone gone: a prerequisite, not ours to make
+    with cloud() as env:
+        code, out = run_apply(env, DEPLOYMENT, monkeypatch, capsys)
+    assert code == 1 and "NOT_FOUND" in out.err
+
+
+@pytest.mark.parametrize("deployment", GKE_DEPLOYMENTS)
+def test_every_pool_runs_as_the_nodes_own_account_with_its_roles(deployment):
+    commands = flat(gke.commands(deployment))
+    account = gke.node_account(spec())
+    pools = [*with_verb(commands, "container", "clusters", "create"),
+             *with_verb(commands, "container", "node-pools", "create")]  # fmt: skip
+    assert len(pools) == len(spec()["nodePools"])
+    assert all(value(c, "--service-account") == account for c in pools)
+    (made,) = [c for c in with_verb(commands, "iam", "service-accounts", "create")
+               if c[4] == spec()["nodeServiceAccount"]["name"]]  # fmt: skip
+    granted = [value(c, "--role") for c in with_verb(commands, "projects", "add-iam-policy-binding")
+               if value(c, "--member") == f"serviceAccount:{account}"]  # fmt: skip
+    assert granted == spec()["nodeServiceAccount"]["roles"]
+    assert commands.index(made) < commands.index(pools[0])
+    pulls = gke_iam.permissions_of(granted)
+    assert "artifactregistry.repositories.downloadArtifacts" in pulls, "nodes pull the user image"
+    assert "logging.logEntries.create" in pulls and "monitoring.timeSeries.create" in pulls
+
+
+def test_the_gcloud_standin_says_what_it_is_and_refuses_what_it_does_not_know(cloud):
+    with cloud() as env:
+        version = subprocess.run(["gcloud", "--version"], env=env, capture_output=True, text=True)
+        unknown = subprocess.run(
+            ["gcloud", "compute", "instances", "delete", "x"], env=env, capture_output=True,
+            text=True,
+        )  # fmt: skip
+    assert "stand-in (not Google Cloud)" in version.stdout
+    assert unknown.returncode == 2 and "not a command this stand-in knows" in unknown.stderr

@@ -82,3 +82,17 @@ def test_the_rendered_chart_has_the_rbac_the_deployer_must_create(transcript):
 @pytest.mark.unit
 def test_hubploy_calls_only_what_the_pinned_repo2docker_has():
     assert rehearsal.repo2docker_calls_missing() == []
+
+
+def test_the_cluster_is_applied_twice_and_its_records_use_the_values_address(transcript):
+    applies = [line.strip() for line in transcript.splitlines() if " gcloud calls so far; " in line]
+    assert [line.split(":")[0] for line in applies] == ["staging", "prod", "staging", "prod"]
+    kept = [int(line.split("; ")[1].split()[0]) for line in applies]
+    assert kept[0] == 0 and all(count > 0 for count in kept[1:]), "the second apply keeps all"
+    for deployment in ("staging", "prod"):
+        assert f"{deployment}: every host's record points at its loadBalancerIP " in transcript
+
+
+def test_the_deployer_may_write_every_object_helm_rendered(transcript):
+    (line,) = [line for line in transcript.splitlines() if ": written by " in line]
+    assert "roles/container.developer" in line and "/roles/coursehubRbacWriter" in line

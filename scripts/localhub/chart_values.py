@@ -128,6 +128,7 @@ LOCAL_SPAWNERS = {
 
 CLUSTER_ONLY_KEYS = (
     "hub.extraFiles",  # laid out as files by scripts/local_hub.py instead
+    "hub.args",  # the hub container's command; the local hub starts jupyterhub itself
     "hub.service",
     "hub.networkPolicy",
     "singleuser.image",
