@@ -62,3 +62,25 @@ def test_every_reference_to_a_chapter_is_a_link():
         for reference in PLAIN_REFERENCE.findall(FENCE.sub("", page.read_text()))
     ]
     assert plain == [], "write [Title](file.md) where the text names a chapter"
+
+
+# A chapter shows a long file as short excerpts and links the whole of it once.
+LONG_FILE_LINES = 60
+INCLUDE_BLOCK = re.compile(r"^```\{literalinclude\} (\S+)\n((?::[^\n]*\n)*)```\n", re.MULTILINE)
+NARROWED = re.compile(r"^:(lines|start-at|start-after|end-before|end-at|pyobject):", re.MULTILINE)
+
+
+def test_a_long_file_is_an_excerpt_with_a_link_to_the_whole():
+    whole = []
+    for chapter in chapters():
+        text = chapter.read_text()
+        for include in INCLUDE_BLOCK.finditer(text):
+            path, options = include.groups()
+            lines = len((chapter.parent / path).read_text().splitlines())
+            if lines <= LONG_FILE_LINES:
+                continue
+            if not NARROWED.search(options) or f"<{path}>`" not in text:
+                whole.append(f"{chapter.name}: {path} ({lines} lines)")
+    assert whole == [], (
+        "show an excerpt (:start-at:, :pyobject:, ...) and then {download}`name <path>`"
+    )
