@@ -13,13 +13,42 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
 import requests
+from urllib3.util import connection
 
 FORM_FIELD = r'name="{}" value="([^"]*)"'
 # The media type under which the hub's REST API says where a list's next page is.
 # ref: https://jupyterhub.readthedocs.io/en/stable/reference/rest-api.html (pagination)
 PAGINATION = "application/jupyterhub-pagination+json"
+
+
+LOOPBACK_NAME = "localhost"
+
+
+def _create_connection(address, *args, _create=connection.create_connection, **kwargs):
+    host, port = address
+    if host.lower().rstrip(".").endswith("." + LOOPBACK_NAME):
+        host = LOOPBACK_NAME
+    return _create((host, port), *args, **kwargs)
+
+
+def resolve_localhost_subdomains() -> None:
+    """Reach <name>.localhost on the loopback, as a browser does.
+
+    The local hub serves each user's server on its own origin, <user>.localhost
+    (JupyterHub.subdomain_host). Names under .localhost are the loopback
+    (RFC 6761, section 6.3): Chromium and Firefox answer them themselves, and so
+    does systemd-resolved (GitHub's Ubuntu runners), but glibc's files and dns
+    lookups do not (Debian without it). Requests made through urllib3 here
+    connect there as a browser would; the Host header still names the user's
+    host, which the proxy routes by.
+    """
+    connection.create_connection = _create_connection
+
+
+resolve_localhost_subdomains()
 
 
 @dataclass
@@ -117,7 +146,8 @@ def follow_progress(
             if event.get("failed"):
                 raise RuntimeError(event.get("message", "the start failed"))
             if event.get("ready"):
-                return session.get(f"{hub_url}{event['url']}lab", timeout=30)
+                # The server's URL: a path, or a whole URL on its own host (subdomain_host).
+                return session.get(urljoin(hub_url, f"{event['url']}lab"), timeout=30)
     raise TimeoutError(f"{user}'s server did not become ready within {timeout:.0f} s")
 
 

@@ -224,7 +224,9 @@ def test_each_course_on_the_hub_has_its_enrollment_group_before_anyone_applies(h
     for slug in COURSES:
         group = hub.api("GET", f"/groups/{quote(enrollment_group(slug))}")
         assert group.status_code == 200, f"{slug}'s enrollment group is missing"
-        assert group.json()["users"] == [] and group.json()["properties"] == {}
+        # No applications yet, and noted for this run of the course (its start).
+        start = str(COURSES[slug]["start"])
+        assert group.json()["users"] == [] and group.json()["properties"] == {"run": start}
 
 
 @pytest.mark.hub

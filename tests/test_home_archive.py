@@ -173,7 +173,8 @@ class KubernetesAPI(BaseHTTPRequestHandler):
         kept = self.policies if self.path.endswith("/networkpolicies") else self.jobs
         conflict = name in kept
         kept.setdefault(name, made)
-        self._answer(409 if conflict else 201, {"kind": "Status", "code": 409} if conflict else made)
+        answer = {"kind": "Status", "code": 409} if conflict else made
+        self._answer(409 if conflict else 201, answer)
 
     def log_message(self, *args):
         pass

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -27,8 +28,11 @@ def test_student_logs_in_and_reaches_jupyterlab(local_hub):
     user = local_hub.api("GET", "/users/sam").json()
     assert user["servers"][""]["ready"] is True
     assert (local_hub.state_dir / "homes" / "sam").is_dir()
+    # On its own origin (subdomain_host): the proxy routes sam's host and path.
+    server = urlparse(user["servers"][""]["url"])
+    assert server.hostname == "sam.localhost" and lab.url.startswith(user["servers"][""]["url"])
     routes = local_hub.api("GET", "/proxy").json()
-    assert "/user/sam/" in routes, "the proxy routes /user/sam/ to sam's server"
+    assert "sam.localhost/user/sam/" in routes, "the proxy routes sam's host to sam's server"
 
 
 def test_local_hub_loaded_the_deployed_hub_config(local_hub):
