@@ -236,6 +236,26 @@ def test_deployments_sharing_a_cluster_name_their_cluster_wide_objects_apart(ren
                     owners[key] = name
 
 
+def test_users_servers_are_on_hosts_of_their_own_with_a_wildcard_certificate(
+    cluster_deployment, render
+):
+    """On a public cluster each user's server is <user>.<host> (subdomain_host), the proxy
+    routes by host, and TLS comes from a Secret holding a wildcard certificate: the
+    chart's Let's Encrypt (HTTP-01) cannot certify *.<host>."""
+    values = load(cluster_deployment).values
+    _, cluster = cluster_spec(cluster_deployment)
+    if cluster.get("kind") == "Cluster":
+        return  # kind: http on the loopback, no public host (chapter "Run it on kind")
+    https = values["proxy"]["https"]
+    (host,) = https["hosts"]
+    assert values["hub"]["config"]["JupyterHub"]["subdomain_host"] == f"https://{host}"
+    assert https["type"] == "secret" and https["secret"]["name"]
+    objects = render(cluster_deployment)
+    (proxy,) = pod_template(objects, "proxy")["spec"]["containers"]
+    assert "--host-routing" in proxy["command"] + proxy.get("args", [])
+    assert not [o for o in objects if o["metadata"]["labels"].get("component") == "autohttps"]
+
+
 def test_the_public_service_is_exposed_the_way_its_cluster_reaches_it(cluster_deployment, render):
     public = one(render(cluster_deployment), "Service", "proxy-public")["spec"]
     _, cluster = cluster_spec(cluster_deployment)
