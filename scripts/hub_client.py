@@ -37,7 +37,7 @@ def _create_connection(address, *args, _create=connection.create_connection, **k
 def resolve_localhost_subdomains() -> None:
     """Reach <name>.localhost on the loopback, as a browser does.
 
-    The local hub serves each user's server on its own origin, <user>.localhost
+    The local hub serves each user's server on its own origin, <user>.hub.localhost
     (JupyterHub.subdomain_host). Names under .localhost are the loopback
     (RFC 6761, section 6.3): Chromium and Firefox answer them themselves, and so
     does systemd-resolved (GitHub's Ubuntu runners), but glibc's files and dns

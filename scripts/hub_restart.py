@@ -60,7 +60,8 @@ def snapshot(hub: LocalHub) -> dict:
         "running": sorted(
             user["name"] for user in users if user["servers"].get("", {}).get("ready")
         ),
-        "routes": sorted(route for route in proxy_routes(hub) if route.startswith("/user/")),
+        # Users' servers' routes: /user/<name>/, after its host with subdomain_host.
+        "routes": sorted(route for route in proxy_routes(hub) if "/user/" in route),
     }
 
 

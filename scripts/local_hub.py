@@ -46,8 +46,10 @@ LOCALHUB_DIR = ROOT / "scripts" / "localhub"
 FIXTURE = LOCALHUB_DIR / "github-users.yaml"
 CLIENT_ID = "coursehub-local"
 # Chromium and Firefox resolve every name under localhost to the loopback (RFC 6761),
-# so users' servers get hosts <user>.localhost with no DNS set-up.
-PUBLIC_HOST = "localhost"
+# so users' servers get hosts <user>.hub.localhost with no DNS set-up. Not `localhost`
+# itself: the hub's session cookie is set for its domain and subdomains, and Python's
+# cookie jar never sends a cookie whose domain has no dot (http.cookiejar).
+PUBLIC_HOST = "hub.localhost"
 OPERATOR_SERVICE = "local-operator"
 # The key of the proxy's token in the chart's generated Secret.
 PROXY_TOKEN_KEY = "hub.config.ConfigurableHTTPProxy.auth_token"
@@ -115,7 +117,7 @@ class LocalHub:
 
     @property
     def url(self) -> str:
-        """The hub's address: `localhost`, whose subdomains are users' servers' hosts."""
+        """The hub's address, whose subdomains are users' servers' hosts."""
         return f"http://{PUBLIC_HOST}:{self.port}"
 
     @property
@@ -141,7 +143,7 @@ class LocalHub:
             "github_url": self.standin_url,
             "oauth_callback_url": f"{self.url}/hub/oauth_callback",
         }
-        # Each user's server on its own origin, <user>.localhost:<port>, as on the
+        # Each user's server on its own origin, <user>.hub.localhost:<port>, as on the
         # clusters (their values set it from their host): a page a student's
         # server serves cannot read or act on the hub session of an instructor
         # who opens it (book/reliability.md, the threat model).
