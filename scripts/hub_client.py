@@ -11,12 +11,12 @@ import asyncio
 import html
 import json
 import re
+import socket
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
 import requests
-from urllib3.util import connection
 
 FORM_FIELD = r'name="{}" value="([^"]*)"'
 # The media type under which the hub's REST API says where a list's next page is.
@@ -27,25 +27,24 @@ PAGINATION = "application/jupyterhub-pagination+json"
 LOOPBACK_NAME = "localhost"
 
 
-def _create_connection(address, *args, _create=connection.create_connection, **kwargs):
-    host, port = address
-    if host.lower().rstrip(".").endswith("." + LOOPBACK_NAME):
+def _getaddrinfo(host, *args, _getaddrinfo=socket.getaddrinfo, **kwargs):
+    if isinstance(host, str) and host.lower().rstrip(".").endswith("." + LOOPBACK_NAME):
         host = LOOPBACK_NAME
-    return _create((host, port), *args, **kwargs)
+    return _getaddrinfo(host, *args, **kwargs)
 
 
 def resolve_localhost_subdomains() -> None:
-    """Reach <name>.localhost on the loopback, as a browser does.
+    """Resolve <name>.localhost to the loopback in this process, as a browser does.
 
-    The local hub serves each user's server on its own origin, <user>.hub.localhost
-    (JupyterHub.subdomain_host). Names under .localhost are the loopback
-    (RFC 6761, section 6.3): Chromium and Firefox answer them themselves, and so
-    does systemd-resolved (GitHub's Ubuntu runners), but glibc's files and dns
-    lookups do not (Debian without it). Requests made through urllib3 here
-    connect there as a browser would; the Host header still names the user's
-    host, which the proxy routes by.
+    The local hub is hub.localhost and serves each user's server on its own
+    origin, <user>.hub.localhost (JupyterHub.subdomain_host). Names under
+    .localhost are the loopback (RFC 6761, section 6.3): Chromium and Firefox
+    answer them themselves, and so does systemd-resolved (GitHub's Ubuntu
+    runners), but glibc's files and dns lookups do not (Debian without it).
+    Every client here (requests, the culler's tornado) resolves through
+    socket.getaddrinfo; the Host header still names the host the proxy routes by.
     """
-    connection.create_connection = _create_connection
+    socket.getaddrinfo = _getaddrinfo
 
 
 resolve_localhost_subdomains()
