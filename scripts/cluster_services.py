@@ -421,6 +421,7 @@ def shared_data(deployment: Deployment, *, nfs_server: str | None = None) -> lis
     volume = f"{namespace}-{claim}"
     return [
         *_one_server(name, namespace, labels, container, NFS_PORT, ("exports", spec["storage"])),
+        nfs_policy(deployment, name, labels),
         {
             "apiVersion": "v1",
             "kind": "PersistentVolume",
@@ -450,6 +451,41 @@ def shared_data(deployment: Deployment, *, nfs_server: str | None = None) -> lis
             },
         },
     ]
+
+
+def nfs_policy(deployment: Deployment, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """Only the cluster's nodes reach the NFS server: no pod, of this deployment
+    or of the other one sharing the cluster.
+
+    The users' pods never talk to it: the kubelet mounts the share on their
+    node and hands the pod a folder, so the connection comes from the node's
+    address. Those addresses are custom.clusterServices.sharedData.nodeCidr;
+    pods' addresses come from the cluster's pod range, outside it. The node the
+    server runs on is always admitted (ref: Kubernetes docs, Network Policies,
+    "What you can't do": a pod cannot block access from its resident node).
+    """
+    node_cidr = settings(deployment)["sharedData"].get("nodeCidr")
+    if not node_cidr:
+        raise ConfigError(
+            f"{source_of(deployment, 'custom.clusterServices.sharedData')}: "
+            "custom.clusterServices.sharedData.nodeCidr: required with the NFS server "
+            "(the nodes' subnet, such as 10.128.0.0/20), the only sources it admits"
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(name, deployment.spec["namespace"], labels),
+        "spec": {
+            "podSelector": {"matchLabels": labels},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"ipBlock": {"cidr": node_cidr}}],
+                    "ports": [{"port": "nfs", "protocol": "TCP"}],
+                }
+            ],
+        },
+    }
 
 
 def manifests(

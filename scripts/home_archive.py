@@ -48,6 +48,8 @@ KEPT_FOR = 7 * 24 * 3600  # s a finished Job stays, for its log
 # disk, and a node attaches only so many (a limit of its machine type).
 JOBS_AT_ONCE = 50
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# Every archive Job's pod carries this label, which the deny-all policy selects.
+ARCHIVE_POD = {"app.kubernetes.io/component": "home-archive"}
 
 
 def job_name(slug: str, user: str) -> str:
@@ -102,7 +104,7 @@ def archive_job(
     home_mount = {"name": "home", "mountPath": f"{HOMES_FOLDER}/{user}", "readOnly": True}
     if sub_path:
         home_mount["subPath"] = sub_path
-    labels = {COURSE_LABEL: slug, "app.kubernetes.io/component": "home-archive"}
+    labels = {COURSE_LABEL: slug, **ARCHIVE_POD}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -152,6 +154,23 @@ def archive_job(
     }
 
 
+def archive_policy() -> dict[str, Any]:
+    """No traffic in or out of an archive Job's pod.
+
+    It runs the course's image, code the course's authors chose, as root, beside
+    a student's home: it needs no network to tar two mounted volumes, so it gets
+    none (no reaching the hub, the database, the NFS server, the metadata
+    server or the internet). Policy types with no rules deny both directions.
+    """
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "home-archive-deny-all", "labels": dict(ARCHIVE_POD)},
+        "spec": {"podSelector": {"matchLabels": dict(ARCHIVE_POD)},
+                 "policyTypes": ["Ingress", "Egress"]},
+    }  # fmt: skip
+
+
 class ClusterHomes:
     """The Kubernetes API of a deployment's namespace, for archiving homes.
 
@@ -169,6 +188,7 @@ class ClusterHomes:
         except (config.ConfigException, OSError) as err:
             raise ConfigError(f"--cluster-homes needs a kubeconfig ($KUBECONFIG): {err}") from None
         self.batch, self.core = client.BatchV1Api(), client.CoreV1Api()
+        self.networking = client.NetworkingV1Api()
         self.volumes = HomeVolumes(deployment)
         self.namespace = self.volumes.namespace
         self.archive_claim = archive_claim
@@ -190,6 +210,8 @@ class ClusterHomes:
                 if self._claim_exists(home[0]):  # no claim: never started, there is no home
                     homes[user] = home
             done, members = [], list(homes)
+            if members:  # the wall stands before any Job's pod does
+                self._create_policy(archive_policy())
             for first in range(0, len(members), JOBS_AT_ONCE):
                 started = []
                 for user in members[first : first + JOBS_AT_ONCE]:
@@ -223,6 +245,15 @@ class ClusterHomes:
             self.batch.create_namespaced_job(self.namespace, job)
         except ApiException as err:
             if err.status != 409:  # 409: a run before this one created it
+                raise
+
+    def _create_policy(self, policy: dict) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.networking.create_namespaced_network_policy(self.namespace, policy)
+        except ApiException as err:
+            if err.status != 409:  # 409: an earlier run created it
                 raise
 
     def _wait(self, name: str) -> None:

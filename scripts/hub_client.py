@@ -11,8 +11,10 @@ import asyncio
 import html
 import json
 import re
+import socket
 import time
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
 import requests
 
@@ -20,6 +22,32 @@ FORM_FIELD = r'name="{}" value="([^"]*)"'
 # The media type under which the hub's REST API says where a list's next page is.
 # ref: https://jupyterhub.readthedocs.io/en/stable/reference/rest-api.html (pagination)
 PAGINATION = "application/jupyterhub-pagination+json"
+
+
+LOOPBACK_NAME = "localhost"
+
+
+def _getaddrinfo(host, *args, _getaddrinfo=socket.getaddrinfo, **kwargs):
+    if isinstance(host, str) and host.lower().rstrip(".").endswith("." + LOOPBACK_NAME):
+        host = LOOPBACK_NAME
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+def resolve_localhost_subdomains() -> None:
+    """Resolve <name>.localhost to the loopback in this process, as a browser does.
+
+    The local hub is hub.localhost and serves each user's server on its own
+    origin, <user>.hub.localhost (JupyterHub.subdomain_host). Names under
+    .localhost are the loopback (RFC 6761, section 6.3): Chromium and Firefox
+    answer them themselves, and so does systemd-resolved (GitHub's Ubuntu
+    runners), but glibc's files and dns lookups do not (Debian without it).
+    Every client here (requests, the culler's tornado) resolves through
+    socket.getaddrinfo; the Host header still names the host the proxy routes by.
+    """
+    socket.getaddrinfo = _getaddrinfo
+
+
+resolve_localhost_subdomains()
 
 
 @dataclass
@@ -117,7 +145,8 @@ def follow_progress(
             if event.get("failed"):
                 raise RuntimeError(event.get("message", "the start failed"))
             if event.get("ready"):
-                return session.get(f"{hub_url}{event['url']}lab", timeout=30)
+                # The server's URL: a path, or a whole URL on its own host (subdomain_host).
+                return session.get(urljoin(hub_url, f"{event['url']}lab"), timeout=30)
     raise TimeoutError(f"{user}'s server did not become ready within {timeout:.0f} s")
 
 

@@ -27,6 +27,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 import yaml
@@ -60,7 +61,8 @@ def snapshot(hub: LocalHub) -> dict:
         "running": sorted(
             user["name"] for user in users if user["servers"].get("", {}).get("ready")
         ),
-        "routes": sorted(route for route in proxy_routes(hub) if route.startswith("/user/")),
+        # Users' servers' routes: /user/<name>/, after its host with subdomain_host.
+        "routes": sorted(route for route in proxy_routes(hub) if "/user/" in route),
     }
 
 
@@ -124,7 +126,10 @@ def returning_students_reach_their_servers(hub: LocalHub, sessions: dict) -> int
     reached = 0
     for student, session in sessions.items():
         page = session.get(f"{hub.url}/user/{student}/lab", timeout=60)
-        reached += page.status_code == 200 and page.url.endswith(f"/user/{student}/lab")
+        # On the student's own host, where the hub may add its redirect count (?redirects=1).
+        reached += page.status_code == 200 and urlsplit(page.url).path.endswith(
+            f"/user/{student}/lab"
+        )
     return reached
 
 

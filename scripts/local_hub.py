@@ -45,6 +45,11 @@ from coursehub_tools.localhub.supervisor import (
 LOCALHUB_DIR = ROOT / "scripts" / "localhub"
 FIXTURE = LOCALHUB_DIR / "github-users.yaml"
 CLIENT_ID = "coursehub-local"
+# Chromium and Firefox resolve every name under localhost to the loopback (RFC 6761),
+# so users' servers get hosts <user>.hub.localhost with no DNS set-up. Not `localhost`
+# itself: the hub's session cookie is set for its domain and subdomains, and Python's
+# cookie jar never sends a cookie whose domain has no dot (http.cookiejar).
+PUBLIC_HOST = "hub.localhost"
 OPERATOR_SERVICE = "local-operator"
 # The key of the proxy's token in the chart's generated Secret.
 PROXY_TOKEN_KEY = "hub.config.ConfigurableHTTPProxy.auth_token"
@@ -94,6 +99,7 @@ class LocalHub:
     # The Kubernetes stand-in, for a `local-kube` deployment (scripts/localhub/kube_backend.py).
     kube: StandinSettings | None = field(default=None, init=False)
     kube_process: subprocess.Popen | None = field(default=None, init=False)
+    host_routing: bool = field(default=False, init=False)
     hub_process: subprocess.Popen | None = field(default=None, init=False)
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
 
@@ -111,7 +117,8 @@ class LocalHub:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """The hub's address, whose subdomains are users' servers' hosts."""
+        return f"http://{PUBLIC_HOST}:{self.port}"
 
     @property
     def standin_url(self) -> str:
@@ -136,9 +143,12 @@ class LocalHub:
             "github_url": self.standin_url,
             "oauth_callback_url": f"{self.url}/hub/oauth_callback",
         }
-        return Layer(
-            "runtime (scripts/local_hub.py)", {"hub": {"config": {"GitHubOAuthenticator": github}}}
-        )
+        # Each user's server on its own origin, <user>.hub.localhost:<port>, as on the
+        # clusters (their values set it from their host): a page a student's
+        # server serves cannot read or act on the hub session of an instructor
+        # who opens it (book/reliability.md, the threat model).
+        hub_config = {"GitHubOAuthenticator": github, "JupyterHub": {"subdomain_host": self.url}}
+        return Layer("runtime (scripts/local_hub.py)", {"hub": {"config": hub_config}})
 
     def prepare(self) -> None:
         """Check ports and config, then lay out <state>/etc/jupyterhub like the hub pod's."""
@@ -162,6 +172,8 @@ class LocalHub:
         for values in [extra] if isinstance(extra, dict) else extra:
             layers.append(Layer("extra values (LocalHub.extra_values)", values))
         deployment = load(self.deployment, extra_layers=layers)
+        hub_app = deployment.values["hub"].get("config", {}).get("JupyterHub", {})
+        self.host_routing = bool(hub_app.get("subdomain_host"))
         if deployment.backend not in ("local", kube_backend.BACKEND):
             raise LocalHubError(
                 f"deployment {self.deployment!r} runs on {deployment.backend}, not on this machine"
@@ -253,6 +265,8 @@ class LocalHub:
             f"--api-port={self.proxy_api_port}",
             f"--default-target={hub}",
             f"--error-target={hub}/hub/error",
+            # As the chart's proxy pod with subdomain_host set: routes are host/path.
+            *(["--host-routing"] if self.host_routing else []),
         ]
 
     def start_hub(self) -> None:
@@ -309,7 +323,13 @@ class LocalHub:
             headers={"Authorization": f"token {self._secret(PROXY_TOKEN_KEY)}"},
             timeout=2,
         ).json()
-        targets = {prefix.rstrip("/"): route["target"] for prefix, route in routes.items()}
+        # With host routing the proxy keys a route by host, then path; services are
+        # on the hub's host (coursehub/origins.py).
+        host = f"/{PUBLIC_HOST}" if self.host_routing else ""
+        targets = {
+            prefix.removeprefix(host).rstrip("/"): route["target"]
+            for prefix, route in routes.items()
+        }
         return all(
             targets.get(service["prefix"].rstrip("/")) == service["url"]
             for service in services.json().values()

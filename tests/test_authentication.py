@@ -11,7 +11,7 @@ import base64
 import json
 import time
 from dataclasses import dataclass
-from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -290,6 +290,9 @@ def test_a_ta_reaches_the_students_of_their_own_courses_and_no_others(hub_factor
     assert [who for who in staff if all(teaches(who, s) for s in students)] == ["ian"]
     for student in students:
         wait_for_server(login_with_standin(walled.url, student).session, walled.url, student)
+    # Each server on its own host (subdomain_host), asked there: its own OAuth decides.
+    servers = {s: urljoin(walled.url, walled.api("GET", f"/users/{s}").json()["servers"][""]["url"])
+               for s in students}  # fmt: skip
     for who in staff:
         login = login_with_standin(walled.url, who)
         token = {"Authorization": f"token {own_token(login.session, walled.url, who)}"}
@@ -299,13 +302,13 @@ def test_a_ta_reaches_the_students_of_their_own_courses_and_no_others(hub_factor
                                   timeout=30)  # fmt: skip
             if reached:
                 lab = open_server_as(login.session, walled.url, student)
-                assert f"/user/{student}/lab" in lab.url, (who, student)
+                assert lab.url.startswith(f"{servers[student]}lab"), (who, student)
             else:
-                lab = login.session.get(f"{walled.url}/user/{student}/lab", timeout=60)
+                lab = login.session.get(f"{servers[student]}lab", timeout=60)
             # The server's API with the cookie the hub's OAuth gave the browser. (Not with a
             # hub token: a server cannot tell a group's members, so a token whose access is
             # by group opens no server's API. ref: jupyterhub 5.5 services/auth.py check_scopes)
-            files = login.session.get(f"{walled.url}/user/{student}/api/contents", timeout=60)
+            files = login.session.get(f"{servers[student]}api/contents", timeout=60)
             statuses = (record.status_code, files.status_code, lab.status_code)
             # Out of reach, the hub's API does not even say whether the user exists.
             assert statuses == ((200, 200, 200) if reached else (404, 403, 403)), (who, student)

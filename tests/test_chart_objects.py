@@ -17,7 +17,8 @@ import yaml
 
 from coursehub_tools import chart, chart_parity, cluster_services, helm
 from coursehub_tools.cluster import cluster_spec
-from coursehub_tools.deployconfig import ROOT, load, load_deployments
+from coursehub_tools.deployconfig import ROOT, Layer, load, load_deployments
+from coursehub_tools.yamlfiles import ConfigError
 
 pytestmark = pytest.mark.chart
 
@@ -235,6 +236,26 @@ def test_deployments_sharing_a_cluster_name_their_cluster_wide_objects_apart(ren
                     owners[key] = name
 
 
+def test_users_servers_are_on_hosts_of_their_own_with_a_wildcard_certificate(
+    cluster_deployment, render
+):
+    """On a public cluster each user's server is <user>.<host> (subdomain_host), the proxy
+    routes by host, and TLS comes from a Secret holding a wildcard certificate: the
+    chart's Let's Encrypt (HTTP-01) cannot certify *.<host>."""
+    values = load(cluster_deployment).values
+    _, cluster = cluster_spec(cluster_deployment)
+    if cluster.get("kind") == "Cluster":
+        return  # kind: http on the loopback, no public host (chapter "Run it on kind")
+    https = values["proxy"]["https"]
+    (host,) = https["hosts"]
+    assert values["hub"]["config"]["JupyterHub"]["subdomain_host"] == f"https://{host}"
+    assert https["type"] == "secret" and https["secret"]["name"]
+    objects = render(cluster_deployment)
+    (proxy,) = pod_template(objects, "proxy")["spec"]["containers"]
+    assert "--host-routing" in proxy["command"] + proxy.get("args", [])
+    assert not [o for o in objects if o["metadata"]["labels"].get("component") == "autohttps"]
+
+
 def test_the_public_service_is_exposed_the_way_its_cluster_reaches_it(cluster_deployment, render):
     public = one(render(cluster_deployment), "Service", "proxy-public")["spec"]
     _, cluster = cluster_spec(cluster_deployment)
@@ -256,6 +277,40 @@ def test_the_public_service_is_exposed_the_way_its_cluster_reaches_it(cluster_de
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet"}
 
 
+def policies_selecting(objects: list[dict], pod: dict) -> list[dict]:
+    return [
+        o for o in objects
+        if o["kind"] == "NetworkPolicy"
+        and selects(o["spec"]["podSelector"], pod["metadata"]["labels"])
+    ]  # fmt: skip
+
+
+def test_only_the_clusters_nodes_reach_the_nfs_server(cluster_deployment):
+    """The privileged NFS server admits the nodes' addresses, whose kubelets mount the
+    share, and no pod: not users' pods, not the other deployment's (same cluster)."""
+    deployment = load(cluster_deployment)
+    ours = cluster_services.manifests(deployment)
+    servers = [o for o in ours if o["kind"] == "StatefulSet"
+               and o["metadata"]["labels"]["app.kubernetes.io/name"] == "nfs-server"]  # fmt: skip
+    if not servers:
+        return
+    (server,) = servers
+    server_pod = server["spec"]["template"]
+    (policy,) = policies_selecting(ours, server_pod)
+    assert policy["metadata"]["namespace"] == deployment.spec["namespace"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    node_cidr = deployment.values["custom"]["clusterServices"]["sharedData"]["nodeCidr"]
+    assert rule["from"] == [{"ipBlock": {"cidr": node_cidr}}], "the nodes, and no pod selector"
+    (port,) = server_pod["spec"]["containers"][0]["ports"]
+    assert rule["ports"] == [{"port": port["name"], "protocol": "TCP"}]
+
+    without = load(cluster_deployment, extra_layers=[Layer("test-layer", {"custom": {
+        "clusterServices": {"sharedData": {"nodeCidr": None}}}})])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^[^\n]*nodeCidr: required"):
+        cluster_services.manifests(without)
+
+
 def test_only_the_hub_of_its_own_deployment_reaches_the_database(cluster_deployment, render):
     """Staging and prod share a cluster: the other deployment's pods, users' pods and the
     chart's other pods do not reach a deployment's PostgreSQL; its hub does."""
@@ -263,14 +318,12 @@ def test_only_the_hub_of_its_own_deployment_reaches_the_database(cluster_deploym
     ours = cluster_services.manifests(deployment)
     databases = [o for o in ours if o["kind"] == "StatefulSet"
                  and o["metadata"]["labels"]["app.kubernetes.io/name"] == "postgresql"]  # fmt: skip
-    policies = [o for o in ours if o["kind"] == "NetworkPolicy"]
     if not databases:
-        assert policies == [], "no database, no policy for one"
+        assert not any(o["metadata"]["name"].endswith("-db") for o in ours), "nor its policy"
         return
-    assert len(databases) == len(policies) == 1, "one database, and its NetworkPolicy"
-    (database,), (policy,) = databases, policies
+    (database,) = databases
     database_pod = database["spec"]["template"]
-    assert selects(policy["spec"]["podSelector"], database_pod["metadata"]["labels"])
+    (policy,) = policies_selecting(ours, database_pod)
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     (rule,) = policy["spec"]["ingress"]
     assert all(set(peer) == {"podSelector"} for peer in rule["from"]), (

@@ -224,7 +224,9 @@ def test_each_course_on_the_hub_has_its_enrollment_group_before_anyone_applies(h
     for slug in COURSES:
         group = hub.api("GET", f"/groups/{quote(enrollment_group(slug))}")
         assert group.status_code == 200, f"{slug}'s enrollment group is missing"
-        assert group.json()["users"] == [] and group.json()["properties"] == {}
+        # No applications yet, and noted for this run of the course (its start).
+        start = str(COURSES[slug]["start"])
+        assert group.json()["users"] == [] and group.json()["properties"] == {"run": start}
 
 
 @pytest.mark.hub
@@ -276,6 +278,55 @@ def test_an_applicant_outside_every_team_applies_is_approved_and_starts_the_cour
     server = hub.api("GET", "/users/nora").json()["servers"][""]
     assert server["user_options"].get("profile", SLUG) == SLUG
     hub.api("DELETE", "/users/nora/server")
+
+
+def run_of_the_course(years_later: int) -> dict:
+    """Values for a run of SLUG `years_later` years after the registry's, on its second day."""
+    moved = timedelta(days=364 * years_later)  # whole weeks: the same weekdays
+    start, end = COURSE.start + moved, COURSE.end + moved
+    return {
+        "hub": {"config": {"CourseSpawner": {"today": (DAY + moved).isoformat()}}},
+        "custom": {"courses": {SLUG: {"start": start.isoformat(), "end": end.isoformat()}}},
+    }
+
+
+@pytest.mark.hub
+def test_a_later_run_of_a_course_under_the_same_slug_starts_with_no_applications(
+    tmp_path, start_hub
+):
+    """An applicant approved (then taken out when the run ended) or rejected in an earlier
+    run is neither told "approved" or "declined" nor let in: they apply again."""
+    with start_hub(tmp_path, extra_values=run_of_the_course(0), server="lightweight") as first:
+        link = invite_link(first)
+        ian = token_of(first, "ian")
+        for applicant, decision in (("nora", "approve"), ("olga", "reject")):
+            login = follow_invite(first, applicant, link)
+            token = own_token(login.session, first.url, applicant)
+            body = {"invite": invite_of(link)}
+            assert api(token, first, "POST", f"courses/{SLUG}/applications", json=body).ok
+            decided = api(ian, first, "POST", f"courses/{SLUG}/applications/{applicant}",
+                          json={"decision": decision})  # fmt: skip
+            assert decided.ok, decided.text
+        # The end of the run, as the dispatcher ends it: the group is emptied.
+        group = f"/groups/{quote(enrollment_group(SLUG))}"
+        assert first.api("DELETE", f"{group}/users", json={"users": ["nora"]}).ok
+
+    with start_hub(tmp_path, extra_values=run_of_the_course(1), server="lightweight") as second:
+        link = invite_link(second)
+        nora = follow_invite(second, "nora", link)
+        assert "approved" not in nora.page and "id='apply'" in nora.page, nora.page
+        assert login_with_standin(second.url, "nora").response.status_code == 403, "not let in"
+        for applicant in ("nora", "olga"):
+            login = follow_invite(second, applicant, link)
+            token = own_token(login.session, second.url, applicant)
+            body = {"invite": invite_of(link)}
+            again = api(token, second, "POST", f"courses/{SLUG}/applications", json=body)
+            assert again.status_code == 200 and again.json()["state"] == "pending", again.text
+        # The earlier run's decisions are kept, not used.
+        properties = second.api("GET", group).json()["properties"]
+        (earlier,) = properties["earlier"].values()
+        assert {name: a["state"] for name, a in earlier.items()} == {
+            "nora": "approved", "olga": "rejected"}  # fmt: skip
 
 
 @pytest.mark.hub

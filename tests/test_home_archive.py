@@ -144,6 +144,7 @@ class KubernetesAPI(BaseHTTPRequestHandler):
 
     claims: ClassVar[set[str]] = set()
     jobs: ClassVar[dict[str, dict]] = {}
+    policies: ClassVar[dict[str, dict]] = {}
     calls: ClassVar[list[str]] = []
     job_status: ClassVar[dict] = {"succeeded": 1}
 
@@ -166,12 +167,14 @@ class KubernetesAPI(BaseHTTPRequestHandler):
             self._answer(200, {**self.jobs[name], "status": self.job_status})
 
     def do_POST(self):
-        job = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        name = job["metadata"]["name"]
+        made = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        name = made["metadata"]["name"]
         self.calls.append(f"create {name}")
-        conflict = name in self.jobs
-        self.jobs.setdefault(name, job)
-        self._answer(409 if conflict else 201, {"kind": "Status", "code": 409} if conflict else job)
+        kept = self.policies if self.path.endswith("/networkpolicies") else self.jobs
+        conflict = name in kept
+        kept.setdefault(name, made)
+        answer = {"kind": "Status", "code": 409} if conflict else made
+        self._answer(409 if conflict else 201, answer)
 
     def log_message(self, *args):
         pass
@@ -182,6 +185,7 @@ def kubernetes_api(tmp_path, monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), KubernetesAPI)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     KubernetesAPI.claims, KubernetesAPI.jobs, KubernetesAPI.calls = set(), {}, []
+    KubernetesAPI.policies = {}
     KubernetesAPI.job_status = {"succeeded": 1}
     config = {
         **OFFLINE_KUBECONFIG,
@@ -210,6 +214,28 @@ def test_a_job_a_member_with_a_home_and_one_found_again_is_waited_on(kubernetes_
     assert homes.archive("climate-lab", ["sam"], "example.org/image:1") == done
 
 
+def test_no_archive_pod_reaches_or_is_reached_by_anything(kubernetes_api):
+    """The Job runs the course's image as root: a deny-all policy selects its pod, and
+    stands before the first Job is created."""
+    import kubernetes_validate
+
+    home, _ = asyncio.run(HomeVolumes("prod").of("sam"))
+    kubernetes_api.claims.add(home)
+    ClusterHomes("prod", "coursehub-archive", timeout=30).archive("climate-lab", ["sam"], "i:1")
+    (name,) = kubernetes_api.policies
+    policy = kubernetes_api.policies[name]
+    kubernetes_validate.validate(policy, kubernetes_validate.latest_version(), strict=True)
+    assert kubernetes_api.calls.index(f"create {name}") < kubernetes_api.calls.index(
+        "create archive-climate-lab-sam"
+    )
+    pod = kubernetes_api.jobs["archive-climate-lab-sam"]["spec"]["template"]
+    selector = policy["spec"]["podSelector"]
+    assert set(selector) == {"matchLabels"}
+    assert selector["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    assert "ingress" not in policy["spec"] and "egress" not in policy["spec"], "no rule admits"
+
+
 def test_a_failed_job_fails_the_step_and_says_how_to_retry(kubernetes_api):
     home, _ = asyncio.run(HomeVolumes("prod").of("sam"))
     kubernetes_api.claims.add(home)
@@ -230,7 +256,7 @@ def test_a_large_course_is_archived_in_rounds(kubernetes_api, monkeypatch):
     for user in users:
         kubernetes_api.claims.add(asyncio.run(HomeVolumes("prod").of(user))[0])
     ClusterHomes("prod", "coursehub-archive", timeout=30).archive("climate-lab", users, "i:1")
-    jobs = [call for call in kubernetes_api.calls if call.startswith(("create", "read archive"))]
+    jobs = [c for c in kubernetes_api.calls if c.startswith(("create archive", "read archive"))]
     assert jobs == [
         "create archive-climate-lab-ann",
         "create archive-climate-lab-bob",

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -27,8 +28,12 @@ def test_student_logs_in_and_reaches_jupyterlab(local_hub):
     user = local_hub.api("GET", "/users/sam").json()
     assert user["servers"][""]["ready"] is True
     assert (local_hub.state_dir / "homes" / "sam").is_dir()
+    # On its own origin (subdomain_host): the proxy routes sam's host and path.
+    server = urlparse(user["servers"][""]["url"])
+    hub_host = urlparse(local_hub.url).hostname
+    assert server.hostname == f"sam.{hub_host}" and lab.url.startswith(user["servers"][""]["url"])
     routes = local_hub.api("GET", "/proxy").json()
-    assert "/user/sam/" in routes, "the proxy routes /user/sam/ to sam's server"
+    assert f"sam.{hub_host}/user/sam/" in routes, "the proxy routes sam's host to sam's server"
 
 
 def test_local_hub_loaded_the_deployed_hub_config(local_hub):
@@ -77,7 +82,7 @@ def test_port_in_use_is_a_one_line_error(local_hub, tmp_path):
 
 
 def test_ctrl_c_stops_everything(tmp_path, local_hub_pieces):
-    from coursehub_tools.local_hub import free_port
+    from coursehub_tools.local_hub import PUBLIC_HOST, free_port
 
     port = free_port()
     cli = run_cli("--port", str(port), "--state-dir", str(tmp_path))
@@ -88,8 +93,10 @@ def test_ctrl_c_stops_everything(tmp_path, local_hub_pieces):
             break
     else:
         pytest.fail(f"the hub did not start: {''.join(lines)} {cli.stderr.read()}")
-    login = login_with_standin(f"http://127.0.0.1:{port}", "sky")
-    wait_for_server(login.session, f"http://127.0.0.1:{port}", "sky")
+    url = f"http://{PUBLIC_HOST}:{port}"
+    assert url in "".join(lines), "it says where it runs"
+    login = login_with_standin(url, "sky")
+    wait_for_server(login.session, url, "sky")
     env_marker = _marker_of(cli.pid)
     assert len(processes_marked(env_marker)) >= 4, "stand-in, hub, proxy, culler and sky's server"
     cli.send_signal(signal.SIGINT)

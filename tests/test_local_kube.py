@@ -12,6 +12,7 @@ import asyncio
 import time
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from kubernetes_asyncio import client, config
@@ -127,7 +128,10 @@ async def test_a_students_server_is_a_pod_started_and_stopped_by_kubespawner(kub
         routes = kube_hub.api("GET", "/proxy").json()
         targets = {prefix.rstrip("/"): route["target"] for prefix, route in routes.items()}
         port = pod.spec.containers[0].ports[0].container_port
-        assert targets["/user/sam"] == f"http://{pod.status.pod_ip}:{port}"
+        # Routed by sam's own host and path (subdomain_host), as the hub gives its URL.
+        server = urlsplit(kube_hub.api("GET", "/users/sam").json()["servers"][""]["url"])
+        route = f"{server.hostname or ''}{server.path}".rstrip("/")
+        assert targets[route] == f"http://{pod.status.pod_ip}:{port}"
         await same_pod_as_built_offline(api, pod, deployment)
         # The course's start-up hooks ran in the pod's init containers, on the claim.
         home = kube_hub.kube.state_dir / "kube" / "volumes" / namespace / claim.metadata.name

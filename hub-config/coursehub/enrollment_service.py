@@ -50,6 +50,8 @@ from coursehub.refusal import Refused
 from coursehub.values import get_config
 
 DECISIONS = {"approve": APPROVED, "reject": REJECTED}
+# The property of an enrollment group naming the run (course start) its applications are for.
+RUN_KEY = "run"
 # Back from the hub's login: go on to the service's own login, not round again.
 FROM_HUB_LOGIN = "signed_in"
 
@@ -96,18 +98,38 @@ class Enrollment:
         return json.loads(response.body) if response.body else {}
 
     async def create_groups(self) -> None:
-        """Each course's enrollment group, before anyone applies.
+        """Each course's enrollment group, before anyone applies, holding this run's
+        applications only.
 
         A course is in this hub's config once the dispatcher deployed it, and the
         hub (and so this service) restarts with it: its group is there from then
         on, on the admin page and for the hub's API, not only after a first
         application. The GitHub teams' groups are the login's to write.
+
+        A slug may be used again by a later run of the course (new dates). The
+        dispatcher empties the group when a run ends, but its applications stay
+        in the group's properties: an applicant approved, rejected or removed
+        then would read "approved" (or "declined") now and never apply. So the
+        group notes the run (the course's start) its applications are for, and
+        a new run's start moves the earlier ones under `earlier`, kept, unused.
         """
         async with self._writing:
-            for slug in self.courses:
+            for slug, course in self.courses.items():
                 name = quote(enrollment_group(slug))
-                if await self._hub("GET", f"groups/{name}") is None:
-                    await self._hub("POST", f"groups/{name}", {})
+                group = await self._hub("GET", f"groups/{name}")
+                if group is None:
+                    group = await self._hub("POST", f"groups/{name}", {})
+                properties = dict(group.get("properties") or {})
+                run = course.start.isoformat()
+                if properties.get(RUN_KEY) == run:
+                    continue
+                # A group from before runs were noted holds this run's applications.
+                if properties.get(RUN_KEY) is not None:
+                    earlier = dict(properties.get("earlier") or {})
+                    earlier[properties[RUN_KEY]] = applications_in(properties)
+                    properties.update(earlier=earlier, applications={})
+                properties[RUN_KEY] = run
+                await self._hub("PUT", f"groups/{name}/properties", properties)
 
     async def applications(self, slug: str) -> dict[str, dict]:
         group = await self._hub("GET", f"groups/{quote(enrollment_group(slug))}")
