@@ -41,6 +41,7 @@ POOL = "github"
 DEPLOY_BRANCH = "main"
 IN_CLUSTER_NFS = "custom.clusterServices.sharedData.enabled"
 LOAD_BALANCER_IP = "proxy.service.loadBalancerIP"
+SUBDOMAIN_HOST = "hub.config.JupyterHub.subdomain_host"
 # How GCP's APIs say a resource of that name is there already (409 / ALREADY_EXISTS),
 # in the wordings gcloud prints them.
 ALREADY_EXISTS = re.compile(r"already exists|ALREADY_EXISTS|code=409", re.IGNORECASE)
@@ -315,7 +316,12 @@ def _address(
         fix=f"{values_file(deployment, root)}: {LOAD_BALANCER_IP}: {ip}, but GCP reserved "
         "{found} as " + name + ": set it to {found} and run apply again (what exists is kept)",
     ))  # fmt: skip
-    for host in values["proxy"]["https"].get("hosts") or []:
+    hosts = list(values["proxy"]["https"].get("hosts") or [])
+    if _dotted(values, SUBDOMAIN_HOST):
+        # Each user's server is <user>.<host> (JupyterHub's subdomain_host):
+        # one wildcard record per host sends them all to the same proxy.
+        hosts += [f"*.{host}" for host in hosts]
+    for host in hosts:
         made.append([
             "gcloud", "dns", "record-sets", "create", f"{host}.", f"--zone={spec['dnsZone']}",
             "--type=A", "--ttl=300", f"--rrdatas={ip}", *at,

@@ -108,13 +108,26 @@ def test_a_zonal_or_regional_cluster_keeps_its_nodes_in_the_zone(project_copy, r
 @pytest.mark.parametrize("deployment", GKE_DEPLOYMENTS)
 def test_every_host_gets_a_record_at_the_deployments_own_address(deployment):
     commands = flat(gke.commands(deployment))
-    hosts = load(deployment).values["proxy"]["https"]["hosts"]
+    values = load(deployment).values
+    hosts = values["proxy"]["https"]["hosts"]
     records = with_verb(commands, "dns", "record-sets", "create")
-    assert [c[4] for c in records] == [f"{host}." for host in hosts]
+    # Users' servers live on <user>.<host> when subdomain_host is set: a wildcard each.
+    assert values["hub"]["config"]["JupyterHub"]["subdomain_host"] == f"https://{hosts[0]}"
+    wildcards = [f"*.{host}." for host in hosts]
+    assert [c[4] for c in records] == [f"{host}." for host in hosts] + wildcards
+    assert len({value(c, "--rrdatas") for c in records}) == 1, "one address for all"
     assert all(value(c, "--zone") == spec()["dnsZone"] for c in records)
     (address,) = with_verb(commands, "compute", "addresses", "create")
     assert address[4] == gke.address_name(spec(), deployment)
     assert value(address, "--region") == spec()["region"]
+
+
+def test_no_wildcard_record_without_users_on_subdomains(project_copy):
+    # null in a later layer removes the key (Helm's rule): users' servers on paths.
+    project_copy.edit(values_layer(DEPLOYMENT), set_value(gke.SUBDOMAIN_HOST, None))
+    commands = flat(gke.commands(DEPLOYMENT, root=project_copy.root))
+    records = with_verb(commands, "dns", "record-sets", "create")
+    assert records and all(not c[4].startswith("*.") for c in records)
 
 
 def test_billing_is_linked_and_every_api_enabled_first():
