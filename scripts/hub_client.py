@@ -205,6 +205,28 @@ def every_item(hub_url: str, token: str, path: str, **params) -> list[dict]:
         query = {**params, "offset": following["offset"], "limit": following["limit"]}
 
 
+def server_url(hub_url: str, user: str, token: str) -> str:
+    """`user`'s running server's address, as the hub gives it (ends with /).
+
+    With subdomain_host the server is on a host of its own. A token request to
+    its path on the hub's host is redirected there, and requests drops the
+    Authorization header on a redirect to another host: ask the server itself.
+    """
+    headers = {"Authorization": f"token {token}"}
+    model = requests.get(f"{hub_url}/hub/api/users/{user}", headers=headers, timeout=30)
+    model.raise_for_status()
+    return urljoin(hub_url, model.json()["servers"][""]["url"])
+
+
+def contents(
+    hub_url: str, user: str, token: str, method: str, path: str, **kwargs
+) -> requests.Response:
+    """A call to jupyter-server's contents API of `user`'s server, with their token."""
+    url = f"{server_url(hub_url, user, token)}api/contents/{path}"
+    headers = {"Authorization": f"token {token}"}
+    return requests.request(method, url, headers=headers, timeout=60, **kwargs)
+
+
 async def run_in_terminal(
     hub_url: str, user: str, token: str, command: str, timeout: float = 60
 ) -> tuple[int, str]:
@@ -218,11 +240,12 @@ async def run_in_terminal(
     from tornado.websocket import websocket_connect
 
     headers = {"Authorization": f"token {token}"}
-    api = f"{hub_url}/user/{user}/api/terminals"
+    server = server_url(hub_url, user, token)
+    api = f"{server}api/terminals"
     made = requests.post(api, headers=headers, timeout=30)
     made.raise_for_status()
     name = made.json()["name"]
-    socket_url = f"{hub_url.replace('http', 'ws', 1)}/user/{user}/terminals/websocket/{name}"
+    socket_url = f"{server.replace('http', 'ws', 1)}terminals/websocket/{name}"
     screen = ""
     try:
         socket = await websocket_connect(HTTPRequest(socket_url, headers=headers))

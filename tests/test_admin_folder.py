@@ -21,6 +21,7 @@ import yaml
 
 from coursehub_tools.deployconfig import ROOT, load
 from coursehub_tools.hub_client import (
+    contents,
     login_with_standin,
     own_token,
     run_in_terminal,
@@ -59,9 +60,7 @@ class Person:
         self.token = own_token(self.login.session, hub.url, name)
 
     def contents(self, method: str, path: str, **kwargs) -> requests.Response:
-        url = f"{self.hub.url}/user/{self.name}/api/contents/{path}"
-        headers = {"Authorization": f"token {self.token}"}
-        return requests.request(method, url, headers=headers, timeout=60, **kwargs)
+        return contents(self.hub.url, self.name, self.token, method, path, **kwargs)
 
     def put_text(self, path: str, text: str) -> requests.Response:
         return self.contents("PUT", path, json={"type": "file", "format": "text", "content": text})
