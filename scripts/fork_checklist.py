@@ -88,7 +88,8 @@ def changes(root: Path = ROOT) -> list[Change]:
         layer = gke.values_file(name, root)
         made += [
             Change(layer, "proxy.https.hosts", f"{name}'s host names"),
-            Change(layer, "proxy.https.letsencrypt.contactEmail", "who Let's Encrypt writes to"),
+            Change(layer, gke.SUBDOMAIN_HOST,
+                   "https:// and that host: users' servers are <user>.<host>"),
             Change(layer, gke.LOAD_BALANCER_IP,
                    f"the address `coursehub-gke apply {name} --yes` reserves (it stops and "
                    "prints it)"),

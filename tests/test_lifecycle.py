@@ -282,7 +282,7 @@ def notebooks_run(monkeypatch):
     """The content repositories the dispatcher set out to run, instead of running them."""
     ran = []
     monkeypatch.setattr(content_check, "check_repository",
-                        lambda repo, branch: ran.append(repo) or ([], []))  # fmt: skip
+                        lambda repo, branch, memory_limit=None: ran.append(repo) or ([], []))  # fmt: skip
     for name in dispatcher.SECRETS_ENV:
         monkeypatch.delenv(name, raising=False)
     return ran
