@@ -281,8 +281,12 @@ def with_content(project_copy, slug="ml-201"):
 def notebooks_run(monkeypatch):
     """The content repositories the dispatcher set out to run, instead of running them."""
     ran = []
-    monkeypatch.setattr(content_check, "check_repository",
-                        lambda repo, branch, memory_limit=None: ran.append(repo) or ([], []))  # fmt: skip
+
+    def check_repository(repo, branch, memory_limit=None):
+        ran.append(repo)
+        return [], []
+
+    monkeypatch.setattr(content_check, "check_repository", check_repository)
     for name in dispatcher.SECRETS_ENV:
         monkeypatch.delenv(name, raising=False)
     return ran
