@@ -14,7 +14,7 @@ import re
 import socket
 import time
 from dataclasses import dataclass
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -203,6 +203,12 @@ def every_item(hub_url: str, token: str, path: str, **params) -> list[dict]:
         if not following:
             return items
         query = {**params, "offset": following["offset"], "limit": following["limit"]}
+
+
+def page_of(url: str) -> str:
+    """`url` without its query: the hub counts its own redirects there (`redirects=1` when
+    it sends a path on its host on to the user's host; ref: jupyterhub 5.5 UserUrlHandler)."""
+    return urlsplit(url)._replace(query="").geturl()
 
 
 def server_url(hub_url: str, user: str, token: str) -> str:

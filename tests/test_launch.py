@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
-from urllib.parse import quote, urlencode, urljoin, urlsplit
+from urllib.parse import quote, urlencode, urljoin
 
 import pytest
 import requests
@@ -26,7 +26,7 @@ from coursehub.refusal import RefusalsAsWarnings, Refused
 from coursehub_tools.deployconfig import Layer, load
 from coursehub_tools.example_content import NOTEBOOK as CONTENT_NOTEBOOK
 from coursehub_tools.example_content import TITLE, make_content_repo
-from coursehub_tools.hub_client import login_with_standin
+from coursehub_tools.hub_client import login_with_standin, page_of
 
 PREFIX = launch.notebook_prefix("/hub/")
 
@@ -138,12 +138,6 @@ def server(hub, user: str) -> dict | None:
 def server_url(hub, user: str) -> str:
     """Where `user`'s server answers, as the hub says: on its own host (subdomain_host)."""
     return urljoin(hub.url, server(hub, user)["url"])
-
-
-def page_of(url: str) -> str:
-    """`url` without its query: the hub counts its own redirects there (`redirects=1` when
-    it sends a path on its host on to the user's host; ref: jupyterhub 5.5 UserUrlHandler)."""
-    return urlsplit(url)._replace(query="").geturl()
 
 
 # --- the rules, without a hub -----------------------------------------------------------------
