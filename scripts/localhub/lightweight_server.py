@@ -41,7 +41,12 @@ class HubConnection:
         self.client_id = env["JUPYTERHUB_CLIENT_ID"]
         self.callback_url = env["JUPYTERHUB_OAUTH_CALLBACK_URL"]
         self.prefix = env["JUPYTERHUB_SERVICE_PREFIX"]
-        self.authorize_url = env["JUPYTERHUB_BASE_URL"] + "hub/api/oauth2/authorize"
+        # On the hub's own host: with subdomain_host this server is on another,
+        # and the hub passes its host for the browser's way back (JupyterHub's
+        # Spawner.get_env sets JUPYTERHUB_HOST, "" without subdomains).
+        self.authorize_url = (
+            env.get("JUPYTERHUB_HOST", "") + env["JUPYTERHUB_BASE_URL"] + "hub/api/oauth2/authorize"
+        )
         self.activity_url = env.get("JUPYTERHUB_ACTIVITY_URL", "")
         self.activity_interval = float(env.get("JUPYTERHUB_ACTIVITY_INTERVAL", "300"))
         self.bind = urlsplit(env["JUPYTERHUB_SERVICE_URL"])
