@@ -395,19 +395,26 @@ def git_head(folder: Path) -> str:
     ).stdout.strip()
 
 
-def deploy_staging(r: Rehearsal) -> None:
-    """deploy.yml's staging deploy: hubploy deploy, with helm recorded, in the fork."""
-    step = step_of(r.fork, "deploy", "staging", r"nox -s deploy -- staging")
+def _deploy(r: Rehearsal, deployment: str) -> hubploy_dryrun.Recorded:
+    """deploy.yml's deploy step of `deployment`: hubploy deploy, with helm recorded, in the fork."""
+    step = step_of(r.fork, "deploy", deployment, rf"nox -s deploy -- {deployment}")
     if "SOPS_AGE_KEY" not in (step.get("env") or {}):
-        raise StepFailed("deploy.yml: jobs.staging: the deploy step has no SOPS_AGE_KEY")
-    into = r.work / "staging-deploy"
+        raise StepFailed(f"deploy.yml: jobs.{deployment}: the deploy step has no SOPS_AGE_KEY")
+    into = r.work / f"{deployment}-deploy"
     into.mkdir()
     env = {**r.env, "SOPS_AGE_KEY": r.facts["age_key"], "PATH": r.job_path()}
-    reads = r.facts["kubernetes_api_reads"]
     try:
-        recorded = hubploy_dryrun.record_fork("staging", r.fork, into, env, reads)
+        return hubploy_dryrun.record_fork(
+            deployment, r.fork, into, env, r.facts["kubernetes_api_reads"]
+        )
     except ConfigError as err:
         raise StepFailed(str(err)) from None
+
+
+def deploy_staging(r: Rehearsal) -> None:
+    """deploy.yml's staging deploy: hubploy deploy, with helm recorded, in the fork."""
+    recorded = _deploy(r, "staging")
+    reads = r.facts["kubernetes_api_reads"]
     token = r.facts["cluster_tests_token"] = cluster.test_token_file(r.fork).read_text().strip()
     r.say("+ " + shlex.join(["hubploy", *recorded.hubploy_argv]).replace(token, "<token>"))
     for call in recorded.calls:
@@ -497,18 +504,7 @@ def smoke_test(r: Rehearsal) -> None:
 
 def deploy_prod(r: Rehearsal) -> None:
     """deploy.yml's prod deploy, after staging's smoke test: no test service, the same image."""
-    step = step_of(r.fork, "deploy", "prod", r"nox -s deploy -- prod")
-    if "SOPS_AGE_KEY" not in (step.get("env") or {}):
-        raise StepFailed("deploy.yml: jobs.prod: the deploy step has no SOPS_AGE_KEY")
-    into = r.work / "prod-deploy"
-    into.mkdir()
-    env = {**r.env, "SOPS_AGE_KEY": r.facts["age_key"], "PATH": r.job_path()}
-    try:
-        recorded = hubploy_dryrun.record_fork(
-            "prod", r.fork, into, env, r.facts["kubernetes_api_reads"]
-        )
-    except ConfigError as err:
-        raise StepFailed(str(err)) from None
+    recorded = _deploy(r, "prod")
     r.say("+ " + shlex.join(["hubploy", *recorded.hubploy_argv]))
     flags = recorded.set_strings()
     image = f"{flags['singleuser.image.name']}:{flags['singleuser.image.tag']}"

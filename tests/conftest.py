@@ -13,6 +13,7 @@ import yaml
 from coursehub_tools.browser import BrowserUnavailable, headless_chromium
 from coursehub_tools.deployconfig import DEPLOYMENTS_FILE, ROOT, read_yaml
 from coursehub_tools.local_hub import LocalHub, find_chp, free_port
+from coursehub_tools.local_postgres import PostgresUnavailable, throwaway_postgres
 
 DEPLOYMENT_PARAMETERS = {
     "deployment": None,
@@ -137,3 +138,13 @@ def browser():
         pytest.skip(str(err))
     yield session
     session.quit()
+
+
+@pytest.fixture
+def postgres():
+    """A throwaway PostgreSQL server (scripts/local_postgres.py); skips, saying why, without one."""
+    try:
+        with throwaway_postgres() as database:
+            yield database
+    except PostgresUnavailable as err:
+        pytest.skip(str(err))

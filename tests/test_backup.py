@@ -13,18 +13,8 @@ import pytest
 from coursehub_tools import cli
 from coursehub_tools.deployconfig import load
 from coursehub_tools.local_hub import LocalHub, free_port
-from coursehub_tools.local_postgres import PostgresUnavailable, throwaway_postgres
 
 pytestmark = pytest.mark.hub
-
-
-@pytest.fixture
-def postgres():
-    try:
-        with throwaway_postgres() as database:
-            yield database
-    except PostgresUnavailable as err:
-        pytest.skip(str(err))
 
 
 def hub_tables(postgres) -> set[str]:

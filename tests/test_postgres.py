@@ -10,19 +10,8 @@ import pytest
 
 from coursehub_tools.deployconfig import load
 from coursehub_tools.hub_client import login_with_standin, wait_for_server
-from coursehub_tools.local_postgres import PostgresUnavailable, throwaway_postgres
 
 pytestmark = pytest.mark.hub
-
-
-@pytest.fixture
-def postgres():
-    """A throwaway PostgreSQL server (scripts/local_postgres.py); skips, saying why, without one."""
-    try:
-        with throwaway_postgres() as database:
-            yield database
-    except PostgresUnavailable as err:
-        pytest.skip(str(err))
 
 
 def test_hub_keeps_users_in_postgres_as_staging_does(postgres, hub_factory):
