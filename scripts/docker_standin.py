@@ -17,13 +17,14 @@ import io
 import json
 import re
 import tarfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
+
+from coursehub_tools.serving import serving
 
 API_VERSION = "1.47"
 SERVER_VERSION = "stand-in (coursehub rehearsal; not dockerd)"
@@ -263,11 +264,5 @@ class _Handler(BaseHTTPRequestHandler):
 def docker_engine() -> Iterator[tuple[str, Engine]]:
     """A running stand-in engine: (DOCKER_HOST value, its record)."""
     engine = Engine()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"engine": engine}))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"tcp://127.0.0.1:{server.server_address[1]}", engine
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(type("Handler", (_Handler,), {"engine": engine})) as port:
+        yield f"tcp://127.0.0.1:{port}", engine

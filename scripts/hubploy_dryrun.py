@@ -22,11 +22,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from coursehub_tools import cluster, hubploy_deploy, sops_files
 from coursehub_tools.chart import pinned
 from coursehub_tools.deployconfig import Deployment, load_deployments
 from coursehub_tools.hubploy_layout import deployment_dir
+from coursehub_tools.serving import serving
 from coursehub_tools.yamlfiles import ROOT, ConfigError
 
 # What the stand-in secrets layer sets; a test finds these values in helm's input.
@@ -118,14 +118,8 @@ def namespace_api() -> Iterator[tuple[str, NamespaceReads]]:
     handler = type(
         "Handler", (_NamespaceAPI,), {"read": reads.read, "authorizations": reads.authorizations}
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", reads
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as port:
+        yield f"http://127.0.0.1:{port}", reads
 
 
 def _kubeconfig(server: str) -> str:
