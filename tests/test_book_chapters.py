@@ -84,3 +84,25 @@ def test_a_long_file_is_an_excerpt_with_a_link_to_the_whole():
     assert whole == [], (
         "show an excerpt (:start-at:, :pyobject:, ...) and then {download}`name <path>`"
     )
+
+
+# jupyter-book 1's default MyST extensions (its config, myst_enable_extensions).
+BOOK_MYST_EXTENSIONS = {"colon_fence", "dollarmath", "linkify", "substitution", "tasklist"}
+
+
+def test_every_notebook_chapter_reads_as_myst_nb_reads_it():
+    """myst-nb splits a notebook chapter into cells with a parser of its own; some Markdown
+    (a task list, `- [ ]`) crashes it there while reading well as a page."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+    from myst_parser.config.main import MdParserConfig
+
+    config = MdParserConfig(enable_extensions=BOOK_MYST_EXTENSIONS)
+    unreadable = []
+    for chapter in chapters():
+        text = chapter.read_text()
+        if text.startswith("---\njupytext:"):
+            try:
+                read_myst_markdown_notebook(text, config)
+            except Exception as err:  # the reader's own bug surfaces as any exception
+                unreadable.append(f"{chapter.name}: {type(err).__name__}: {err}")
+    assert unreadable == []
