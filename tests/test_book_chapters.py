@@ -106,3 +106,13 @@ def test_every_notebook_chapter_reads_as_myst_nb_reads_it():
             except Exception as err:  # the reader's own bug surfaces as any exception
                 unreadable.append(f"{chapter.name}: {type(err).__name__}: {err}")
     assert unreadable == []
+
+
+def test_a_link_within_a_chapter_has_its_target():
+    """`[below](#name)` needs `(name)=` above a heading: the book makes no heading anchors."""
+    missing = []
+    for chapter in chapters():
+        text = chapter.read_text()
+        targets = re.findall(r"\]\(#([\w-]+)\)", text)
+        missing += [f"{chapter.name}: #{name}" for name in targets if f"({name})=" not in text]
+    assert missing == []
