@@ -32,6 +32,7 @@ ELSEWHERE = {
     "coursehub-gke verify": "asks Google Cloud what the project has",
     "coursehub-gke scale-down": "resizes a GKE cluster's node pool",
     "coursehub-cluster up": "deploys to a cluster (kind's needs Docker)",
+    "coursehub-cluster services": "decrypts the database's password, which needs the age key",
     "coursehub-cluster create": "creates a kind cluster, which needs Docker",
     "coursehub-cluster down": "deletes a kind cluster, which needs Docker",
     "coursehub-chart refresh": "downloads the chart from hub.jupyter.org",

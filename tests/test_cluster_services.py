@@ -7,6 +7,7 @@ The deployment list is read inside the tests, so a broken config fails a test.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from urllib.parse import urlsplit
 
@@ -163,10 +164,36 @@ def test_plan_prints_the_objects_it_applies(cluster_deployment, capsys):
     printed = list(yaml.safe_load_all(out.split(cluster.MANIFESTS_HEADER + "\n", 1)[1]))
     assert printed == expected
     namespace = deployment.spec["namespace"]
-    assert " ".join(cluster.apply_command(namespace)) in out
+    # Each step is a line a reader can run: the objects come from `services`, not from stdin.
+    services = shlex.join(cluster.services_command(cluster_deployment))
+    assert f"{services} | {shlex.join(cluster.apply_command(namespace))}\n" in out
     # The plan never holds a password: the layer holding it is not read for a plan.
     for secret in by_kind(printed, "Secret"):
         assert secret["stringData"]["password"] == cluster_services.password_placeholder(deployment)
+
+
+def test_services_are_what_up_applies_before_and_after_the_nfs_address(cluster_deployment):
+    decrypted = load(
+        cluster_deployment, extra_layers=[Layer("test", {"hub": {"db": {"password": "s3cret"}}})]
+    )
+    objects = cluster_services.manifests(decrypted, secrets=True, nfs_server="10.0.0.7")
+    first = cluster.services_to_apply(decrypted)
+    then = cluster.services_to_apply(decrypted, "10.0.0.7")
+    assert first + then == sorted(objects, key=lambda o: o["kind"] == "PersistentVolume")
+    assert [o["kind"] for o in then] == (
+        ["PersistentVolume"] if by_kind(objects, "PersistentVolume") else []
+    )
+    assert all(o["spec"]["nfs"]["server"] == "10.0.0.7" for o in then)
+
+
+def test_services_refuse_without_the_key_in_one_line(monkeypatch, capsys):
+    name = encrypted_deployments()[0]
+    for variable in KEY_ENVIRONMENT:
+        monkeypatch.delenv(variable, raising=False)
+    assert cluster.main(["services", name]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "encrypted" in captured.err, captured.err
 
 
 def encrypted_deployments() -> list[str]:
