@@ -4,9 +4,9 @@ A command is a line of a shell block, or a code span with arguments, that starts
 with one of the project's console scripts (pyproject.toml's [project.scripts]); a
 span that is a script's bare name names the tool. Each is given to
 that script's own argument parser, which refuses what the script would refuse:
-a missing argument, a subcommand or option that does not exist. The command is
-parsed, not run (many act on a cluster). Words in capitals or in <angle
-brackets> stand for the reader's own values.
+a missing argument, a subcommand or option that does not exist. Here the command
+is parsed; tests/test_book_commands_run.py runs those that need no cluster. Words
+in capitals or in <angle brackets> stand for the reader's own values.
 """
 
 from __future__ import annotations
