@@ -119,12 +119,16 @@ def test_the_commands_run_against_the_copy(project):
     assert Path(shown.stdout.strip()) == copy.resolve()
 
 
+@pytest.mark.unit
 def test_every_listed_command_is_shown():
     shown = {listed_in(ELSEWHERE, command) for _, command in NOT_RUN}
     assert set(ELSEWHERE) - shown == set(), "a command no page shows any more"
 
 
-@pytest.mark.parametrize("command", RUN)
+@pytest.mark.parametrize(
+    "command",
+    [pytest.param(c, marks=pytest.mark.hub) if listed_in(NEEDS_LOCAL_HUB, c) else c for c in RUN],
+)
 def test_a_shown_command_runs(command, project, request):
     words = as_typed(command)
     if before := listed_in(BEFORE, command):
@@ -142,6 +146,7 @@ def test_a_shown_command_runs(command, project, request):
     )
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("page", "command"), NOT_RUN)
 def test_a_command_that_needs_a_cluster_has_the_subcommand_it_names(
     page, command, monkeypatch, capsys
