@@ -41,6 +41,7 @@ ELSEWHERE = {
 # The reader's own values in a shown command, as the example school has them.
 EXAMPLE_VALUES = {
     "<slug>": "data-science-101",
+    "<start>": "2026-11-02",  # its first day (deploy/courses/data-science-101.yaml)
     "<deployment>": "local",
     "SLUG": "ml-201",
     "NAME": "ada",
