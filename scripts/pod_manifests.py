@@ -31,6 +31,7 @@ from traitlets.config import Config
 from traitlets.utils.importstring import import_item
 
 from coursehub import values as hub_values
+from coursehub.refusal import Refused
 from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load, load_deployments
 from coursehub_tools.localhub.chart_values import apply_chart_values, run_config_d
 from coursehub_tools.registry_check import split
@@ -202,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except Refused as refused:  # what the hub would tell this user, not a crash
+        print(f"error: {args.user}: {refused.jupyterhub_message}", file=sys.stderr)
         return 1
     print(yaml.safe_dump(manifest, sort_keys=False), end="")
     return 0
