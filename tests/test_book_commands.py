@@ -29,6 +29,16 @@ SHELL_BLOCK = re.compile(r"^```(?:bash|console|sh|shell)\n(.*?)^```", re.MULTILI
 OTHER_BLOCK = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 
+# The reader's own values in a shown command, as the example school has them.
+EXAMPLE_VALUES = {
+    "<slug>": "data-science-101",
+    "<start>": "2026-11-02",  # its first day (deploy/courses/data-science-101.yaml)
+    "<deployment>": "local",
+    "SLUG": "ml-201",
+    "NAME": "ada",
+    "TEXT": "room and budget agreed",
+}
+
 
 def shown_commands(text: str) -> list[str]:
     """The project commands a page shows, as a reader would copy them."""
@@ -58,7 +68,8 @@ class _Parsed(Exception):
 
 def parses(command: str, monkeypatch, capsys) -> str | None:
     """None if the script's parser accepts `command`, else the parser's complaint."""
-    name, *argv = shlex.split(command)
+    # A placeholder an option's type reads (a date) is parsed as the example's value.
+    name, *argv = [EXAMPLE_VALUES.get(word, word) for word in shlex.split(command)]
     module, function = SCRIPTS[name].split(":")
     original = argparse.ArgumentParser.parse_args
 

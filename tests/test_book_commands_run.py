@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_book_commands import COMMANDS, parses
+from test_book_commands import COMMANDS, EXAMPLE_VALUES, parses
 
 from coursehub_tools.deployconfig import ROOT
 
@@ -37,15 +37,6 @@ ELSEWHERE = {
     "coursehub-cluster down": "deletes a kind cluster, which needs Docker",
     "coursehub-chart refresh": "downloads the chart from hub.jupyter.org",
     "coursehub-content check --repo": "clones the course's content repository from GitHub",
-}
-# The reader's own values in a shown command, as the example school has them.
-EXAMPLE_VALUES = {
-    "<slug>": "data-science-101",
-    "<start>": "2026-11-02",  # its first day (deploy/courses/data-science-101.yaml)
-    "<deployment>": "local",
-    "SLUG": "ml-201",
-    "NAME": "ada",
-    "TEXT": "room and budget agreed",
 }
 # What must be there before a shown command can do its work: the course to approve.
 REQUEST_ML_201 = (
