@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,13 +135,6 @@ def request(args: argparse.Namespace, clock: Clock = utc_now, root: Path = ROOT)
     path = course_file(args.slug, root)
     if path.exists():
         raise ConfigError(f"{relative(path, root)}: a course {args.slug!r} exists already")
-    for name in ("start", "end"):
-        try:
-            date.fromisoformat(getattr(args, name))
-        except ValueError:
-            raise ConfigError(
-                f"--{name}: {getattr(args, name)!r} is not a date (YYYY-MM-DD)"
-            ) from None
     # The same record the course request service's page makes (hub-config/coursehub/).
     course = course_requests.new_course(
         slug=args.slug, title=args.title, image=args.image, start=args.start, end=args.end,

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from datetime import date
 
-import jsonschema
-
 REQUESTED = "REQUESTED"
 # The resources a request asks for unless it says otherwise.
 MEMORY, MEMORY_LIMIT, CPU, CPU_LIMIT = "1G", "2G", 0.25, 1.0
@@ -66,6 +64,11 @@ def end_problem(course: dict) -> str | None:
 def problems(course: dict, schema: dict) -> dict[str, str]:
     """Each wrong field of `course` (its dotted path) and what it must be, in the schema's
     words (`mustBe`), all at once: a page shows every one beside its field."""
+    # Imported here, when a request is checked: importing jsonschema builds its format
+    # checkers' grammars, seconds of a loaded machine, and the hub gives a service it
+    # starts ten seconds to answer (ref: jupyterhub app.py start_service).
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
