@@ -39,11 +39,11 @@ AT = "2027-01-10T09:00:00Z"
 
 def cli_answers(**changed) -> Namespace:
     """What `coursehub-course request` parses from its command line."""
+    teams = {"instructors": [FORM["instructors"]], "students": [FORM["students"]]}
     answers = dict(slug="ml-201", title="Machine Learning 201", image=FORM["image"],
-                   start="2027-03-01", end="2027-05-28", instructors=["coursehub-school:instructors"],
-                   students=["coursehub-school:students"], by="ian", why="spring term",
+                   start="2027-03-01", end="2027-05-28", by="ian", why="spring term",
                    contact=[], expected_students=60, memory="1G", memory_limit="2G", cpu=0.25,
-                   cpu_limit=1.0)  # fmt: skip
+                   cpu_limit=1.0, **teams)  # fmt: skip
     return Namespace(**{**answers, **changed})
 
 
