@@ -309,7 +309,9 @@ class LocalHub:
             try:
                 if self.services_routed():
                     return
-            except requests.ConnectionError:
+            # Not listening yet, or too busy starting to answer within a probe's timeout
+            # (a loaded machine): either way, not ready yet; the deadline decides.
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.2)
         self.stop()
