@@ -2,12 +2,12 @@
 
 It answers exactly the calls GitHubOAuthenticator makes (authorize, token
 exchange, /user, /user/emails, /user/teams, /user/orgs, organization and team
-membership)
-from a fixture file of users, organizations and teams, so the local hub runs
+membership, and the repository calls that open a pull request: scripts/github_standin_repos.py)
+from a fixture file of users, organizations, teams and repositories, so the local hub runs
 the real OAuthenticator code path with no network and no GitHub account.
 
 Tests steer it through /_standin/ on loopback: change team membership, make an
-endpoint fail or answer slowly.
+endpoint fail or answer slowly, hand a user a personal access token.
 
     coursehub-github-standin --port 8765 --fixture scripts/localhub/github-users.yaml
 """
@@ -31,6 +31,9 @@ import requests
 import yaml
 from tornado import web
 
+from coursehub_tools.github_standin_repos import Repository, repositories_from, routes
+from coursehub_tools.yamlfiles import ROOT
+
 log = logging.getLogger("github-standin")
 BANNER = "GitHub stand-in (local test double, NOT GitHub)"
 CODE_LIFETIME = 600
@@ -47,11 +50,14 @@ class World:
     codes: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     faults: dict[str, dict] = field(default_factory=dict)
+    repositories: dict[str, Repository] = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: Path, client_id: str, client_secret: str) -> World:
         data = yaml.safe_load(path.read_text())
-        return cls(data["users"], data["organizations"], client_id, client_secret)
+        world = cls(data["users"], data["organizations"], client_id, client_secret)
+        world.repositories = repositories_from(data, ROOT)
+        return world
 
     def is_org_member(self, org: str, login: str) -> bool:
         return login in self.organizations.get(org, {}).get("members", [])
@@ -312,10 +318,21 @@ class ControlFaultHandler(web.RequestHandler):
         self.set_status(204)
 
 
-def make_app(world: World) -> web.Application:
+class ControlTokenHandler(web.RequestHandler):
+    """Tests act as a user on the API (an approver merging): POST /_standin/tokens/<login>
+    answers {"token": ...}, as a personal access token made on GitHub's settings page."""
+
+    def post(self, login: str):
+        token = secrets.token_urlsafe(24)
+        self.settings["world"].tokens[token] = login
+        self.finish({"token": token})
+
+
+def make_app(world: World, public_url: str = "") -> web.Application:
     name = r"([A-Za-z0-9_.-]+)"
     return web.Application(
         [
+            *routes(),
             (r"/login/oauth/authorize", AuthorizeHandler),
             (r"/login/oauth/access_token", TokenHandler),
             (r"/api/v3/user", UserHandler),
@@ -326,8 +343,10 @@ def make_app(world: World) -> web.Application:
             (rf"/api/v3/orgs/{name}/teams/{name}/members/{name}", TeamMemberHandler),
             (rf"/_standin/teams/{name}/{name}/{name}", ControlTeamHandler),
             (rf"/_standin/faults/{name}", ControlFaultHandler),
+            (rf"/_standin/tokens/{name}", ControlTokenHandler),
         ],
         world=world,
+        public_url=public_url,
     )
 
 
@@ -351,7 +370,10 @@ def github_fault(standin_url: str, endpoint: str, **fault):
 
 async def serve(args: argparse.Namespace) -> None:
     world = World.from_file(Path(args.fixture), args.client_id, args.client_secret)
-    make_app(world).listen(args.port, address="127.0.0.1")
+    for given in args.token:
+        login, _, token = given.partition("=")
+        world.tokens[token] = login
+    make_app(world, f"http://127.0.0.1:{args.port}").listen(args.port, address="127.0.0.1")
     log.warning("%s listening on http://127.0.0.1:%s", BANNER, args.port)
     await asyncio.Event().wait()
 
@@ -362,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixture", required=True, help="users, organizations and teams (YAML)")
     parser.add_argument("--client-id", required=True)
     parser.add_argument("--client-secret", required=True)
+    parser.add_argument(
+        "--token", action="append", default=[], metavar="LOGIN=TOKEN",
+        help="a personal access token of LOGIN's (a bot's, for a service that opens pull requests)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     # Every line says it comes from the stand-in, so nobody reading a log
     # mixed with the hub's mistakes it for GitHub.

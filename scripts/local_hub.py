@@ -53,6 +53,10 @@ PUBLIC_HOST = "hub.localhost"
 OPERATOR_SERVICE = "local-operator"
 # The key of the proxy's token in the chart's generated Secret.
 PROXY_TOKEN_KEY = "hub.config.ConfigurableHTTPProxy.auth_token"
+# The account the course request page opens pull requests as, on the stand-in
+# (scripts/localhub/github-users.yaml lets it write), and its token's secret.
+REQUESTS_BOT = "coursehub-requests-bot"
+REQUESTS_TOKEN = "course-requests-github-token"
 READY_TIMEOUT = 60
 
 
@@ -148,7 +152,12 @@ class LocalHub:
         # server serves cannot read or act on the hub session of an instructor
         # who opens it (book/reliability.md, the threat model).
         hub_config = {"GitHubOAuthenticator": github, "JupyterHub": {"subdomain_host": self.url}}
-        return Layer("runtime (scripts/local_hub.py)", {"hub": {"config": hub_config}})
+        # The course request page opens pull requests on the stand-in, with the token
+        # the stand-in was given for the bot account (on a cluster: the secrets layer).
+        requests = {"githubApi": f"{self.standin_url}/api/v3",
+                    "githubToken": self._secret(REQUESTS_TOKEN)}  # fmt: skip
+        values = {"hub": {"config": hub_config}, "custom": {"courseRequests": requests}}
+        return Layer("runtime (scripts/local_hub.py)", values)
 
     def prepare(self) -> None:
         """Check ports and config, then lay out <state>/etc/jupyterhub like the hub pod's."""
@@ -221,6 +230,8 @@ class LocalHub:
             CLIENT_ID,
             "--client-secret",
             self._secret("github-client-secret"),
+            "--token",
+            f"{REQUESTS_BOT}={self._secret(REQUESTS_TOKEN)}",
         ]
         try:
             process = self.supervisor.start(standin, env)
@@ -298,7 +309,9 @@ class LocalHub:
             try:
                 if self.services_routed():
                     return
-            except requests.ConnectionError:
+            # Not listening yet, or too busy starting to answer within a probe's timeout
+            # (a loaded machine): either way, not ready yet; the deadline decides.
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.2)
         self.stop()

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from coursehub.enrollment import SERVICE_NAME
+from coursehub import course_request_service, enrollment
 from coursehub.github import authenticator_config
 from coursehub_tools.deployconfig import load, load_deployments
 from coursehub_tools.pod_manifests import build
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.unit
 # Keys whose values are credentials: allowed in encrypted layers only.
 SECRET_KEY = re.compile(
     r"(^|\.)(client_secret|password|apiToken|api_token|secretToken|cookieSecret|cookie_secret|"
-    r"auth_token|keys)$"
+    r"auth_token|keys|githubToken)$"
 )
 # Where the chart lets only its own pods in (z2jh's network-access-* labels).
 PRIVILEGED_ACCESS_LABELS = (
@@ -147,12 +147,13 @@ def test_admins_come_only_from_the_admin_team(deployment):
             )
 
 
-def test_only_the_proxy_reaches_the_enrollment_service_in_the_hub_pod(cluster_deployment):
-    """The service listens in the hub pod on its URL's port: the hub's Service must
+@pytest.mark.parametrize("service", [enrollment.SERVICE_NAME, course_request_service.SERVICE_NAME])
+def test_only_the_proxy_reaches_the_services_in_the_hub_pod(cluster_deployment, service):
+    """Each service listens in the hub pod on its URL's port: the hub's Service must
     expose that port and the hub's NetworkPolicy admit the proxy's pods there, and no
     one else (user pods carry the network-access-hub label, which opens 8081 only)."""
     values = load(cluster_deployment).values
-    port = urlparse(values["hub"]["services"][SERVICE_NAME]["url"]).port
+    port = urlparse(values["hub"]["services"][service]["url"]).port
     exposed = {
         entry["port"]: entry["targetPort"] for entry in values["hub"]["service"]["extraPorts"]
     }
