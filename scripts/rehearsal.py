@@ -40,6 +40,7 @@ from coursehub_tools import (
     gke,
     gke_iam,
     hubploy_dryrun,
+    smoke_test_calls,
     sops_files,
     workflow_check,
 )
@@ -497,9 +498,16 @@ def smoke_test(r: Rehearsal) -> None:
         raise StepFailed(f"the rendered hub gives the {cluster.TEST_SERVICE} service no role")
     host = values["proxy"]["https"]["hosts"][0]
     kept = cluster.test_token_file(r.fork).relative_to(r.fork)
-    for method, path in SMOKE_TEST_CALLS:
-        r.say(f"  {method} https://{host}/hub/api{path}  Authorization: token <{kept}>")
-    r.say(f"  as {cluster.TEST_SERVICE}, whose role has: {', '.join(role['scopes'])}")
+    calls = smoke_test_calls.calls(r.fork)
+    for call in calls:
+        r.say(f"  {call.method} https://{host}/hub/api{call.path}  Authorization: token <{kept}>")
+    refused = smoke_test_calls.missing(calls, role["scopes"])
+    if refused:
+        raise StepFailed(
+            f"the {cluster.TEST_SERVICE} role would get 403 for: " + "; ".join(refused)
+        )
+    r.say(f"  as {cluster.TEST_SERVICE}, whose role has: {', '.join(role['scopes'])}: "
+          f"each call's scope (JupyterHub's handlers) is among them")  # fmt: skip
 
 
 def deploy_prod(r: Rehearsal) -> None:
@@ -559,15 +567,6 @@ def deployer_may_deploy(r: Rehearsal) -> None:
                          + "; ".join(lacking))  # fmt: skip
     roles = [*spec["deployer"]["roles"], gke_iam.custom_role_name(spec)]
     r.say(f"  {', '.join(r.facts['rendered_rbac'])}: written by {', '.join(roles)}")
-
-
-# What tests/test_cluster.py asks the hub, as the cluster-tests service.
-SMOKE_TEST_CALLS = (
-    ("POST", "/users/<test user>"),
-    ("POST", "/groups/<team>/users"),
-    ("DELETE", "/users/<test user>/server"),
-    ("DELETE", "/users/<test user>"),
-)
 
 
 # The order of the README's "From a fork to the first deploy".
