@@ -96,3 +96,21 @@ def test_the_cluster_is_applied_twice_and_its_records_use_the_values_address(tra
 def test_the_deployer_may_write_every_object_helm_rendered(transcript):
     (line,) = [line for line in transcript.splitlines() if ": written by " in line]
     assert "roles/container.developer" in line and "/roles/coursehubRbacWriter" in line
+
+
+def test_the_deploy_steps_run_the_jobs_own_command(transcript):
+    """deploy.yml's deploy step as written (`nox -s deploy` -> `coursehub-cluster up`), with
+    helm's upgrade rendered by the real helm and the cluster services recorded."""
+    for deployment in ("staging", "prod"):
+        assert f"nox > coursehub-cluster up {deployment}" in transcript
+    (upgrade,) = [line for line in transcript.splitlines() if "recorded: helm upgrade" in line]
+    assert "--set-string hub.services.cluster-tests.apiToken=<token>" in upgrade
+    assert "helm stand-in: rendered by the real helm (helm template)" in transcript
+    (applied,) = [line for line in transcript.splitlines() if "kubectl apply (the cluster" in line]
+    assert "Namespace coursehub-staging" in applied and "PersistentVolume " in applied
+
+
+def test_the_smoke_tests_calls_are_read_from_it_and_allowed(transcript):
+    host = "https://staging.hub.coursehub.example.org"
+    assert f"POST {host}/hub/api/users/<user>/server" in transcript
+    assert "each call's scope (JupyterHub's handlers) is among them" in transcript
