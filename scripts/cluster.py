@@ -95,15 +95,21 @@ def cluster_commands(name: str) -> list[list[str]]:
 
 
 def runtime_layers(name: str, token: str | None = None, root: Path = ROOT) -> list[Layer]:
-    """What only a deploy run adds: the cluster-tests service's token, where the
-    values define that service (kind, staging).
+    """What only a deploy run adds: for a hubploy deploy, the generated layers'
+    revision (custom.generated, which the chart folder's version also carries); the
+    cluster-tests service's token, where the values define that service (kind, staging).
 
     A new token for each checkout, kept in .localhub/ for the cluster tests that
     run after the deploy; never committed, so the service answers only to the
     job that deployed. `plan` shows a placeholder `token` instead.
     """
-    if TEST_SERVICE not in load(name, root=root).values["hub"].get("services", {}):
-        return []
+    loaded = load(name, root=root)
+    layers = []
+    if "hubploy" in loaded.spec:
+        revision = hubploy_deploy.generated_revision(loaded.layers)
+        layers.append(Layer(hubploy_deploy.RUNTIME_SOURCE, {"custom": {"generated": revision}}))
+    if TEST_SERVICE not in loaded.values["hub"].get("services", {}):
+        return layers
     if token is None:
         token_file = test_token_file(root)
         token_file.parent.mkdir(exist_ok=True)
@@ -111,7 +117,7 @@ def runtime_layers(name: str, token: str | None = None, root: Path = ROOT) -> li
             token_file.write_text(secrets.token_hex(32))
         token = token_file.read_text().strip()
     values = {"hub": {"services": {TEST_SERVICE: {"apiToken": token}}}}
-    return [Layer(hubploy_deploy.RUNTIME_SOURCE, values)]
+    return [*layers, Layer(hubploy_deploy.RUNTIME_SOURCE, values)]
 
 
 def deployed(name: str, *, decrypt: bool, root: Path = ROOT) -> Deployment:
@@ -155,7 +161,8 @@ def cluster_ip_command(namespace: str, service: str) -> list[str]:
 
 
 def _runtime_token(layers: list[Layer]) -> str | None:
-    return layers[0].values["hub"]["services"][TEST_SERVICE]["apiToken"] if layers else None
+    services = [layer.values.get("hub", {}).get("services", {}) for layer in layers]
+    return next((s[TEST_SERVICE]["apiToken"] for s in services if TEST_SERVICE in s), None)
 
 
 def _run(
