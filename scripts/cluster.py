@@ -30,7 +30,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from coursehub_tools import cluster_services, gke, hubploy_deploy, registry_check
+from coursehub_tools import certificates, cluster_services, gke, hubploy_deploy, registry_check
 from coursehub_tools.deployconfig import (
     DEPLOYMENTS_FILE,
     ROOT,
@@ -205,6 +205,15 @@ def apply_cluster_services(deployment: Deployment) -> None:
     _run(apply_command(namespace), stdin=dump_manifests(volumes))
 
 
+def apply_certificates(deployment: Deployment) -> None:
+    """cert-manager as pinned, then the wildcard certificate's ClusterIssuer and Certificate."""
+    objects = certificates.objects(deployment)
+    if not objects:
+        return
+    _run(certificates.install_command(certificates.cluster_spec(deployment)))
+    _run(apply_command(deployment.spec["namespace"]), stdin=dump_manifests(objects))
+
+
 def check_images(deployment: Deployment) -> None:
     """Every image the users' nodes would pull exists in its registry, or DeployError."""
     references = registry_check.image_references(deployment.values)
@@ -230,6 +239,7 @@ def up(name: str, is_kind: bool) -> None:
     if is_kind:
         create_kind_cluster(name)
     apply_cluster_services(deployment)
+    apply_certificates(deployment)
     with tempfile.TemporaryDirectory() as tmp:
         if "hubploy" in deployment.spec:
             chart_folder = hubploy_deploy.pull_chart(Path(tmp))
@@ -260,6 +270,10 @@ def plan(name: str) -> None:
     else:
         why = cluster_services.why_none(deployment)
         print(f"# no database or shared-data server to create: {why}")
+    if certificates.objects(deployment):
+        print("# the wildcard certificate: cert-manager, its ClusterIssuer and Certificate:")
+        print(shlex.join(certificates.install_command(certificates.cluster_spec(deployment))))
+        print(shlex.join(apply_command(namespace)), " # scripts/certificates.py's objects")
     print("# deploy (every change):")
     if "hubploy" in deployment.spec:
         chart_folder = Path("<chart folder>", load_deployments()["chart"]["name"])

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from coursehub_tools import (
+    certificates,
     cluster,
     docker_standin,
     gcloud_standin,
@@ -119,6 +120,12 @@ if args[:1] == ["pull"]:
     sys.exit(0)
 if args[:1] != ["upgrade"]:
     sys.exit(f"helm stand-in: no answer for: helm {' '.join(args)}")
+if "--repo" in args:
+    # A chart from another repository (cert-manager's), not kept here: recorded only.
+    with open(os.environ["COURSEHUB_HELM_RECORD"], "a") as out:
+        out.write(json.dumps({"argv": args, "files": [], "rendered": ""}) + "\\n")
+    sys.stderr.write(f"helm stand-in: {flag('--repo')} is not here: recorded, not rendered\\n")
+    sys.exit(0)
 kept, skip = [], False
 for arg in args[1:]:
     if skip:
@@ -485,8 +492,17 @@ class Deployed:
 
     @property
     def upgrade(self) -> dict[str, Any]:
-        (call,) = [call for call in self.helm_calls if call["argv"][0] == "upgrade"]
+        """The chart's upgrade: the one of a chart folder, not from a repository."""
+        (call,) = [
+            call
+            for call in self.helm_calls
+            if call["argv"][0] == "upgrade" and "--repo" not in call["argv"]
+        ]
         return call
+
+    def installs(self) -> list[list[str]]:
+        """The upgrades of charts from a repository (cert-manager's)."""
+        return [call["argv"] for call in self.helm_calls if "--repo" in call["argv"]]
 
     def set_strings(self) -> dict[str, str]:
         argv = self.upgrade["argv"]
@@ -555,6 +571,7 @@ def deploy_staging(r: Rehearsal) -> None:
             "hubploy's Kubernetes client did not authenticate with gke-gcloud-auth-plugin's "
             f"token (sent {reads.authorizations[-1:] or 'nothing'})"
         )
+    wildcard_certificate(r, "staging", deployed)
     flags = deployed.set_strings()
     image = f"{flags['singleuser.image.name']}:{flags['singleuser.image.tag']}"
     if image not in r.facts["docker"].registry:
@@ -568,6 +585,28 @@ def temporary_paths(command: str, token: str) -> str:
     decrypted secrets file by what they are, the cluster tests' token hidden."""
     command = re.sub(r"/\S+/tmp\w+/jupyterhub\b", "<chart folder>", command)
     return re.sub(r"/\S+/tmp\w+", "<decrypted>", command).replace(token, "<token>")
+
+
+def wildcard_certificate(r: Rehearsal, deployment: str, deployed: Deployed) -> None:
+    """cert-manager installed as pinned, and a Certificate into the Secret the proxy serves."""
+    loaded = load(deployment, root=r.fork)
+    spec = certificates.cluster_spec(loaded, r.fork)
+    expected = certificates.install_command(spec)[1:]
+    if deployed.installs() != [expected]:
+        raise StepFailed(
+            f"cert-manager was not installed as {gke.cluster_file(deployment, r.fork)} pins it: "
+            f"{deployed.installs() or 'no install'}"
+        )
+    secret = loaded.values["proxy"]["https"]["secret"]["name"]
+    made = [
+        o for o in deployed.applied
+        if o["kind"] == "Certificate" and o["spec"]["secretName"] == secret
+    ]  # fmt: skip
+    if not made:
+        raise StepFailed(f"nothing makes the Secret {secret} the proxy serves its TLS from")
+    names = ", ".join(made[0]["spec"]["dnsNames"])
+    r.say(f"  cert-manager {expected[expected.index('--version') + 1]}; Certificate into "
+          f"{secret}: {names}")  # fmt: skip
 
 
 def render_staging(r: Rehearsal) -> None:
@@ -630,6 +669,7 @@ def smoke_test(r: Rehearsal) -> None:
 def deploy_prod(r: Rehearsal) -> None:
     """deploy.yml's prod deploy step, after staging's smoke test: no test token, same image."""
     deployed = _deploy(r, "prod")
+    wildcard_certificate(r, "prod", deployed)
     flags = deployed.set_strings()
     image = f"{flags['singleuser.image.name']}:{flags['singleuser.image.tag']}"
     if image not in r.facts["docker"].registry:
