@@ -15,9 +15,11 @@ Each step is a function of a `Rehearsal`; `STEPS` is their order.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import base64
 import inspect
+import io
 import json
 import os
 import re
@@ -26,8 +28,9 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,8 @@ from coursehub_tools.helm import binary as helm_binary
 from coursehub_tools.yamlfiles import ROOT
 
 WORKFLOWS = Path(".github") / "workflows"
+# A real run's transcript, kept for the book's excerpts (`coursehub-rehearse --transcript`).
+TRANSCRIPT = Path("book") / "rehearsal-transcript.txt"
 SECRETS = Path("deploy") / "deployments" / "coursehub" / "secrets"
 # The example deployment's key in .sops.yaml, which a fork replaces with its own.
 FORK_REPOSITORY = "fork/coursehub"
@@ -776,13 +781,67 @@ def run(steps: list[Callable[[Rehearsal], None]] = STEPS) -> Rehearsal:
         return r
 
 
+class _Tee(io.StringIO):
+    """Standard output, kept as well."""
+
+    def write(self, text: str) -> int:
+        sys.__stdout__.write(text)
+        return super().write(text)
+
+
+# The rehearsal's temporary folders, by what they are, in a kept transcript.
+TEMPORARY = (
+    (re.compile(r"/\S*/coursehub-rehearsal-\w+"), "<rehearsal>"),
+    (re.compile(r"/tmp/tmp\w+"), "<tmp>"),
+)
+
+
+def kept_transcript(text: str, when: datetime, commit: str) -> str:
+    """The transcript as the book shows it: its command, date and commit first."""
+    for pattern, name in TEMPORARY:
+        text = pattern.sub(name, text)
+    header = f"$ nox -s rehearse    # {when:%Y-%m-%d %H:%M} UTC, commit {commit[:12]}\n"
+    return header + text.lstrip("\n")
+
+
+def kept_sections(root: Path = ROOT) -> tuple[str, dict[str, list[str]]]:
+    """The kept transcript's command line, and each step's lines by the step's name."""
+    command, _, body = (root / TRANSCRIPT).read_text().partition("\n")
+    sections = {}
+    for section in ("\n" + body).split("\n## ")[1:]:
+        title, *lines = section.rstrip().splitlines()
+        sections[title.split(": ")[0].split(". ", 1)[1]] = ["## " + title, *lines]
+    return command, sections
+
+
+def excerpt(steps: list[str], root: Path = ROOT, width: int = 160) -> str:
+    """The kept transcript's command line and the named steps, each line cut at `width`."""
+    command, sections = kept_sections(root)
+    shown = [command]
+    for step in steps:
+        shown += [line[:width] for line in sections[step] if not line.startswith("  Step ")]
+    return "\n".join(shown)
+
+
 def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--transcript", type=Path, metavar="FILE",
+        help="also write the transcript to FILE, with its command, date and commit "
+        f"(the book shows {TRANSCRIPT.as_posix()})",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    output = _Tee()
     try:
-        run()
+        with redirect_stdout(output):
+            run()
+            print("\nrehearsal passed", flush=True)
     except StepFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print("\nrehearsal passed", flush=True)
+    if args.transcript:
+        when = datetime.now(UTC)
+        args.transcript.write_text(kept_transcript(output.getvalue(), when, git_head(ROOT)))
     return 0
 
 

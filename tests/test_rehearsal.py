@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import subprocess
 import sys
 import tomllib
@@ -114,3 +115,29 @@ def test_the_smoke_tests_calls_are_read_from_it_and_allowed(transcript):
     host = "https://staging.hub.coursehub.example.org"
     assert f"POST {host}/hub/api/users/<user>/server" in transcript
     assert "each call's scope (JupyterHub's handlers) is among them" in transcript
+
+
+@pytest.mark.unit
+def test_the_kept_transcript_is_a_passing_run_of_todays_steps():
+    """The book's excerpts come from book/rehearsal-transcript.txt: a run with its command,
+    date and commit, of every step in today's order (`coursehub-rehearse --transcript`)."""
+    command, sections = rehearsal.kept_sections()
+    assert re.fullmatch(
+        r"\$ nox -s rehearse    # \d{4}-\d\d-\d\d \d\d:\d\d UTC, commit [0-9a-f]{12}", command
+    )
+    assert list(sections) == [step.__name__ for step in rehearsal.STEPS]
+    assert sections[rehearsal.STEPS[-1].__name__][-1] == "rehearsal passed"
+    text = (ROOT / rehearsal.TRANSCRIPT).read_text()
+    assert "/tmp/" not in text, "temporary folders by what they are"
+
+
+@pytest.mark.unit
+def test_the_chapters_show_excerpts_of_steps_the_transcript_has():
+    _, sections = rehearsal.kept_sections()
+    for chapter in ("fork", "gke", "hubploy"):
+        text = (ROOT / "book" / f"{chapter}.md").read_text()
+        shown = re.findall(r"rehearsal\.excerpt\(\[([^\]]*)\]", text)
+        assert shown, f"book/{chapter}.md shows no excerpt of the rehearsal"
+        for names in shown:
+            for name in re.findall(r'"(\w+)"', names):
+                assert name in sections, f"book/{chapter}.md: {name}"
