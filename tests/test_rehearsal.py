@@ -128,7 +128,7 @@ def test_the_kept_transcript_is_a_passing_run_of_todays_steps():
     assert list(sections) == [step.__name__ for step in rehearsal.STEPS]
     assert sections[rehearsal.STEPS[-1].__name__][-1] == "rehearsal passed"
     text = (ROOT / rehearsal.TRANSCRIPT).read_text()
-    assert "/tmp/" not in text, "temporary folders by what they are"
+    assert "coursehub-rehearsal-" not in text and "/tmp/tmp" not in text, "folders by name"
 
 
 @pytest.mark.unit
