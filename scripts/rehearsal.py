@@ -5,10 +5,12 @@ of this checkout, printing a transcript: every tool is the real one (git, age,
 sops, hubploy, repo2docker, helm, the project's own commands), and the commands
 are read from the workflow files; only what this machine cannot have answers
 through a stand-in that says it is one: the Kubernetes API (scripts/hubploy_dryrun.py),
-the Docker engine and registry (scripts/docker_standin.py), and gcloud's
-credential helpers.
+the Docker engine and registry (scripts/docker_standin.py), gcloud and its
+credential helpers, and the cluster's side of helm and kubectl (helm's upgrade is
+rendered by the real helm with `helm template`; `kubectl apply` is recorded).
 
     coursehub-rehearse            # every step; exits 1 naming the step that failed
+    coursehub-rehearse --transcript book/rehearsal-transcript.txt   # and keep the transcript
 
 Each step is a function of a `Rehearsal`; `STEPS` is their order.
 """
