@@ -31,7 +31,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from coursehub_tools import cluster_services, gke, hubploy_deploy, registry_check
+from coursehub_tools import certificates, cluster_services, gke, hubploy_deploy, registry_check
 from coursehub_tools.deployconfig import (
     DEPLOYMENTS_FILE,
     ROOT,
@@ -96,15 +96,21 @@ def cluster_commands(name: str) -> list[list[str]]:
 
 
 def runtime_layers(name: str, token: str | None = None, root: Path = ROOT) -> list[Layer]:
-    """What only a deploy run adds: the cluster-tests service's token, where the
-    values define that service (kind, staging).
+    """What only a deploy run adds: for a hubploy deploy, the generated layers'
+    revision (custom.generated, which the chart folder's version also carries); the
+    cluster-tests service's token, where the values define that service (kind, staging).
 
     A new token for each checkout, kept in .localhub/ for the cluster tests that
     run after the deploy; never committed, so the service answers only to the
     job that deployed. `plan` shows a placeholder `token` instead.
     """
-    if TEST_SERVICE not in load(name, root=root).values["hub"].get("services", {}):
-        return []
+    loaded = load(name, root=root)
+    layers = []
+    if "hubploy" in loaded.spec:
+        revision = hubploy_deploy.generated_revision(loaded.layers)
+        layers.append(Layer(hubploy_deploy.RUNTIME_SOURCE, {"custom": {"generated": revision}}))
+    if TEST_SERVICE not in loaded.values["hub"].get("services", {}):
+        return layers
     if token is None:
         token_file = test_token_file(root)
         token_file.parent.mkdir(exist_ok=True)
@@ -112,7 +118,7 @@ def runtime_layers(name: str, token: str | None = None, root: Path = ROOT) -> li
             token_file.write_text(secrets.token_hex(32))
         token = token_file.read_text().strip()
     values = {"hub": {"services": {TEST_SERVICE: {"apiToken": token}}}}
-    return [Layer(hubploy_deploy.RUNTIME_SOURCE, values)]
+    return [*layers, Layer(hubploy_deploy.RUNTIME_SOURCE, values)]
 
 
 def deployed(name: str, *, decrypt: bool, root: Path = ROOT) -> Deployment:
@@ -167,7 +173,8 @@ def cluster_ip_command(namespace: str, service: str) -> list[str]:
 
 
 def _runtime_token(layers: list[Layer]) -> str | None:
-    return layers[0].values["hub"]["services"][TEST_SERVICE]["apiToken"] if layers else None
+    services = [layer.values.get("hub", {}).get("services", {}) for layer in layers]
+    return next((s[TEST_SERVICE]["apiToken"] for s in services if TEST_SERVICE in s), None)
 
 
 def _run(
@@ -207,6 +214,15 @@ def apply_cluster_services(deployment: Deployment) -> None:
     _run(apply_command(namespace), stdin=dump_manifests(services_to_apply(deployment, address)))
 
 
+def apply_certificates(deployment: Deployment) -> None:
+    """cert-manager as pinned, then the wildcard certificate's ClusterIssuer and Certificate."""
+    objects = certificates.objects(deployment)
+    if not objects:
+        return
+    _run(certificates.install_command(certificates.cluster_spec(deployment)))
+    _run(apply_command(deployment.spec["namespace"]), stdin=dump_manifests(objects))
+
+
 def check_images(deployment: Deployment) -> None:
     """Every image the users' nodes would pull exists in its registry, or DeployError."""
     references = registry_check.image_references(deployment.values)
@@ -232,6 +248,7 @@ def up(name: str, is_kind: bool) -> None:
     if is_kind:
         create_kind_cluster(name)
     apply_cluster_services(deployment)
+    apply_certificates(deployment)
     with tempfile.TemporaryDirectory() as tmp:
         if "hubploy" in deployment.spec:
             chart_folder = hubploy_deploy.pull_chart(Path(tmp))
@@ -265,6 +282,10 @@ def plan(name: str) -> None:
     else:
         why = cluster_services.why_none(deployment)
         print(f"# no database or shared-data server to create: {why}")
+    if certificates.objects(deployment):
+        print("# the wildcard certificate: cert-manager, its ClusterIssuer and Certificate:")
+        print(shlex.join(certificates.install_command(certificates.cluster_spec(deployment))))
+        print(shlex.join(apply_command(namespace)), " # scripts/certificates.py's objects")
     print("# deploy (every change):")
     if "hubploy" in deployment.spec:
         chart_folder = Path("<chart folder>", load_deployments()["chart"]["name"])
