@@ -8,12 +8,12 @@ the student stands (hub-config/coursehub/queue.py) and that reloads itself.
 from __future__ import annotations
 
 import re
-import shlex
 import time
 
 import pytest
 
 from coursehub.queue import GONE_AFTER_SECONDS, SpawnQueue
+from coursehub_tools.class_arrival import held_start
 from coursehub_tools.hub_client import login_with_standin, wait_for_server
 
 
@@ -53,29 +53,23 @@ def test_a_student_who_closed_the_page_no_longer_counts():
     assert "ann" not in queue
 
 
-def gated_server(gate) -> list[str]:
-    """singleuser.cmd: JupyterLab, started only once `gate` exists, so a start stays
-    pending for as long as the test needs."""
-    script = f"while [ ! -e {shlex.quote(str(gate))} ]; do sleep 0.2; done; " \
-        'exec jupyterhub-singleuser "$@"'  # fmt: skip
-    return ["sh", "-c", script, "gated-jupyterhub-singleuser"]
-
-
 @pytest.mark.hub
 def test_the_student_past_the_spawn_limit_is_queued_and_gets_in(hub_factory, tmp_path):
     gate = tmp_path / "gate"
     hub = hub_factory(
-        extra_values={
-            "hub": {
-                "concurrentSpawnLimit": 1,
-                # Not a config trait of JupyterHub's, read from tornado_settings (ref:
-                # jupyterhub 5.5 app.py spawn_throttle_retry_range, init_tornado_settings).
-                "config": {
-                    "JupyterHub": {"tornado_settings": {"spawn_throttle_retry_range": [2, 3]}}
+        extra_values=[
+            held_start(gate),
+            {
+                "hub": {
+                    "concurrentSpawnLimit": 1,
+                    # Not a config trait of JupyterHub's, read from tornado_settings (ref:
+                    # jupyterhub 5.5 app.py spawn_throttle_retry_range, init_tornado_settings).
+                    "config": {
+                        "JupyterHub": {"tornado_settings": {"spawn_throttle_retry_range": [2, 3]}}
+                    },
                 },
             },
-            "singleuser": {"cmd": gated_server(gate)},
-        }
+        ]
     )
     first = login_with_standin(hub.url, "sam", next_url="/hub/spawn")
     assert first.response.status_code == 200, "sam's start is under way"
