@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,63 @@ def test_the_student_past_the_spawn_limit_is_queued_and_gets_in(hub_factory, tmp
         page = second.session.get(page.url, timeout=60)
     assert page.status_code == 200, page.text[:500]
     wait_for_server(second.session, hub.url, "sky")
+
+
+def render_429(**namespace) -> str:
+    """hub-config's 429.html rendered as JupyterHub renders it: our templates first, its
+    own after them and under the prefix templates/ (ref: jupyterhub 5.5 app.py
+    init_tornado_settings)."""
+    from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
+    from jupyterhub._data import DATA_FILES_PATH
+
+    from coursehub.values import CONFIG_DIR
+
+    theirs = str(Path(DATA_FILES_PATH) / "templates")
+    loader = ChoiceLoader(
+        [
+            PrefixLoader({"templates": FileSystemLoader([theirs])}, "/"),
+            FileSystemLoader([str(CONFIG_DIR / "templates"), theirs]),
+        ]
+    )
+    page = Environment(loader=loader, autoescape=True).get_template("429.html")
+    return page.render(static_url=lambda path, **kw: path, base_url="/hub/", **namespace)
+
+
+@pytest.mark.unit
+def test_a_429_without_retry_after_is_jupyterhubs_own_page():
+    """active_server_limit's 429 says "try again in a few minutes" and sends no Retry-After:
+    no queue to stand in, so no queue page and no reload."""
+    from tornado import web
+
+    limit = web.HTTPError(429, "Active user limit exceeded. Try again in a few minutes.")
+    page = render_429(
+        status_code=429,
+        status_message="Too Many Requests",
+        message="Active user limit exceeded. Try again in a few minutes.",
+        exception=limit,
+    )
+    assert "Active user limit exceeded" in page
+    assert "queue" not in page
+    assert 'http-equiv="refresh"' not in page
+
+
+@pytest.mark.unit
+def test_the_queue_page_says_how_many_wait_before_and_about_how_long():
+    from tornado import web
+
+    from coursehub.queue import Place
+
+    throttled = web.HTTPError(429, "Too many users trying to log in right now.")
+    throttled.headers = {"Retry-After": 17}
+    page = render_429(
+        status_code=429,
+        status_message="Too Many Requests",
+        message="Too many users trying to log in right now.",
+        exception=throttled,
+        spawn_queue=lambda: Place(ahead=3, starts_per_minute=120.0, wait_seconds=2),
+    )
+    assert "You are in the queue" in page
+    assert '<meta http-equiv="refresh" content="17">' in page
+    assert " ".join(page.split()).count("3 students are waiting before you.") == 1
+    assert "about 120.0 starts a minute" in " ".join(page.split())
+    assert "in about 2 seconds" in " ".join(page.split())
