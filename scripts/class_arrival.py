@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -91,6 +92,16 @@ def stock_settings() -> dict:
             },
         }
     }
+
+
+def held_start(gate: Path) -> dict:
+    """A values layer whose servers (JupyterLab) start only once the file `gate` exists:
+    a start stays pending for as long as a test or a chapter needs, with
+    concurrentSpawnLimit reached behind it. JupyterHub appends the server's
+    arguments to singleuser.cmd; "$@" passes them on."""
+    wait = f"while [ ! -e {shlex.quote(str(gate))} ]; do sleep 0.2; done"
+    command = ["sh", "-c", f'{wait}; exec jupyterhub-singleuser "$@"', "held-jupyterhub-singleuser"]
+    return {"singleuser": {"cmd": command}}
 
 
 @dataclass
