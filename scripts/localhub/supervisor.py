@@ -29,9 +29,20 @@ class ProcessFailed(Exception):
     """A supervised process did not come up; the message says which and how."""
 
 
-def _die_with_parent() -> None:
-    """preexec_fn: have Linux send SIGTERM to the child if the supervisor itself dies."""
+def _prepare_child() -> None:
+    """preexec_fn: have Linux send SIGTERM to the child if the supervisor itself dies,
+    and let SIGINT end the child and what it starts, however the runner was started.
+
+    A program started in the background by a non-interactive shell (a CI step,
+    `pytest &`) ignores SIGINT, and its children inherit that, so the hub's
+    services and users' servers would too. JupyterHub stops each of those with
+    SIGINT and waits Spawner.interrupt_timeout (10 s) before SIGTERM
+    (ref: jupyterhub/spawner.py, LocalProcessSpawner.stop), one service after
+    another: stopping a hub then took over 20 s, against the 30 s `stop` gives
+    it, and under load the hub was killed with its services still running.
+    """
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 STRAYS_GONE_TIMEOUT = 10
@@ -77,7 +88,7 @@ class Supervisor:
             # Own session: a terminal's Ctrl-C reaches only the runner, which
             # then stops everything in order.
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_prepare_child,
             **output,
         )
         self.processes.append(process)
