@@ -296,11 +296,16 @@ class LocalHub:
                 )
             return self.services_routed()
 
+        # A poll answered late is a hub still starting, as one refused: under load
+        # the starting hub took longer than a poll's 2 s to answer, and the
+        # ReadTimeout, counted as a failure, failed the hub's start.
         try:
             wait_until(
-                routed, timeout, f"JupyterHub answering on {self.url}",
-                not_yet=(requests.ConnectionError,),
-            )  # fmt: skip
+                routed,
+                timeout,
+                f"JupyterHub answering on {self.url}",
+                not_yet=(requests.ConnectionError, requests.Timeout),
+            )
         except (LocalHubError, WaitTimeout) as err:
             self.stop()
             raise LocalHubError(str(err)) from err
