@@ -5,7 +5,7 @@ Imported as `helpers`: pytest puts tests/ on sys.path, as for runner_checks.
 
 from __future__ import annotations
 
-from coursehub_tools.deployconfig import load
+from coursehub_tools.deployconfig import Deployment, load
 
 
 def leaves(values: dict, prefix: str = "") -> dict[str, object]:
@@ -31,3 +31,18 @@ def students_pod(deployment: str, user: str = "sam", extra_values: dict | None =
     slug, course = next(iter(load(deployment).values["custom"]["courses"].items()))
     return build(deployment, user, course["groups"]["students"][:1], course=slug,
                  today=course["start"], extra_values=extra_values)  # fmt: skip
+
+
+def has_database(deployment: Deployment) -> bool:
+    """The deploy makes the hub a PostgreSQL server of its own (scripts/cluster_services.py)."""
+    values = deployment.values
+    return bool(
+        values["custom"]["clusterServices"]["database"]["enabled"]
+        and values["hub"]["db"]["type"] == "postgres"
+    )
+
+
+def has_encrypted_layer(deployment: Deployment) -> bool:
+    """Some layer is read only when decrypted (listed in deploy/deployments.yaml as encrypted)."""
+    layers = deployment.spec["values"]
+    return any(isinstance(item, dict) and item.get("encrypted") for item in layers)
