@@ -216,8 +216,10 @@ def test_a_failed_step_marks_the_course_failed_and_mails_its_people(project_copy
     course = dispatcher.registry(root)[slug]
     after = date.fromisoformat(course["end"]) + timedelta(days=1)
     steps = [s for s in dispatcher.plan(dispatcher.registry(root), after) if s.slug == slug]
-    unreachable = dispatcher.Hub("http://127.0.0.1:9", "no-token")
+    waited: list[float] = []
+    unreachable = dispatcher.Hub("http://127.0.0.1:9", "no-token", sleep=waited.append)
     report = dispatcher.run(steps, unreachable, root, root / "archive", at(after), root)
+    assert len(waited) == unreachable.attempts - 1, "asked again before giving up"
     assert report[0].startswith(f"{slug}: FAILED (degrade: ")
     assert state(root, slug)[0] == "FAILED"
     (message,) = received
@@ -447,7 +449,7 @@ def test_degrading_without_homes_stops_servers_and_says_nothing_was_archived(pro
         def running(self, course_slug, courses):
             return ["sam"] if course_slug == slug else []
 
-        def stop(self, users, timeout):
+        def stop_servers(self, users, timeout):
             stopped.extend(users)
 
         def members(self, groups):

@@ -15,11 +15,12 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from coursehub_tools.waiting import WaitTimeout, wait_until
 
 MARKER_VARIABLE = "COURSEHUB_LOCALHUB"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -113,9 +114,9 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         # SIGKILL is delivered, not awaited: return once they are gone.
-        deadline = time.monotonic() + STRAYS_GONE_TIMEOUT
-        while processes_marked(self.marker) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        with contextlib.suppress(WaitTimeout):  # one the kernel does not end is reported by pid
+            wait_until(lambda: not processes_marked(self.marker), STRAYS_GONE_TIMEOUT,
+                       "the killed processes gone", every=0.05)  # fmt: skip
         return strays
 
 
@@ -127,12 +128,13 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, process: subprocess.Popen, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if process.poll() is not None:
             raise ProcessFailed(f"{what} exited with status {process.returncode} while starting")
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise ProcessFailed(f"{what} did not listen on port {port} within {timeout:.0f} s")
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_until(listening, timeout, f"{what} listening on port {port}", every=0.1)
+    except WaitTimeout as err:
+        raise ProcessFailed(str(err)) from err
