@@ -513,7 +513,7 @@ def test_a_daily_copy_of_the_homes_of_a_running_course_leaves_out_servers_in_use
         session = login_with_standin(hub.url, student, next_url="/hub/spawn").session
         follow_progress(session, hub.url, student)
         (hub.state_dir / "homes" / student / "work.ipynb").write_text("{}")
-    dispatcher.Hub(hub.url, hub.operator_token).stop(["sky"], timeout=60)
+    dispatcher.Hub(hub.url, hub.operator_token).stop_servers(["sky"], timeout=60)
     monkeypatch.setenv(dispatcher.TOKEN_ENV, hub.operator_token)
     argv = ["--root", str(root), "--today", str(day), "--hub", hub.url,
             "--homes", str(hub.state_dir / "homes"), "--back-up-homes"]  # fmt: skip
