@@ -54,7 +54,10 @@ PUBLIC_HOST = "hub.localhost"
 OPERATOR_SERVICE = "local-operator"
 # The key of the proxy's token in the chart's generated Secret.
 PROXY_TOKEN_KEY = "hub.config.ConfigurableHTTPProxy.auth_token"
-READY_TIMEOUT = 60
+# Only a guard against a hub that hangs: a start that fails ends JupyterHub's process,
+# which wait_ready notices at once. On a loaded 2-core machine the hub's imports alone
+# took 41 s, so the 60 s this was failed starts that were only slow.
+READY_TIMEOUT = 300
 
 
 class LocalHubError(Exception):
