@@ -50,9 +50,7 @@ from coursehub_tools.culling import (
     cull_pass_at,
     cull_pass_role,
     culler_token,
-    hub_users,
     report_activity,
-    wait_for_stops,
 )
 from coursehub_tools.deployconfig import ConfigError, load
 from coursehub_tools.hub_client import follow_progress, login_with_standin
@@ -62,6 +60,7 @@ from coursehub_tools.local_postgres import Database, PostgresUnavailable, throwa
 from coursehub_tools.localhub import kube_backend
 from coursehub_tools.localhub.chart_values import LOCAL_SPAWNERS
 from coursehub_tools.localhub.supervisor import processes_marked
+from coursehub_tools.waiting import WaitTimeout
 from coursehub_tools.yamlfiles import read_yaml
 
 # With no login through after this many tries, the hub is refusing the class.
@@ -311,10 +310,12 @@ def cull_class(
         start, cpu_at_start = time.monotonic(), watch.cpu_seconds()
         asyncio.run(cull_pass_at(f"{hub.url}/hub/api", token, cull, moment))
         pass_seconds = time.monotonic() - start
-        idle_left = wait_for_stops(hub, idle, STOPS_TIMEOUT)
+        with contextlib.suppress(WaitTimeout):
+            hub.client.wait_stopped(idle, STOPS_TIMEOUT)
         all_stopped_seconds = time.monotonic() - start
         cpu_seconds = watch.cpu_seconds() - cpu_at_start
-    running = {user["name"] for user in hub_users(hub, state="active")}
+    idle_left = hub.client.with_servers(idle)
+    running = {user["name"] for user in hub.client.every("/users", state="active")}
     profiled = {"hub_profile": sampling.summary} if profile else {}
     return {
         "idle": len(idle),

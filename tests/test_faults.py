@@ -23,6 +23,7 @@ import requests
 from coursehub_tools.github_standin import github_fault
 from coursehub_tools.hub_client import error_message, login_with_standin, wait_for_server
 from coursehub_tools.localhub.supervisor import command_line, processes_marked
+from coursehub_tools.waiting import wait_until
 
 pytestmark = pytest.mark.hub
 
@@ -48,15 +49,6 @@ def patched_jupyterhub(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
     )
-
-
-def wait(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.5)
-    raise TimeoutError(f"{what}: not within {timeout:.0f} s")
 
 
 def start_servers(hub, names) -> dict[str, requests.Session]:
@@ -95,7 +87,7 @@ def test_a_server_killed_behind_the_hubs_back_is_noticed_and_starts_again(hub_fa
     session = start_servers(hub, ["sam"])["sam"]
     pid = hub.api("GET", "/users/sam").json()["servers"][""]["state"]["pid"]
     os.kill(pid, signal.SIGKILL)
-    wait(lambda: hub.api("GET", "/users/sam").json()["servers"] == {}, 30, "the hub notices")
+    wait_until(lambda: hub.api("GET", "/users/sam").json()["servers"] == {}, 30, "the hub notices")
     session.get(f"{hub.url}/hub/spawn", timeout=60)
     wait_for_server(session, hub.url, "sam")
     assert hub.api("GET", "/users/sam").json()["servers"][""]["state"]["pid"] != pid
@@ -116,7 +108,7 @@ def test_the_hub_killed_while_servers_start_comes_back_and_they_can_start(hub_fa
         servers = [hub.api("GET", f"/users/{name}").json()["servers"] for name in STUDENTS]
         return all(not server.get("", {}).get("pending") for server in servers)
 
-    wait(settled, 60, "no start stuck pending after the restart")
+    wait_until(settled, 60, "no start stuck pending after the restart")
     for name in STUDENTS:
         sessions[name].get(f"{hub.url}/hub/spawn", timeout=60)
         wait_for_server(sessions[name], hub.url, name)

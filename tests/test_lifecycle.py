@@ -219,8 +219,10 @@ def test_a_failed_step_marks_the_course_failed_and_mails_its_people(project_copy
     course = dispatcher.registry(root)[slug]
     after = date.fromisoformat(course["end"]) + timedelta(days=1)
     steps = [s for s in dispatcher.plan(dispatcher.registry(root), after) if s.slug == slug]
-    unreachable = dispatcher.Hub("http://127.0.0.1:9", "no-token")
+    waited: list[float] = []
+    unreachable = dispatcher.Hub("http://127.0.0.1:9", "no-token", sleep=waited.append)
     report = dispatcher.run(steps, unreachable, root, root / "archive", at(after), root)
+    assert len(waited) == unreachable.attempts - 1, "asked again before giving up"
     assert report[0].startswith(f"{slug}: FAILED (degrade: ")
     assert state(root, slug)[0] == "FAILED"
     (message,) = received
@@ -450,7 +452,7 @@ def test_degrading_without_homes_stops_servers_and_says_nothing_was_archived(pro
         def running(self, course_slug, courses):
             return ["sam"] if course_slug == slug else []
 
-        def stop(self, users, timeout):
+        def stop_servers(self, users, timeout):
             stopped.extend(users)
 
         def members(self, groups):
@@ -558,7 +560,7 @@ def test_a_daily_copy_of_the_homes_of_a_running_course_leaves_out_servers_in_use
         session = login_with_standin(hub.url, student, next_url="/hub/spawn").session
         follow_progress(session, hub.url, student)
         (hub.state_dir / "homes" / student / "work.ipynb").write_text("{}")
-    dispatcher.Hub(hub.url, hub.operator_token).stop(["sky"], timeout=60)
+    dispatcher.Hub(hub.url, hub.operator_token).stop_servers(["sky"], timeout=60)
     monkeypatch.setenv(dispatcher.TOKEN_ENV, hub.operator_token)
     argv = ["--root", str(root), "--today", str(day), "--hub", hub.url,
             "--homes", str(hub.state_dir / "homes"), "--back-up-homes"]  # fmt: skip

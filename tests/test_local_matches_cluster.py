@@ -6,6 +6,7 @@ Expectations come from the merged deployments themselves, not from a second list
 from __future__ import annotations
 
 import pytest
+from helpers import leaves
 
 from coursehub_tools.cluster import SMOKE_TEST_KEYS
 from coursehub_tools.deployconfig import ROOT, load, read_yaml
@@ -41,17 +42,6 @@ MAPPED_KEYS = {
 }
 
 
-def leaf_paths(values: dict, prefix: str = "") -> set[str]:
-    paths = set()
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            paths |= leaf_paths(value, f"{path}.")
-        else:
-            paths.add(path)
-    return paths
-
-
 def covered(path: str, keys) -> bool:
     return any(path == key or path.startswith(f"{key}.") for key in keys)
 
@@ -61,7 +51,7 @@ def test_every_key_our_files_set_is_used_locally_or_declared_cluster_only(deploy
     unaccounted = sorted(
         path
         for layer in layers
-        for path in leaf_paths(layer.values)
+        for path in leaves(layer.values)
         if not covered(path, MAPPED_KEYS) and not covered(path, CLUSTER_ONLY_KEYS)
     )
     assert unaccounted == [], (
@@ -86,12 +76,12 @@ def test_local_differs_from_cluster_only_in_cluster_keys(cluster_deployment):
     local, cluster = load("local").values, load(cluster_deployment).values
     differing = {
         path
-        for path in leaf_paths(local) ^ leaf_paths(cluster)
+        for path in leaves(local).keys() ^ leaves(cluster).keys()
         if not covered(path, CLUSTER_ONLY_KEYS)
     }
     differing |= {
         path
-        for path in leaf_paths(local) & leaf_paths(cluster)
+        for path in leaves(local).keys() & leaves(cluster).keys()
         if not covered(path, CLUSTER_ONLY_KEYS) and _get(local, path) != _get(cluster, path)
     }
     # The cluster tests' service where a cluster carries it (kind, staging), and
@@ -107,7 +97,7 @@ def test_local_differs_from_cluster_only_in_cluster_keys(cluster_deployment):
     # demo school's date is the last: a real school's hub never lists that file.
     # Users' servers' hosts hang off each hub's own address: the local runner sets
     # subdomain_host from the port it binds (LocalHub.runtime_layer).
-    demo_date = leaf_paths(read_yaml(ROOT / "deploy/deployments/coursehub/config/demo-date.yaml"))
+    demo_date = leaves(read_yaml(ROOT / "deploy/deployments/coursehub/config/demo-date.yaml"))
     per_address = {"hub.config.JupyterHub.subdomain_host"}
     assert differing <= {"hub.db.type", "hub.db.url", *per_address, *demo_date}
 
