@@ -298,7 +298,9 @@ class LocalHub:
             try:
                 if self.services_routed():
                     return
-            except requests.ConnectionError:
+            # Not listening yet, or too busy starting to answer within the probe's
+            # 2 s (a shared machine's load): not ready yet, asked again until the deadline.
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.2)
         self.stop()
