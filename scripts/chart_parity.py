@@ -145,4 +145,3 @@ def differences(chart: dict, ours: dict, ignore: Callable[[str, str], bool]) -> 
             if theirs_value != our_value:
                 found.append(f"{section}.{trait}: chart {theirs_value!r} != ours {our_value!r}")
     return found
-

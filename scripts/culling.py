@@ -1,7 +1,8 @@
 """One pass of the real jupyterhub-idle-culler at a chosen moment, with the deployment's cull.*.
 
 The hub's culler service runs the same code every `cull.every` seconds with
-the flags the chart's own jupyterhub_config.py derives from `cull.*`. Tests and the chapter "Culling" run one pass in-process
+the flags the chart's own jupyterhub_config.py derives from `cull.*`
+(culler_service). Tests and the chapter "Culling" run one pass in-process
 instead, with the culler's clock (`utcnow`, its only notion of time) set to a
 moment past the idle timeout, so nobody waits an hour to see a cull. Around
 the pass: what a server's activity report says, the token a load test's pass
@@ -18,8 +19,8 @@ from unittest import mock
 
 import jupyterhub_idle_culler
 
-from coursehub_tools.hub_client import every_item, login_with_standin
 from coursehub_tools.deployconfig import Deployment
+from coursehub_tools.hub_client import every_item, login_with_standin
 from coursehub_tools.pod_manifests import hub_config
 
 CULLER = "jupyterhub-idle-culler"

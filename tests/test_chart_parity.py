@@ -148,8 +148,8 @@ def configs_and_pods(deployment, helm_binary: Path, chart_dir: Path, work: Path)
     return results
 
 
-# Settings no deployment uses today, so the emulation's other branches meet the
-# chart's own code too: each set is laid over staging's values.
+# Settings no deployment uses today, so the layout's other branches (names,
+# secrets, databases) meet the chart's own code too: each set is laid over staging's values.
 OTHER_SETTINGS = {
     "names, pull secrets, required user nodes, full culling, static homes": {
         "fullnameOverride": "course-hub",

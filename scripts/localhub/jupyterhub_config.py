@@ -2,7 +2,6 @@
 # the hub pod's files laid out in <state>/etc/jupyterhub (scripts/localhub/layout.py),
 # then what this machine cannot have, swapped. Nothing else.
 c = get_config()  # JupyterHub's config loader provides get_config and load_subconfig
-
 import os
 import sys
 
@@ -16,7 +15,6 @@ chart_config = here.pod_dir / "jupyterhub_config.py"
 if not chart_config.is_file():  # load_subconfig skips a missing file silently
     raise SystemExit(f"{chart_config} is missing: LocalHub.prepare lays it out")
 load_subconfig(str(chart_config))
-
 loopback = "http://127.0.0.1"
 # Addresses: no Services or pod network here; every process listens on loopback.
 c.JupyterHub.bind_url = f"{loopback}:{here.public_port}{c.JupyterHub.get('base_url', '/')}"
@@ -47,17 +45,14 @@ if here.backend == "local":
 # port, listen on free loopback ports, and carry the runner's marker.
 for service in c.JupyterHub.services:
     if service.get("command"):
-        service["command"] = [
-            part.replace(f"http://localhost:{HUB_PORT}", f"{loopback}:{here.hub_port}")
-            for part in service["command"]
-        ]
+        chart_hub, local_hub = f"http://localhost:{HUB_PORT}", f"{loopback}:{here.hub_port}"
+        service["command"] = [part.replace(chart_hub, local_hub) for part in service["command"]]
         if service["command"][0] == "python3":
             service["command"][0] = sys.executable
         service["environment"] = {**service.get("environment", {}), **here.marker_env}
     if service.get("url"):
         service["url"] = f"{loopback}:{free_port()}"
 services_share_the_clock(c.JupyterHub.services, os.environ)
-
 # A token for LocalHub.api (tests, the book); on a cluster an operator uses their own.
 c.JupyterHub.services.append({"name": "local-operator", "api_token": here.operator_token})
 c.JupyterHub.load_roles.append(
