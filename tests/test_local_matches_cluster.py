@@ -16,8 +16,9 @@ pytestmark = pytest.mark.unit
 # which the local backend has none of. The local hub runs the chart's own
 # config (scripts/localhub/jupyterhub_config.py), so every other key it reads
 # as the cluster does; here they only say where local values may differ.
+# hub.extraFiles is compared whole (test_local_hub_config_is_the_clusters).
 CLUSTER_ONLY = (
-    "hub.args", "hub.service", "hub.networkPolicy", "singleuser.image", "singleuser.memory",
+    "hub.extraFiles", "hub.args", "hub.service", "hub.networkPolicy", "singleuser.image", "singleuser.memory",
     "singleuser.cpu", "singleuser.storage", "singleuser.uid", "singleuser.fsGid",
     "singleuser.lifecycleHooks", "singleuser.initContainers", "singleuser.extraContainers",
     "singleuser.extraLabels", "singleuser.extraAnnotations", "singleuser.nodeSelector",

@@ -1,8 +1,7 @@
-# The local hub's config: the pinned chart's own jupyterhub_config.py, run over
-# the hub pod's files laid out in <state>/etc/jupyterhub (scripts/localhub/layout.py),
+# The local hub's config: the pinned chart's own jupyterhub_config.py, run over the
+# hub pod's files laid out in <state>/etc/jupyterhub (scripts/localhub/layout.py),
 # then what this machine cannot have, swapped. Nothing else.
-c = get_config()  # JupyterHub's config loader provides get_config and load_subconfig
-import os
+c = get_config()  # JupyterHub provides get_config and load_subconfig
 import sys
 
 from coursehub_tools.localhub.facts import LocalFacts
@@ -12,7 +11,7 @@ from coursehub_tools.localhub.supervisor import free_port
 
 here = LocalFacts.read()
 chart_config = here.pod_dir / "jupyterhub_config.py"
-if not chart_config.is_file():  # load_subconfig skips a missing file silently
+if not chart_config.is_file():  # load_subconfig would skip it silently
     raise SystemExit(f"{chart_config} is missing: LocalHub.prepare lays it out")
 load_subconfig(str(chart_config))
 loopback = "http://127.0.0.1"
@@ -20,11 +19,10 @@ loopback = "http://127.0.0.1"
 c.JupyterHub.bind_url = f"{loopback}:{here.public_port}{c.JupyterHub.get('base_url', '/')}"
 c.JupyterHub.hub_bind_url = c.JupyterHub.hub_connect_url = f"{loopback}:{here.hub_port}"
 # The proxy: not started by the hub, as in the chart, but a process beside it
-# (LocalHub.proxy_command), whose API is on loopback rather than behind a Service.
+# (LocalHub.proxy_command), its API on loopback rather than behind a Service.
 c.ConfigurableHTTPProxy.api_url = f"{loopback}:{here.proxy_api_port}"
 c.JupyterHub.pid_file = str(here.state_dir / "jupyterhub.pid")
-# The database stays the chart's: sqlite-pvc's relative URL lands in the state
-# folder, where this hub runs as the chart's runs on its volume.
+# The database stays the chart's: sqlite-pvc's URL is relative to the state folder.
 
 # The spawner: local processes (spawner.py), children of the hub that stop with
 # it, given what the chart set for pods. A `local-kube` hub keeps the chart's
@@ -40,6 +38,8 @@ if here.backend == "local":
     c.LocalCourseSpawner.hook_log_dir = str(here.state_dir / "hook-logs")
     if here.running_as_root:  # CI containers: jupyter-server refuses root unless told
         c.Spawner.args = ["--ServerApp.allow_root=True"]
+else:  # the stand-in's pods are processes here: the marker, the image's Jupyter settings
+    c.KubeSpawner.environment = {**c.KubeSpawner.get("environment", {}), **here.server_env}
 
 # Services the hub starts run with this Python, reach the hub on its loopback
 # port, listen on free loopback ports, and carry the runner's marker.
@@ -52,8 +52,8 @@ for service in c.JupyterHub.services:
         service["environment"] = {**service.get("environment", {}), **here.marker_env}
     if service.get("url"):
         service["url"] = f"{loopback}:{free_port()}"
-services_share_the_clock(c.JupyterHub.services, os.environ)
-# A token for LocalHub.api (tests, the book); on a cluster an operator uses their own.
+services_share_the_clock(c.JupyterHub.services)
+# A token for LocalHub.api (tests, the book); on a cluster an operator has their own.
 c.JupyterHub.services.append({"name": "local-operator", "api_token": here.operator_token})
 c.JupyterHub.load_roles.append(
     {"name": "local-operator", "scopes": here.operator_scopes, "services": ["local-operator"]}
