@@ -18,8 +18,9 @@ pytestmark = pytest.mark.unit
 # as the cluster does; here they only say where local values may differ.
 # hub.extraFiles is compared whole (test_local_hub_config_is_the_clusters).
 CLUSTER_ONLY = (
-    "hub.extraFiles", "hub.args", "hub.service", "hub.networkPolicy", "singleuser.image", "singleuser.memory",
-    "singleuser.cpu", "singleuser.storage", "singleuser.uid", "singleuser.fsGid",
+    "hub.extraFiles", "hub.args", "hub.service", "hub.networkPolicy", "singleuser.image",
+    "singleuser.memory", "singleuser.cpu", "singleuser.storage", "singleuser.uid",
+    "singleuser.fsGid",
     "singleuser.lifecycleHooks", "singleuser.initContainers", "singleuser.extraContainers",
     "singleuser.extraLabels", "singleuser.extraAnnotations", "singleuser.nodeSelector",
     "singleuser.extraPodConfig", "singleuser.cloudMetadata", "scheduling", "prePuller",

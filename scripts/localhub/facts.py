@@ -14,11 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from coursehub_tools.deployconfig import ROOT
 from coursehub_tools.localhub.supervisor import MARKER_VARIABLE
-
-# The Jupyter settings the course image puts in /etc/jupyter, as this checkout has them.
-JUPYTER_SETTINGS = ROOT / "deploy/deployments/coursehub/image/jupyter"
 
 FACTS_VARIABLE = "COURSEHUB_THIS_MACHINE"
 # Users' servers of the `local` backend, by the name LocalHub(server=...) takes.
@@ -60,12 +56,6 @@ class LocalFacts:
         """A service gets only the environment it is given: with this, a service left
         by a killed hub is still found and stopped by the runner."""
         return {MARKER_VARIABLE: self.marker}
-
-    @property
-    def server_env(self) -> dict[str, str]:
-        """What a `local-kube` pod's containers are given: the marker, and the Jupyter
-        settings the course image puts in /etc/jupyter, from this checkout."""
-        return {**self.marker_env, "JUPYTER_CONFIG_PATH": str(JUPYTER_SETTINGS)}
 
     @property
     def operator_scopes(self) -> list[str]:

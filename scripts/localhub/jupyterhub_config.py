@@ -36,8 +36,6 @@ if here.backend == "local":
     c.LocalCourseSpawner.home_dir_template = str(here.state_dir / "homes" / "{username}")
     c.LocalCourseSpawner.shared_root = str(here.state_dir / "shared")
     c.LocalCourseSpawner.hook_log_dir = str(here.state_dir / "hook-logs")
-else:  # the stand-in's pods are processes here: the marker, the image's Jupyter settings
-    c.KubeSpawner.environment = {**c.KubeSpawner.get("environment", {}), **here.server_env}
 if here.running_as_root:  # CI containers: jupyter-server refuses root unless told
     c.Spawner.args = ["--ServerApp.allow_root=True"]
 

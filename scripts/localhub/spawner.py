@@ -30,12 +30,14 @@ from coursehub.refusal import Refused
 from coursehub.spawner import CourseSpawner
 from coursehub_tools.deployconfig import ROOT
 from coursehub_tools.localhub import lightweight_server, read_only_mounts
-from coursehub_tools.localhub.facts import JUPYTER_SETTINGS
 from coursehub_tools.localhub.supervisor import MARKER_VARIABLE
 
-# The course image's start-up hooks as this checkout has them (the image
-# carries them at custom.startupHooks.path).
-HOOKS_SOURCE = ROOT / "deploy/deployments/coursehub/image/hooks"
+# The course image's files as this checkout has them: its start-up hooks (the
+# image carries them at custom.startupHooks.path) and the Jupyter settings it
+# puts in /etc/jupyter.
+IMAGE_SOURCE = ROOT / "deploy/deployments/coursehub/image"
+HOOKS_SOURCE = IMAGE_SOURCE / "hooks"
+JUPYTER_SETTINGS = IMAGE_SOURCE / "jupyter"
 
 # A clock moved with libfaketime (tests/test_other_days.py, or `faketime` around
 # `nox -s hub`): on one machine every process shares one calendar, so what the
