@@ -58,7 +58,7 @@ from coursehub_tools.hub_profile import ARRIVAL_STEPS, CULL_STEPS, sampled
 from coursehub_tools.local_hub import FIXTURE, LocalHub, LocalHubError, free_port
 from coursehub_tools.local_postgres import Database, PostgresUnavailable, throwaway_postgres
 from coursehub_tools.localhub import kube_backend
-from coursehub_tools.localhub.chart_values import LOCAL_SPAWNERS
+from coursehub_tools.localhub.facts import LOCAL_SPAWNERS
 from coursehub_tools.localhub.supervisor import processes_marked
 from coursehub_tools.waiting import WaitTimeout
 from coursehub_tools.yamlfiles import read_yaml
@@ -356,7 +356,7 @@ def run_class(
     team = team or values["custom"]["github"]["studentTeams"][0]
     fixture = state / "class-fixture.yaml"
     fixture.write_text(yaml.safe_dump(class_fixture(students, team, also=(CULL_PASS_USER,))))
-    extra = [cull_pass_role(values)] + ([stock_settings()] if stock else [])
+    extra = [cull_pass_role(merged)] + ([stock_settings()] if stock else [])
     if through_kube and server == "lightweight":
         extra.append(kube_backend.lightweight_values())
     extra += extra_values

@@ -1,8 +1,8 @@
 """One pass of the real jupyterhub-idle-culler at a chosen moment, with the deployment's cull.*.
 
 The hub's culler service runs the same code every `cull.every` seconds with
-the flags the chart derives from `cull.*` (scripts/localhub/chart_values.py,
-culler_service). Tests and the chapter "Culling" run one pass in-process
+the flags the chart's own jupyterhub_config.py derives from `cull.*`
+(culler_service). Tests and the chapter "Culling" run one pass in-process
 instead, with the culler's clock (`utcnow`, its only notion of time) set to a
 moment past the idle timeout, so nobody waits an hour to see a cull. Around
 the pass: what a server's activity report says and the token a load test's
@@ -12,14 +12,19 @@ HubAPI.wait_stopped, scripts/hub_api.py).
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime
+from pathlib import Path
 from unittest import mock
 
 import jupyterhub_idle_culler
 
+from coursehub_tools.deployconfig import Deployment
 from coursehub_tools.hub_api import name
 from coursehub_tools.hub_client import login_with_standin
-from coursehub_tools.localhub.chart_values import culler_service, getter
+from coursehub_tools.pod_manifests import hub_config
+
+CULLER = "jupyterhub-idle-culler"
 
 
 def culler_arguments(cull: dict) -> dict:
@@ -57,7 +62,16 @@ def report_activity(hub, user: str, moment: datetime) -> None:
 CULL_PASS_USER = "cull-pass"
 
 
-def cull_pass_role(values: dict) -> dict:
+def culler_service(deployment: Deployment) -> tuple[dict, dict]:
+    """The culler service and its role, as the chart's own config makes them for `deployment`."""
+    with tempfile.TemporaryDirectory(prefix="coursehub-culler-") as work:
+        config = hub_config(deployment, Path(work))
+    (service,) = [s for s in config.JupyterHub.services if s["name"] == CULLER]
+    (role,) = [r for r in config.JupyterHub.load_roles if r["name"] == CULLER]
+    return service, role
+
+
+def cull_pass_role(deployment: Deployment) -> dict:
     """A values layer giving GitHub user `cull-pass` the culler role's scopes (hub.loadRoles).
 
     The hub makes the culler service's token itself at start, so checking it
@@ -66,7 +80,7 @@ def cull_pass_role(values: dict) -> dict:
     culler's. A load test's pass runs with a hub-made token of this user instead
     (who must be a member of an allowed team in the stand-in's world).
     """
-    _service, role = culler_service(getter(values), hub_api="", python="")
+    _service, role = culler_service(deployment)
     return {
         "hub": {
             "loadRoles": {

@@ -69,7 +69,7 @@ class HomeVolumes:
         self.namespace = merged.spec["namespace"]
         self.storage = merged.values["singleuser"]["storage"]
         self._work = tempfile.TemporaryDirectory(prefix="coursehub-homes-")
-        self._config = hub_config(merged.mounted_values(), Path(self._work.name))
+        self._config = hub_config(merged, Path(self._work.name))
 
     async def of(self, user: str) -> tuple[str, str | None] | None:
         """The claim and subPath of `user`'s home; None where homes are not kept."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -33,8 +34,8 @@ from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load, load_de
 from coursehub_tools.hub_api import HubAPI, name
 from coursehub_tools.kube_standin.launch import StandinSettings
 from coursehub_tools.localhub import kube_backend
-from coursehub_tools.localhub.chart_values import LOCAL_SPAWNERS, state_secrets
-from coursehub_tools.localhub.layout import lay_out
+from coursehub_tools.localhub.facts import FACTS_VARIABLE, LOCAL_SPAWNERS, LocalFacts
+from coursehub_tools.localhub.layout import PROXY_TOKEN_KEY, hub_environment, lay_out, release_of
 from coursehub_tools.localhub.supervisor import (
     ProcessFailed,
     Supervisor,
@@ -52,8 +53,6 @@ CLIENT_ID = "coursehub-local"
 # cookie jar never sends a cookie whose domain has no dot (http.cookiejar).
 PUBLIC_HOST = "hub.localhost"
 OPERATOR_SERVICE = "local-operator"
-# The key of the proxy's token in the chart's generated Secret.
-PROXY_TOKEN_KEY = "hub.config.ConfigurableHTTPProxy.auth_token"
 # The account the course request page opens pull requests as, on the stand-in
 # (scripts/localhub/github-users.yaml lets it write), and its token's secret.
 REQUESTS_BOT = "coursehub-requests-bot"
@@ -107,6 +106,8 @@ class LocalHub:
     # The Kubernetes stand-in, for a `local-kube` deployment (scripts/localhub/kube_backend.py).
     kube: StandinSettings | None = field(default=None, init=False)
     kube_process: subprocess.Popen | None = field(default=None, init=False)
+    # The hub's namespace, as the chart's hub reads it from its pod ($POD_NAMESPACE).
+    namespace: str = field(default="", init=False)
     host_routing: bool = field(default=False, init=False)
     hub_process: subprocess.Popen | None = field(default=None, init=False)
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
@@ -141,7 +142,13 @@ class LocalHub:
         return self._secret("operator-token")
 
     def _secret(self, name: str) -> str:
-        return state_secrets(self.state_dir)(name)
+        """A value kept in the state folder, made at first use: the chart's generated
+        Secret's values (tokens, keys) stay the same across restarts, as helm keeps them."""
+        path = self.state_dir / f"{name}.secret"
+        if not path.exists():
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def runtime_layer(self) -> Layer:
         """What only this run can know: the stand-in's address and this hub's ports."""
@@ -194,29 +201,34 @@ class LocalHub:
         if deployment.backend == kube_backend.BACKEND:
             self.kube = kube_backend.standin_settings(deployment, self.state_dir, free_port())
             self.kube.write_kubeconfig()
-        lay_out(deployment, self.config_dir, load_deployments()["hubConfig"]["mountRoot"])
+        lay_out(deployment, self.config_dir, self._secret)
+        self.namespace = release_of(deployment)[1]
+        LocalFacts(
+            state_dir=self.state_dir,
+            pod_dir=self.config_dir,
+            public_port=self.port,
+            hub_port=self.hub_port,
+            proxy_api_port=self.proxy_api_port,
+            backend=deployment.backend,
+            server=self.server,
+            marker=self.marker,
+            operator_token=self.operator_token,
+        ).write()
 
     def environment(self) -> dict[str, str]:
+        """The hub's environment: what its pod's has on a cluster (layout.hub_environment),
+        this run's facts file, and KUBECONFIG for a `local-kube` hub's KubeSpawner."""
         env = dict(os.environ)
-        env.update(
-            COURSEHUB_CONFIG_DIR=str(self.config_dir),
-            # The chart's hub imports hub-config from its config dir; so does this one.
-            PYTHONPATH=os.pathsep.join(
-                filter(None, [str(self.config_dir), os.environ.get("PYTHONPATH")])
-            ),
-            COURSEHUB_STATE_DIR=str(self.state_dir),
-            COURSEHUB_PUBLIC_PORT=str(self.port),
-            COURSEHUB_HUB_PORT=str(self.hub_port),
-            COURSEHUB_PROXY_API_PORT=str(self.proxy_api_port),
-            # The chart gives the hub and the proxy pod this from its Secret.
-            CONFIGPROXY_AUTH_TOKEN=self._secret(PROXY_TOKEN_KEY),
-            COURSEHUB_OPERATOR_TOKEN=self.operator_token,
-            COURSEHUB_RUNNING_AS_ROOT="1" if os.geteuid() == 0 else "0",
-            COURSEHUB_LOCAL_SERVER=self.server,
+        ports = {"hub": self.hub_port, "proxy-api": self.proxy_api_port}
+        env.update(hub_environment(self.config_dir, self.namespace, ports))
+        env[FACTS_VARIABLE] = str(self.state_dir / "this-machine.json")
+        # The chart's hub imports hub-config from its config dir, first on its path
+        # (before this machine's swaps import the local spawner, which uses it).
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(self.config_dir), os.environ.get("PYTHONPATH")])
         )
         if self.kube is not None:
-            # KubeSpawner's client finds its API server here, as outside a cluster.
-            env.update(KUBECONFIG=str(self.kube.kubeconfig), COURSEHUB_BACKEND=kube_backend.BACKEND)
+            env["KUBECONFIG"] = str(self.kube.kubeconfig)
         return env
 
     def start(self) -> None:
