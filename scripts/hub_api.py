@@ -10,6 +10,7 @@ waits and asks again in those cases, pages through lists, and raises
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +19,31 @@ from urllib.parse import quote
 import requests
 
 from coursehub_tools.waiting import wait_until
+
+LOOPBACK_NAME = "localhost"
+
+
+def _getaddrinfo(host, *args, _getaddrinfo=socket.getaddrinfo, **kwargs):
+    if isinstance(host, str) and host.lower().rstrip(".").endswith("." + LOOPBACK_NAME):
+        host = LOOPBACK_NAME
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+def resolve_localhost_subdomains() -> None:
+    """Resolve <name>.localhost to the loopback in this process, as a browser does.
+
+    The local hub is hub.localhost and serves each user's server on its own
+    origin, <user>.hub.localhost (JupyterHub.subdomain_host). Names under
+    .localhost are the loopback (RFC 6761, section 6.3): Chromium and Firefox
+    answer them themselves, and so does systemd-resolved (GitHub's Ubuntu
+    runners), but glibc's files and dns lookups do not (Debian without it).
+    Every client here (requests, the culler's tornado) resolves through
+    socket.getaddrinfo; the Host header still names the host the proxy routes by.
+    """
+    socket.getaddrinfo = _getaddrinfo
+
+
+resolve_localhost_subdomains()
 
 # The media type under which the hub's REST API says where a list's next page is.
 # ref: https://jupyterhub.readthedocs.io/en/stable/reference/rest-api.html (pagination)

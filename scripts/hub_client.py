@@ -11,7 +11,6 @@ import asyncio
 import html
 import json
 import re
-import socket
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -22,32 +21,6 @@ from coursehub_tools.hub_api import HubAPI, name
 from coursehub_tools.waiting import wait_until
 
 FORM_FIELD = r'name="{}" value="([^"]*)"'
-
-
-LOOPBACK_NAME = "localhost"
-
-
-def _getaddrinfo(host, *args, _getaddrinfo=socket.getaddrinfo, **kwargs):
-    if isinstance(host, str) and host.lower().rstrip(".").endswith("." + LOOPBACK_NAME):
-        host = LOOPBACK_NAME
-    return _getaddrinfo(host, *args, **kwargs)
-
-
-def resolve_localhost_subdomains() -> None:
-    """Resolve <name>.localhost to the loopback in this process, as a browser does.
-
-    The local hub is hub.localhost and serves each user's server on its own
-    origin, <user>.hub.localhost (JupyterHub.subdomain_host). Names under
-    .localhost are the loopback (RFC 6761, section 6.3): Chromium and Firefox
-    answer them themselves, and so does systemd-resolved (GitHub's Ubuntu
-    runners), but glibc's files and dns lookups do not (Debian without it).
-    Every client here (requests, the culler's tornado) resolves through
-    socket.getaddrinfo; the Host header still names the host the proxy routes by.
-    """
-    socket.getaddrinfo = _getaddrinfo
-
-
-resolve_localhost_subdomains()
 
 
 @dataclass
