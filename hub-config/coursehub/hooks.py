@@ -14,7 +14,7 @@ never mount: the image's run-admin-hook.sh checks who can write it before
 running it and keeps each start's output in the admin folder's
 logs/<user>-<step>.log. On a cluster each step is an init container of the
 user's pod (its log: `kubectl logs <pod> -c <step>`); the local hub runs the
-same scripts before the server process (scripts/localhub/spawner.py). A step
+same scripts before the server process (scripts/local/hub/spawner.py). A step
 that fails stops the start.
 """
 

@@ -4,7 +4,7 @@
 user's profiles from custom.courses (their groups, today's date), reads launch
 links (coursehub.launch), and shows a choice only when there is one to make.
 `CourseKubeSpawner` is the cluster's spawner (set in hub.config); the local hub
-mixes the same class into a local-process spawner (scripts/localhub/spawner.py).
+mixes the same class into a local-process spawner (scripts/local/hub/spawner.py).
 """
 
 from __future__ import annotations

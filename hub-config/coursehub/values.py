@@ -14,7 +14,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent
 def get_config(key: str, default=None):
     """The value at dotted `key` ("custom.github.organization"), or `default` if unset."""
     # Looked up at each call: a tool that loads the chart's config for several
-    # deployments in one process (scripts/localhub/layout.py) imports a fresh z2jh each time.
+    # deployments in one process (scripts/local/hub/layout.py) imports a fresh z2jh each time.
     import z2jh
 
     return z2jh.get_config(key, default)

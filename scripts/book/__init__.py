@@ -1,0 +1,1 @@
+"""What the book needs: diagrams, the browser, example content, book checks."""

@@ -1,0 +1,1 @@
+"""Getting a deployment onto a cluster: GKE, cluster services, hubploy, checks."""

@@ -1,0 +1,1 @@
+"""A course's life: registry states, the dispatcher, archives, mail, status."""

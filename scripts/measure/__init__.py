@@ -1,0 +1,1 @@
+"""How the hub behaves under load: arrival, restart, culling, profiles."""
