@@ -352,7 +352,9 @@ def rehearse(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def loadtest(session: nox.Session) -> None:
-    """The book's measurements: a class arriving, culled, the hub restarted (scripts/measure/loadtest.py).
+    """The book's measurements: a class arriving, culled, the hub restarted.
+
+    scripts/measure/loadtest.py runs them.
 
     `nox -s loadtest` runs all (about an hour), `nox -s loadtest -- burst` one;
     results in book/measurements/. Run it with nothing else on the machine.

@@ -1,4 +1,4 @@
-"""`coursehub`: the operator's commands for a running deployment, one subcommand each.
+"""`coursehub`: every tool of the project, as `coursehub <group> <verb>`.
 
     coursehub status prod                   # the daily checks (chapter "Running a bootcamp")
     coursehub hub run > hub.log 2>&1 &      # the local hub, its output in a file
@@ -8,13 +8,17 @@
 
 A cluster deployment is read with kubectl's current context, in the
 deployment's namespace (deploy/deployments.yaml); the local deployment from the
-local hub's state folder. A subcommand is a subparser in `parser()` and the
-function it names (`set_defaults(run=...)`); a new one is one of each.
+local hub's state folder. The operator's commands for a running deployment
+(status, backup, restore) are subparsers in `parser()` with the function each
+names (`set_defaults(run=...)`). Every other group is a tool module's own `main`,
+listed in GROUPS: `coursehub <group> ...` hands it the rest of the command line, so
+`coursehub <group> --help` is that tool's own help.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from datetime import UTC, datetime
@@ -24,6 +28,29 @@ from coursehub_tools.config.deployconfig import ROOT, ConfigError, load
 from coursehub_tools.lifecycle import hub_backup, hub_status
 
 log = logging.getLogger("coursehub")
+
+# group -> (module under coursehub_tools whose main(argv) runs it, what it is for)
+GROUPS = {
+    "config": ("config.deployconfig", "the merged values of a deployment"),
+    "chart": ("config.chart", "the pinned z2jh chart, kept whole as data"),
+    "hub": ("local.local_hub", "run the reference hub on this machine"),
+    "pod": ("local.pod_manifests", "the pod a user's server gets, built offline"),
+    "github-standin": ("local.github_standin", "a stand-in for GitHub"),
+    "kube-standin": ("local.kube_standin.api", "a stand-in for the Kubernetes API"),
+    "cluster": ("deploy.cluster", "create clusters and deploy to them"),
+    "gke": ("deploy.gke", "a GKE cluster for a deployment"),
+    "capacity": ("deploy.capacity", "nodes and placeholders the courses need, and their cost"),
+    "workflows": ("deploy.workflow_check", "the deploy order the workflows promise, checked"),
+    "rehearse": ("deploy.rehearsal", "from a fork to the first deploy, rehearsed here"),
+    "course": ("lifecycle.course_lifecycle", "a course's life in the registry"),
+    "dispatch": ("lifecycle.dispatcher", "what each course's state and dates call for now"),
+    "content": ("lifecycle.content_check", "a course's notebooks, run before students see them"),
+    "class-arrival": ("measure.class_arrival", "a class arriving at the local hub, measured"),
+    "hub-restart": ("measure.hub_restart", "the hub restarted during a course, measured"),
+    "loadtest": ("measure.loadtest", "the measurements the book reports"),
+    "diagram": ("book.architecture_diagram", "the architecture drawn from the values"),
+    "book-check": ("book.book_check", "what a reader would see wrong in the built book"),
+}
 OPERATOR_TOKEN = "operator-token"
 
 
@@ -106,6 +133,9 @@ def _database_options(parser: argparse.ArgumentParser) -> None:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="coursehub", description=__doc__.split("\n\n")[0])
     sub = top.add_subparsers(dest="command", required=True)
+    for group, (_, purpose) in GROUPS.items():
+        # listed for --help only: main() hands these to the tool before parsing
+        sub.add_parser(group, help=purpose, add_help=False)
     status = sub.add_parser("status", help="nodes, placeholders, images, hub log, culler, TLS")
     _local_options(status)
     status.add_argument("--url", default="http://127.0.0.1:8000", help="the local hub's URL")
@@ -122,7 +152,22 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def run_group(group: str, argv: list[str]) -> int:
+    """Run a tool's own main on the rest of the command line; its usage says `coursehub group`."""
+    module = importlib.import_module(f"coursehub_tools.{GROUPS[group][0]}")
+    # argparse names a parser without prog after sys.argv[0]
+    program = sys.argv[0]
+    sys.argv[0] = f"coursehub {group}"
+    try:
+        return module.main(argv)
+    finally:
+        sys.argv[0] = program
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in GROUPS:
+        return run_group(argv[0], argv[1:])
     args = parser().parse_args(argv)
     try:
         return args.run(args)

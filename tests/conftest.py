@@ -175,7 +175,9 @@ def browser():
 
 @pytest.fixture
 def postgres():
-    """A throwaway PostgreSQL server (scripts/local/local_postgres.py); skips, saying why, without one."""
+    """A throwaway PostgreSQL server (scripts/local/local_postgres.py).
+
+    Skips, saying why, without one."""
     try:
         with throwaway_postgres() as database:
             yield database

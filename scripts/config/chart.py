@@ -31,9 +31,8 @@ from typing import Any
 
 import yaml
 
+from coursehub_tools.config.project import DEPLOYMENTS_FILE
 from coursehub_tools.config.yamlfiles import ROOT, ConfigError, read_yaml, relative
-
-DEPLOYMENTS_FILE = "deploy/deployments.yaml"
 
 
 class ChartUnavailable(Exception):

@@ -24,9 +24,9 @@ import yaml
 
 from coursehub.course_requests import end_problem
 from coursehub_tools.config import chart, hubploy_layout, sops_files
+from coursehub_tools.config.project import DEPLOYMENTS_FILE
 from coursehub_tools.config.yamlfiles import ROOT, ConfigError, read_yaml, relative
 
-DEPLOYMENTS_FILE = "deploy/deployments.yaml"
 DEPLOYMENTS_SCHEMA = "deploy/schema/deployments.schema.yaml"
 VALUES_SCHEMA = "deploy/schema/values.schema.yaml"
 COURSES_DIR = "deploy/courses"

@@ -19,9 +19,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from coursehub_tools.config.project import DEPLOYMENTS_FILE
 from coursehub_tools.config.yamlfiles import ROOT, ConfigError, read_yaml, relative
-
-DEPLOYMENTS_FILE = "deploy/deployments.yaml"
 
 
 def deployment_dir(spec: dict[str, Any], root: Path = ROOT) -> Path:

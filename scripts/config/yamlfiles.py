@@ -7,8 +7,7 @@ from typing import Any
 
 import yaml
 
-# The project folder: the tools are installed editable from it (see pyproject.toml).
-ROOT = Path(__file__).resolve().parent.parent
+from coursehub_tools.config.project import ROOT
 
 
 class ConfigError(Exception):

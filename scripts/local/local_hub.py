@@ -44,7 +44,8 @@ from coursehub_tools.local.hub.supervisor import (
 )
 from coursehub_tools.local.kube_standin.launch import StandinSettings
 
-LOCALHUB_DIR = ROOT / "scripts" / "localhub"
+# The files the hub process runs, beside their modules in this package.
+LOCALHUB_DIR = Path(kube_backend.__file__).parent
 FIXTURE = LOCALHUB_DIR / "github-users.yaml"
 CLIENT_ID = "coursehub-local"
 # Chromium and Firefox resolve every name under localhost to the loopback (RFC 6761),

@@ -19,6 +19,7 @@ from coursehub_tools.book.book_check import PAGE_WIDTH_PX, SMALLEST_READABLE_PX,
 from coursehub_tools.config.deployconfig import ROOT, Layer, load
 from coursehub_tools.config.yamlfiles import read_yaml
 from coursehub_tools.lifecycle import course_lifecycle
+from coursehub_tools.local.local_hub import FIXTURE
 
 pytestmark = pytest.mark.unit
 
@@ -68,7 +69,7 @@ def test_the_pipeline_picture_is_the_workflows():
 
 def _fixture_teams() -> set[str]:
     """Every "org:team" of the GitHub stand-in's world, admitted or not."""
-    world = read_yaml(ROOT / "scripts" / "localhub" / "github-users.yaml")
+    world = read_yaml(FIXTURE)
     return {
         f"{organization}:{team}"
         for organization, spec in world["organizations"].items()

@@ -2,11 +2,12 @@
 
 A command is a line of a shell block, or a code span with arguments, that starts
 with one of the project's console scripts (pyproject.toml's [project.scripts]); a
-span that is a script's bare name names the tool. Each is given to
-that script's own argument parser, which refuses what the script would refuse:
-a missing argument, a subcommand or option that does not exist. Here the command
-is parsed; tests/book/test_book_commands_run.py runs those that need no cluster. Words
-in capitals or in <angle brackets> stand for the reader's own values.
+span that is a script's bare name, or `coursehub <group>`, names the tool. Each is
+given to that script's own argument parser (through `coursehub`'s group), which
+refuses what the script would refuse: a missing argument, a subcommand or option
+that does not exist. Here the command is parsed; tests/book/test_book_commands_run.py
+runs those that need no cluster. Words in capitals or in <angle brackets> stand for
+the reader's own values.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import tomllib
 
 import pytest
 
+from coursehub_tools import cli
 from coursehub_tools.config.deployconfig import ROOT
 
 pytestmark = pytest.mark.unit
 
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+TOOL_NAMES = {*SCRIPTS, *(f"coursehub {group}" for group in cli.GROUPS)}
 PAGES = [*sorted((ROOT / "book").glob("*.md")), ROOT / "README.md"]
 SHELL_BLOCK = re.compile(r"^```(?:bash|console|sh|shell)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 OTHER_BLOCK = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
@@ -44,7 +47,7 @@ def shown_commands(text: str) -> list[str]:
     """The project commands a page shows, as a reader would copy them."""
     lines = [line for block in SHELL_BLOCK.findall(text) for line in block.splitlines()]
     prose = OTHER_BLOCK.sub("", SHELL_BLOCK.sub("", text))
-    spans = [span for span in CODE_SPAN.findall(prose) if span.strip() not in SCRIPTS]
+    spans = [span for span in CODE_SPAN.findall(prose) if span.strip() not in TOOL_NAMES]
     candidates = [line.removeprefix("$ ") for line in lines] + spans
     return [
         command.split("  #")[0].strip()
@@ -102,3 +105,18 @@ def test_a_command_missing_its_argument_is_found(monkeypatch, capsys):
     assert parses("coursehub gke scale-down", monkeypatch, capsys).endswith(
         "the following arguments are required: deployment"
     )
+
+
+@pytest.mark.parametrize("group", sorted(cli.GROUPS))
+def test_every_group_has_its_own_help(group, capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main([group, "--help"])
+    assert exit.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: coursehub {group} ")
+
+
+def test_an_unknown_group_is_refused_naming_the_groups(capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["hubb", "run"])
+    assert exit.value.code == 2
+    assert "invalid choice: 'hubb'" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """Checks tests/deploy/test_runner_user.py runs as a user that is not root (GitHub's `runner`).
 
 Run from the top of a checkout, with the project's test environment:
-`python tests/deploy/runner_checks.py install-debian` or `python tests/deploy/runner_checks.py postgres`.
+`python tests/deploy/runner_checks.py install-debian` or
+`python tests/deploy/runner_checks.py postgres`.
 Each prints what the test reads and exits non-zero when the check fails.
 """
 

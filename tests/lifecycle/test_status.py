@@ -10,15 +10,14 @@ from __future__ import annotations
 import copy
 import json
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
 from coursehub_tools import cli
-from coursehub_tools.config.deployconfig import load
+from coursehub_tools.config.deployconfig import ROOT, load
 from coursehub_tools.lifecycle import hub_status
 
-RECORDED = Path(__file__).parent / "recorded"
+RECORDED = ROOT / "tests" / "recorded"
 # The demo school's first morning, in the hub pod's clock (UTC).
 MORNING = datetime(2026, 11, 16, 9, 5)
 

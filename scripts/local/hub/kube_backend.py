@@ -33,7 +33,8 @@ def runtime_values() -> dict:
 
 def claims_beside_the_chart(values: dict) -> list[str]:
     """Claims the values mount but KubeSpawner does not create: made by the cluster's set-up
-    (scripts/deploy/cluster_services.py makes the shared-data claim), so the stand-in starts with them."""
+    (scripts/deploy/cluster_services.py makes the shared-data claim), so the stand-in starts
+    with them."""
     volumes = (values.get("singleuser", {}).get("storage") or {}).get("extraVolumes") or []
     if isinstance(volumes, dict):
         volumes = list(volumes.values())

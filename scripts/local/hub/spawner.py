@@ -208,7 +208,7 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
 
 
 class LightweightCourseSpawner(LocalCourseSpawner):
-    """The same course rules and hub API, with scripts/local/hub/lightweight_server.py as the server.
+    """The same course rules and hub API, with local/hub/lightweight_server.py as the server.
 
     For load tests with more students than JupyterLab processes fit on this
     machine. The start-up hooks are left out too: on a cluster they run in the
