@@ -40,6 +40,8 @@ class Layer:
 
     source: str
     values: dict[str, Any]
+    # made from the repository (the course registry, hub-config/), not a values file
+    generated: bool = False
 
 
 @dataclass
@@ -163,8 +165,8 @@ def generated_layers(spec: dict[str, Any], root: Path = ROOT) -> list[Layer]:
     """What is made from the repository rather than written as values: the course
     registry (custom.courses) and hub-config/ (hub.extraFiles)."""
     return [
-        Layer(COURSES_DIR + "/", course_values(root)),
-        Layer(spec["hubConfig"]["source"] + "/", hub_config_values(spec, root)),
+        Layer(COURSES_DIR + "/", course_values(root), generated=True),
+        Layer(spec["hubConfig"]["source"] + "/", hub_config_values(spec, root), generated=True),
     ]
 
 

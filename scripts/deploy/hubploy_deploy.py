@@ -50,13 +50,13 @@ def pull_chart(into: Path) -> Path:
 def add_generated_values(deployment: Deployment, chart_folder: Path) -> dict:
     """Rewrite the chart folder's values.yaml: its defaults, then the generated layers.
 
-    `deployment.layers[1:3]` are the registry and hub-config/ (deployconfig.load);
+    The generated layers are the registry and hub-config/ (deployconfig.generated_layers);
     the pre-puller's course images are derived from the merged courses, as the
     merge does.
     """
     values_file = chart_folder / "values.yaml"
     values = read_yaml(values_file, chart_folder)
-    for layer in deployment.layers[1:3]:
+    for layer in (layer for layer in deployment.layers if layer.generated):
         values = merge(values, layer.values)
     values = merge(values, prepuller_images(deployment.values["custom"]["courses"]))
     values_file.write_text(yaml.safe_dump(values, sort_keys=False))
