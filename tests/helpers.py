@@ -34,7 +34,8 @@ def students_pod(deployment: str, user: str = "sam", extra_values: dict | None =
 
 
 def has_database(deployment: Deployment) -> bool:
-    """The deploy makes the hub a PostgreSQL server of its own (scripts/deploy/cluster_services.py)."""
+    """The deploy makes the hub a PostgreSQL server of its own
+    (scripts/deploy/cluster_services.py)."""
     values = deployment.values
     return bool(
         values["custom"]["clusterServices"]["database"]["enabled"]

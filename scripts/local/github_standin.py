@@ -2,7 +2,8 @@
 
 It answers exactly the calls GitHubOAuthenticator makes (authorize, token
 exchange, /user, /user/emails, /user/teams, /user/orgs, organization and team
-membership, and the repository calls that open a pull request: scripts/local/github_standin_repos.py)
+membership, and the repository calls that open a pull request:
+scripts/local/github_standin_repos.py)
 from a fixture file of users, organizations, teams and repositories, so the local hub runs
 the real OAuthenticator code path with no network and no GitHub account.
 

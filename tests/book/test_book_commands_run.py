@@ -26,8 +26,8 @@ from coursehub_tools.config.deployconfig import ROOT
 ELSEWHERE = {
     "coursehub status": "reads a running deployment: a cluster through kubectl, or the local "
     "hub on port 8000 (the bootcamp chapter runs it against a local hub of its own)",
-    "coursehub restore": "puts a database back under a stopped hub (tests/lifecycle/test_backup.py does, "
-    "on a local hub of its own)",
+    "coursehub restore": "puts a database back under a stopped hub "
+    "(tests/lifecycle/test_backup.py does, on a local hub of its own)",
     "coursehub gke apply": "creates the Google Cloud project's resources",
     "coursehub gke verify": "asks Google Cloud what the project has",
     "coursehub gke scale-down": "resizes a GKE cluster's node pool",

@@ -1,4 +1,5 @@
-"""The wildcard certificate staging and prod serve users' servers from (scripts/deploy/certificates.py):
+"""The wildcard certificate staging and prod serve users' servers from
+(scripts/deploy/certificates.py):
 cert-manager as pinned, a DNS-01 ClusterIssuer on Cloud DNS, a Certificate for each host and its
 wildcard into the Secret the proxy reads, and the Google account it acts as, made by
 `coursehub gke plan/apply` and bound by Workload Identity."""
