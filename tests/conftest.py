@@ -105,13 +105,16 @@ def project_copy(tmp_path) -> ProjectCopy:
 
 @pytest.fixture(scope="session")
 def local_hub_pieces() -> None:
-    """Skip, saying why, when the pieces a local hub needs are not installed."""
+    """Fail, saying how to install them, when the pieces a local hub needs are missing.
+
+    Not a skip: `nox -s pytest` installs them, so one missing is a broken install,
+    and only a test that needs a live cluster may skip."""
     if shutil.which("jupyterhub-singleuser") is None:
-        pytest.skip("jupyterhub-singleuser is not on PATH: run through `nox -s pytest`")
+        pytest.fail("jupyterhub-singleuser is not on PATH: run through `nox -s pytest`")
     try:
         find_chp()
     except Exception as err:  # LocalHubError: message says how to install it
-        pytest.skip(str(err))
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="session")
@@ -164,22 +167,21 @@ def hub_factory(tmp_path, local_hub_pieces):
 
 @pytest.fixture
 def browser():
-    """Headless Chromium or Chrome driven by selenium; skips, saying why, if none is installed."""
+    """Headless Chromium or Chrome driven by selenium; fails, saying how to get one, without."""
     try:
         session = headless_chromium()
     except BrowserUnavailable as err:
-        pytest.skip(str(err))
+        pytest.fail(str(err))
     yield session
     session.quit()
 
 
 @pytest.fixture
 def postgres():
-    """A throwaway PostgreSQL server (scripts/local/local_postgres.py).
-
-    Skips, saying why, without one."""
+    """A throwaway PostgreSQL server (scripts/local/local_postgres.py); fails, saying how to
+    install one, without."""
     try:
         with throwaway_postgres() as database:
             yield database
     except PostgresUnavailable as err:
-        pytest.skip(str(err))
+        pytest.fail(str(err))

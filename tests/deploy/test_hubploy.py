@@ -28,7 +28,7 @@ HUBPLOY_DEPLOYMENTS = [
 def recorded(request):
     for tool, group in (("hubploy", "deploy"), ("sops", "deploy")):
         if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed: the `{group}` dependency group installs it")
+            pytest.fail(f"{tool} is not installed: the `{group}` dependency group installs it")
     return record(request.param)
 
 

