@@ -27,14 +27,18 @@ from urllib.parse import parse_qs, unquote, urlparse
 from coursehub_tools.serving import serving
 
 API_VERSION = "1.47"
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 SERVER_VERSION = "stand-in (coursehub rehearsal; not dockerd)"
 # ref: https://docs.docker.com/reference/dockerfile/ (the instructions dockerd's parser knows)
 INSTRUCTIONS = {
     "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
     "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
 }  # fmt: skip
-# A reference as dockerd accepts it: lowercase repository path, optional tag.
-REFERENCE = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+|:[0-9]+/)*(:[\w][\w.-]{0,127})?$")
+# A reference as dockerd accepts it: a host (with an optional port), a lowercase
+# repository path, an optional tag. ref: distribution/reference's grammar.
+REFERENCE = re.compile(
+    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[\w][\w.-]{0,127})?$"
+)
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Engine:
     requests: list[str] = field(default_factory=list)
     builds: list[dict[str, Any]] = field(default_factory=list)
     pushes: list[dict[str, Any]] = field(default_factory=list)
+    logins: list[str] = field(default_factory=list)
 
 
 class DockerError(Exception):
@@ -220,6 +225,13 @@ class _Handler(BaseHTTPRequestHandler):
             for reference, image_id in engine.built.items():
                 tags.setdefault(image_id, []).append(reference)
             return self._send(200, [{"Id": i, "RepoTags": t} for i, t in tags.items()])
+        if method == "POST" and path == "/auth":
+            # dockerd asks the registry; the stand-in's registry takes any password.
+            login = json.loads(body or b"{}")
+            if not login.get("password"):
+                raise DockerError(401, "unauthorized: incorrect username or password")
+            engine.logins.append(login.get("serveraddress", ""))
+            return self._send(200, {"Status": "Login Succeeded", "IdentityToken": ""})
         if method == "POST" and path == "/build":
             return self._send(200, list(build(engine, query, body)), stream=True)
         if method == "POST" and path == "/images/create":
@@ -241,10 +253,19 @@ class _Handler(BaseHTTPRequestHandler):
                 raise DockerError(404, f"{reference}: manifest unknown: manifest unknown")
             digest = "sha256:" + hashlib.sha256(reference.encode()).hexdigest()
             return self._send(200, {
-                "Descriptor": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "Descriptor": {"mediaType": MANIFEST_TYPE,
                                "digest": digest, "size": 1234},
                 "Platforms": [{"architecture": "amd64", "os": "linux"}],
             })  # fmt: skip
+        # The registry's own API (Docker Registry v2, /v2 taken off with the engine's
+        # version above), for a reference naming the stand-in's address as its host.
+        manifest = re.fullmatch(r"/(.+)/manifests/([^/]+)", path)
+        if method == "GET" and manifest:
+            reference = f"{self.headers['Host']}/{manifest.group(1)}:{manifest.group(2)}"
+            if reference not in engine.registry:
+                return self._send(404, {"errors": [{"code": "MANIFEST_UNKNOWN",
+                                                    "message": "manifest unknown"}]})  # fmt: skip
+            return self._send(200, {"schemaVersion": 2, "mediaType": MANIFEST_TYPE})
         raise DockerError(404, f"page not found: {method} {path}")
 
     def do_GET(self):
