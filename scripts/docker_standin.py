@@ -1,9 +1,13 @@
 """A stand-in Docker engine and registry: the Engine API calls docker-py and the docker CLI make
 for hubploy's build and push, answered and recorded, with no container built.
 
-This machine has no dockerd. The rehearsal (scripts/rehearsal.py) points DOCKER_HOST here, so
-hubploy, repo2docker and docker-py run unchanged and their requests are what the real engine
-would get. It fails as dockerd does where the input is wrong: a build context without its
+This machine has no dockerd. The rehearsal (scripts/rehearsal.py) and the course image
+pipeline's tests (tests/test_course_image.py) point DOCKER_HOST here, so hubploy, repo2docker,
+docker-py and the docker CLI (build, login, push) run unchanged and their requests are what the
+real engine would get; no container is run (`docker run` gets a 404). Its registry answers the
+Registry v2 manifest lookup (HEAD /v2/<name>/manifests/<tag>, as scripts/registry_check.py
+asks) for images named with the stand-in's own address as their host.
+It fails as dockerd does where the input is wrong: a build context without its
 Dockerfile, an unknown instruction, a COPY of a file the context lacks, a push of an image never
 built, a push without credentials, and a registry that has no such tag (manifest unknown).
 Every answer says it comes from a stand-in.
