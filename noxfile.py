@@ -6,7 +6,7 @@ nox -s book      build the book (warnings and execution errors are fatal)
 nox -s kind      deploy the same config to a kind cluster and test it (needs Docker)
 nox -s image     build the user image with hubploy (needs Docker; `-- --push` pushes)
 nox -s deploy -- staging   deploy with hubploy (CI deploys main, staging before prod)
-nox -s chart     the pinned chart rendered by helm and its own hub config beside our emulation
+nox -s chart     the pinned chart rendered by helm, and its hub config over our layout of its files
 nox -s loadtest  the book's measurements: a class arriving, culled, the hub restarted
 nox -s dispatch  the course lifecycle's due steps (the dispatch workflow runs it daily)
 nox -s rehearse  from a fork to the first deploy, on a fresh clone, up to the cloud's edge

@@ -129,11 +129,18 @@ def repeats(pages: dict[str, str]) -> list[str]:
             if block.count("\n") + 1 >= REPEAT_LINES:
                 places.setdefault(block, []).append(name)
     return [
-        f"{' and '.join(where)}: the same {block.count(chr(10)) + 1} lines "
+        f"{shown_where(where)}: the same {block.count(chr(10)) + 1} lines "
         f"({block.splitlines()[0][:60]!r}...); show it once and link to it"
         for block, where in places.items()
         if len(where) > 1
     ]
+
+
+def shown_where(pages: list[str]) -> str:
+    """`a.html and b.html`, or `a.html, 2 times` when one page shows the block again."""
+    if len(set(pages)) == 1:
+        return f"{pages[0]}, {len(pages)} times"
+    return " and ".join(pages)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,24 +1,18 @@
-"""The pinned chart's own hub config beside ours, for the same deployment, compared.
+"""The pinned chart rendered by helm, offline, and its hub pod's files laid out as helm mounts them.
 
-`helm template` renders the kept chart (deploy/chart/<name>-<version>/, offline)
-with the deployment's values; the hub pod's files (its ConfigMap and Secret,
-mounted as the hub Deployment mounts them) are laid out in a folder, and the
-chart's own jupyterhub_config.py runs there in a fresh Python process, with only
-its mount root changed to that folder. It dumps the resulting traitlets config
-and the pods CourseKubeSpawner builds from it; tests/test_chart_parity.py
-compares them with what scripts/localhub/chart_values.py (our emulation) builds.
-
-    python -m coursehub_tools.chart_parity <hub pod folder> <output.json>
+`helm template` renders the kept chart (deploy/chart/<name>-<version>/) with a
+deployment's values. `lay_out_hub_pod` writes what the hub container sees (its
+ConfigMap and Secret, mounted as the hub Deployment mounts them) into a folder,
+the chart's two files with the mount root moved to that folder, as
+scripts/localhub/layout.py does from the values: tests/test_chart_parity.py
+runs the chart's own jupyterhub_config.py over both and compares the results.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +20,9 @@ from typing import Any
 import yaml
 from traitlets.config import Config, LazyConfigValue
 
-MOUNT_ROOT = "/usr/local/etc/jupyterhub"
+from coursehub_tools.localhub.layout import CHART_FILES, mount_root
+
+MOUNT_ROOT = mount_root()
 
 
 def render(helm: Path, chart_dir: Path, release: str, namespace: str, values: Path) -> list[dict]:
@@ -65,7 +61,8 @@ def _volume_files(volume: dict, objects: list[dict]) -> dict[str, bytes]:
 
 
 def lay_out_hub_pod(objects: list[dict], hub_name: str, target: Path) -> dict[str, str]:
-    """Write what the hub container sees under MOUNT_ROOT into `target`.
+    """Write what the hub container sees under MOUNT_ROOT into `target`, the chart's
+    files naming `target` where they name MOUNT_ROOT (as layout.lay_out does).
 
     Returns the environment Kubernetes gives the hub for the Services it uses
     (<SERVICE>_SERVICE_PORT), which the chart's config reads.
@@ -88,6 +85,9 @@ def lay_out_hub_pod(objects: list[dict], hub_name: str, target: Path) -> dict[st
             local.mkdir(parents=True, exist_ok=True)
             for key, content in files.items():
                 (local / key).write_bytes(content)
+    for name in CHART_FILES:
+        path = target / name
+        path.write_text(path.read_text().replace(MOUNT_ROOT, str(target)))
     env = {}
     for service in (o for o in objects if o["kind"] == "Service"):
         variable = service["metadata"]["name"].upper().replace("-", "_") + "_SERVICE_PORT"
@@ -132,59 +132,6 @@ def pods(config: Config, cases: list[dict]) -> list[dict]:
     return [asyncio.run(build(case)) for case in cases]
 
 
-def run_charts_config(root: Path) -> Config:
-    """Execute the chart's jupyterhub_config.py laid out in `root`, as the hub would."""
-    for name in ("jupyterhub_config.py", "z2jh.py"):
-        path = root / name
-        path.write_text(path.read_text().replace(MOUNT_ROOT, str(root)))
-    config = Config()
-    config_file = root / "jupyterhub_config.py"
-    namespace: dict[str, Any] = {"get_config": lambda: config, "__file__": str(config_file)}
-    exec(compile(config_file.read_text(), str(config_file), "exec"), namespace)
-    return config
-
-
-def main(argv: list[str] | None = None) -> int:
-    root, output = (Path(arg) for arg in (argv or sys.argv[1:]))
-    cases = json.loads((root / "parity-cases.json").read_text())
-    config = run_charts_config(root)
-    from coursehub_tools.pod_manifests import use_offline_kubeconfig
-
-    use_offline_kubeconfig(root)
-    output.write_text(json.dumps({"config": plain(config), "pods": pods(config, cases)}))
-    return 0
-
-
-def run_in_subprocess(root: Path, env: dict[str, str], cases: list[dict]) -> dict:
-    """The chart's config and pods from a fresh interpreter (hub-config imported from `root`)."""
-    (root / "parity-cases.json").write_text(json.dumps(cases))
-    output = root / "parity-output.json"
-    subprocess.run(
-        [sys.executable, "-m", "coursehub_tools.chart_parity", str(root), str(output)],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(output.read_text())
-
-
-def relocated(value: Any, old: str, new: str) -> Any:
-    """`value` with every text under the folder `old` moved under `new`.
-
-    The chart's hub runs here with its config dir in a temporary folder instead
-    of /usr/local/etc/jupyterhub, so a path hub-config derives from where it is
-    mounted (coursehub.values.CONFIG_DIR) names that folder; it is the same path.
-    """
-    if isinstance(value, dict):
-        return {key: relocated(item, old, new) for key, item in value.items()}
-    if isinstance(value, list):
-        return [relocated(item, old, new) for item in value]
-    if isinstance(value, str) and (value == old or value.startswith(old + "/")):
-        return new + value[len(old) :]
-    return value
-
-
 def differences(chart: dict, ours: dict, ignore: Callable[[str, str], bool]) -> list[str]:
     """(section.trait: chart value != our value) for every trait either config sets."""
     found = []
@@ -198,7 +145,3 @@ def differences(chart: dict, ours: dict, ignore: Callable[[str, str], bool]) -> 
             if theirs_value != our_value:
                 found.append(f"{section}.{trait}: chart {theirs_value!r} != ours {our_value!r}")
     return found
-
-
-if __name__ == "__main__":
-    sys.exit(main())

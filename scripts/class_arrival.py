@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -49,9 +50,7 @@ from coursehub_tools.culling import (
     cull_pass_at,
     cull_pass_role,
     culler_token,
-    hub_users,
     report_activity,
-    wait_for_stops,
 )
 from coursehub_tools.deployconfig import ConfigError, load
 from coursehub_tools.hub_client import follow_progress, login_with_standin
@@ -59,8 +58,9 @@ from coursehub_tools.hub_profile import ARRIVAL_STEPS, CULL_STEPS, sampled
 from coursehub_tools.local_hub import FIXTURE, LocalHub, LocalHubError, free_port
 from coursehub_tools.local_postgres import Database, PostgresUnavailable, throwaway_postgres
 from coursehub_tools.localhub import kube_backend
-from coursehub_tools.localhub.chart_values import LOCAL_SPAWNERS
+from coursehub_tools.localhub.facts import LOCAL_SPAWNERS
 from coursehub_tools.localhub.supervisor import processes_marked
+from coursehub_tools.waiting import WaitTimeout
 from coursehub_tools.yamlfiles import read_yaml
 
 # With no login through after this many tries, the hub is refusing the class.
@@ -91,6 +91,16 @@ def stock_settings() -> dict:
             },
         }
     }
+
+
+def held_start(gate: Path) -> dict:
+    """A values layer whose servers (JupyterLab) start only once the file `gate` exists:
+    a start stays pending for as long as a test or a chapter needs, with
+    concurrentSpawnLimit reached behind it. JupyterHub appends the server's
+    arguments to singleuser.cmd; "$@" passes them on."""
+    wait = f"while [ ! -e {shlex.quote(str(gate))} ]; do sleep 0.2; done"
+    command = ["sh", "-c", f'{wait}; exec jupyterhub-singleuser "$@"', "held-jupyterhub-singleuser"]
+    return {"singleuser": {"cmd": command}}
 
 
 @dataclass
@@ -300,10 +310,12 @@ def cull_class(
         start, cpu_at_start = time.monotonic(), watch.cpu_seconds()
         asyncio.run(cull_pass_at(f"{hub.url}/hub/api", token, cull, moment))
         pass_seconds = time.monotonic() - start
-        idle_left = wait_for_stops(hub, idle, STOPS_TIMEOUT)
+        with contextlib.suppress(WaitTimeout):
+            hub.client.wait_stopped(idle, STOPS_TIMEOUT)
         all_stopped_seconds = time.monotonic() - start
         cpu_seconds = watch.cpu_seconds() - cpu_at_start
-    running = {user["name"] for user in hub_users(hub, state="active")}
+    idle_left = hub.client.with_servers(idle)
+    running = {user["name"] for user in hub.client.every("/users", state="active")}
     profiled = {"hub_profile": sampling.summary} if profile else {}
     return {
         "idle": len(idle),
@@ -344,7 +356,7 @@ def run_class(
     team = team or values["custom"]["github"]["studentTeams"][0]
     fixture = state / "class-fixture.yaml"
     fixture.write_text(yaml.safe_dump(class_fixture(students, team, also=(CULL_PASS_USER,))))
-    extra = [cull_pass_role(values)] + ([stock_settings()] if stock else [])
+    extra = [cull_pass_role(merged)] + ([stock_settings()] if stock else [])
     if through_kube and server == "lightweight":
         extra.append(kube_backend.lightweight_values())
     extra += extra_values

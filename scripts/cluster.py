@@ -1,6 +1,7 @@
 """Create clusters and deploy to them: the commands, derived from deploy/, then run.
 
     coursehub-cluster plan staging     # print what `up` would run and apply
+    coursehub-cluster services staging # the objects `up` applies before the chart
     coursehub-cluster up kind          # create the kind cluster if needed, then deploy
     coursehub-cluster up staging       # deploy with hubploy (sops decrypts the secrets)
     coursehub-cluster create kind      # only create the kind cluster, if it is missing
@@ -30,7 +31,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from coursehub_tools import cluster_services, gke, hubploy_deploy, registry_check
+from coursehub_tools import certificates, cluster_services, gke, hubploy_deploy, registry_check
 from coursehub_tools.deployconfig import (
     DEPLOYMENTS_FILE,
     ROOT,
@@ -95,15 +96,21 @@ def cluster_commands(name: str) -> list[list[str]]:
 
 
 def runtime_layers(name: str, token: str | None = None, root: Path = ROOT) -> list[Layer]:
-    """What only a deploy run adds: the cluster-tests service's token, where the
-    values define that service (kind, staging).
+    """What only a deploy run adds: for a hubploy deploy, the generated layers'
+    revision (custom.generated, which the chart folder's version also carries); the
+    cluster-tests service's token, where the values define that service (kind, staging).
 
     A new token for each checkout, kept in .localhub/ for the cluster tests that
     run after the deploy; never committed, so the service answers only to the
     job that deployed. `plan` shows a placeholder `token` instead.
     """
-    if TEST_SERVICE not in load(name, root=root).values["hub"].get("services", {}):
-        return []
+    loaded = load(name, root=root)
+    layers = []
+    if "hubploy" in loaded.spec:
+        revision = hubploy_deploy.generated_revision(loaded.layers)
+        layers.append(Layer(hubploy_deploy.RUNTIME_SOURCE, {"custom": {"generated": revision}}))
+    if TEST_SERVICE not in loaded.values["hub"].get("services", {}):
+        return layers
     if token is None:
         token_file = test_token_file(root)
         token_file.parent.mkdir(exist_ok=True)
@@ -111,7 +118,7 @@ def runtime_layers(name: str, token: str | None = None, root: Path = ROOT) -> li
             token_file.write_text(secrets.token_hex(32))
         token = token_file.read_text().strip()
     values = {"hub": {"services": {TEST_SERVICE: {"apiToken": token}}}}
-    return [Layer(hubploy_deploy.RUNTIME_SOURCE, values)]
+    return [*layers, Layer(hubploy_deploy.RUNTIME_SOURCE, values)]
 
 
 def deployed(name: str, *, decrypt: bool, root: Path = ROOT) -> Deployment:
@@ -147,6 +154,17 @@ def apply_command(namespace: str) -> list[str]:
     return ["kubectl", "apply", "--namespace", namespace, "-f", "-"]
 
 
+def services_command(name: str) -> list[str]:
+    return ["coursehub-cluster", "services", name]
+
+
+def services_to_apply(deployment: Deployment, nfs_server: str | None = None) -> list[dict]:
+    """One of `up`'s two steps before the chart: without the shared-data server's
+    address, everything but the PersistentVolume; with it, the PersistentVolume."""
+    objects = cluster_services.manifests(deployment, secrets=True, nfs_server=nfs_server)
+    return [o for o in objects if (o["kind"] == "PersistentVolume") == (nfs_server is not None)]
+
+
 def cluster_ip_command(namespace: str, service: str) -> list[str]:
     return [
         "kubectl", "get", "service", service, "--namespace", namespace,
@@ -155,7 +173,8 @@ def cluster_ip_command(namespace: str, service: str) -> list[str]:
 
 
 def _runtime_token(layers: list[Layer]) -> str | None:
-    return layers[0].values["hub"]["services"][TEST_SERVICE]["apiToken"] if layers else None
+    services = [layer.values.get("hub", {}).get("services", {}) for layer in layers]
+    return next((s[TEST_SERVICE]["apiToken"] for s in services if TEST_SERVICE in s), None)
 
 
 def _run(
@@ -180,10 +199,9 @@ def create_kind_cluster(name: str) -> None:
 def apply_cluster_services(deployment: Deployment) -> None:
     """The database and the shared-data server, then the volume that needs the server's address."""
     namespace = deployment.spec["namespace"]
-    objects = cluster_services.manifests(deployment, secrets=True)
-    if not objects:
+    first = services_to_apply(deployment)
+    if not first:
         return
-    first = [o for o in objects if o["kind"] != "PersistentVolume"]
     _run(apply_command(namespace), stdin=dump_manifests(first))
     service = cluster_services.nfs_service(deployment)
     if service is None:
@@ -193,9 +211,16 @@ def apply_cluster_services(deployment: Deployment) -> None:
     address = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
     if not address or address == "None":
         raise DeployError(f"Service {service} in {namespace} has no cluster IP for NFS")
-    objects = cluster_services.manifests(deployment, secrets=True, nfs_server=address)
-    volumes = [o for o in objects if o["kind"] == "PersistentVolume"]
-    _run(apply_command(namespace), stdin=dump_manifests(volumes))
+    _run(apply_command(namespace), stdin=dump_manifests(services_to_apply(deployment, address)))
+
+
+def apply_certificates(deployment: Deployment) -> None:
+    """cert-manager as pinned, then the wildcard certificate's ClusterIssuer and Certificate."""
+    objects = certificates.objects(deployment)
+    if not objects:
+        return
+    _run(certificates.install_command(certificates.cluster_spec(deployment)))
+    _run(apply_command(deployment.spec["namespace"]), stdin=dump_manifests(objects))
 
 
 def check_images(deployment: Deployment) -> None:
@@ -223,6 +248,7 @@ def up(name: str, is_kind: bool) -> None:
     if is_kind:
         create_kind_cluster(name)
     apply_cluster_services(deployment)
+    apply_certificates(deployment)
     with tempfile.TemporaryDirectory() as tmp:
         if "hubploy" in deployment.spec:
             chart_folder = hubploy_deploy.pull_chart(Path(tmp))
@@ -245,14 +271,21 @@ def plan(name: str) -> None:
         print(gke.shown(command))
     if objects:
         service = cluster_services.nfs_service(deployment)
+        # What `up` runs, as a reader can type it: the objects come from `services`, which
+        # reads the password from the encrypted layer, as `up` does.
+        apply = shlex.join(apply_command(namespace))
         print("# the database and the shared-data server (every change, before the chart):")
-        print(shlex.join(apply_command(namespace)), " # all but the PersistentVolume")
+        print(f"{shlex.join(services_command(name))} | {apply}")
         if service:
-            print(shlex.join(cluster_ip_command(namespace, service)))
-            print(shlex.join(apply_command(namespace)), " # the PersistentVolume, at that address")
+            print(f"address=$({shlex.join(cluster_ip_command(namespace, service))})")
+            print(f'{shlex.join(services_command(name))} --volume-at "$address" | {apply}')
     else:
         why = cluster_services.why_none(deployment)
         print(f"# no database or shared-data server to create: {why}")
+    if certificates.objects(deployment):
+        print("# the wildcard certificate: cert-manager, its ClusterIssuer and Certificate:")
+        print(shlex.join(certificates.install_command(certificates.cluster_spec(deployment))))
+        print(shlex.join(apply_command(namespace)), " # scripts/certificates.py's objects")
     print("# deploy (every change):")
     if "hubploy" in deployment.spec:
         chart_folder = Path("<chart folder>", load_deployments()["chart"]["name"])
@@ -274,9 +307,16 @@ def course_images(name: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["plan", "up", "create", "images", "down"])
+    parser.add_argument("action", choices=["plan", "up", "services", "create", "images", "down"])
     parser.add_argument("deployment")
+    parser.add_argument(
+        "--volume-at",
+        metavar="ADDRESS",
+        help="services: only the PersistentVolume, at the shared-data server's cluster IP",
+    )
     args = parser.parse_args(argv)
+    if args.volume_at and args.action != "services":
+        parser.error(f"--volume-at is for services, not {args.action}")
     try:
         spec = load_deployments()["deployments"].get(args.deployment)
         if spec is None or spec["backend"] != "kubernetes":
@@ -288,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
             plan(args.deployment)
         elif args.action == "up":
             up(args.deployment, kind_name is not None)
+        elif args.action == "services":
+            services = services_to_apply(deployed(args.deployment, decrypt=True), args.volume_at)
+            print(dump_manifests(services), end="")
         elif args.action == "images":
             print("\n".join(course_images(args.deployment)))
         elif kind_name is None:

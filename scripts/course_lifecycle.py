@@ -17,18 +17,18 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
+from coursehub import course_requests
 from coursehub_tools.deployconfig import COURSES_DIR, Layer, check_course
 from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml, relative
 
-REQUESTED, ACCEPTED, DEPLOYED, DEGRADED, FAILED = (
-    "REQUESTED", "ACCEPTED", "DEPLOYED", "DEGRADED", "FAILED",
-)  # fmt: skip
+REQUESTED = course_requests.REQUESTED
+ACCEPTED, DEPLOYED, DEGRADED, FAILED = "ACCEPTED", "DEPLOYED", "DEGRADED", "FAILED"
 # Who may make each move: an approver accepts; the dispatcher does the rest.
 ALLOWED = {
     (REQUESTED, ACCEPTED): "approver",
@@ -135,30 +135,13 @@ def request(args: argparse.Namespace, clock: Clock = utc_now, root: Path = ROOT)
     path = course_file(args.slug, root)
     if path.exists():
         raise ConfigError(f"{relative(path, root)}: a course {args.slug!r} exists already")
-    for name in ("start", "end"):
-        try:
-            date.fromisoformat(getattr(args, name))
-        except ValueError:
-            raise ConfigError(
-                f"--{name}: {getattr(args, name)!r} is not a date (YYYY-MM-DD)"
-            ) from None
-    course = {
-        "slug": args.slug,
-        "title": args.title,
-        "image": args.image,
-        "start": args.start,
-        "end": args.end,
-        "groups": {"instructors": args.instructors, "students": args.students},
-        "resources": {"memory": {"guarantee": args.memory, "limit": args.memory_limit},
-                      "cpu": {"guarantee": args.cpu, "limit": args.cpu_limit}},
-        "lifecycle": {
-            "state": REQUESTED,
-            "requestedBy": args.by,
-            "contacts": args.contact,
-            "history": [{"state": REQUESTED, "at": stamp(clock), "by": args.by,
-                         "why": args.why}],
-        },
-    }  # fmt: skip
+    # The same record the course request service's page makes (hub-config/coursehub/).
+    course = course_requests.new_course(
+        slug=args.slug, title=args.title, image=args.image, start=args.start, end=args.end,
+        instructors=args.instructors, students=args.students, by=args.by, why=args.why,
+        at=stamp(clock), contacts=args.contact, expected_students=args.expected_students,
+        memory=args.memory, memory_limit=args.memory_limit, cpu=args.cpu, cpu_limit=args.cpu_limit,
+    )  # fmt: skip
     path.write_text("")
     try:
         write_course(path, course, root)
@@ -178,10 +161,11 @@ def main(argv: list[str] | None = None, clock: Clock = utc_now) -> int:
     asked.add_argument("--instructors", nargs="+", required=True, help="organization:team")
     asked.add_argument("--students", nargs="+", required=True, help="organization:team")
     asked.add_argument("--contact", nargs="*", default=[], help="e-mail addresses")
-    asked.add_argument("--memory", default="1G")
-    asked.add_argument("--memory-limit", default="2G")
-    asked.add_argument("--cpu", type=float, default=0.25)
-    asked.add_argument("--cpu-limit", type=float, default=1.0)
+    asked.add_argument("--expected-students", type=int, help="for the approver")
+    asked.add_argument("--memory", default=course_requests.MEMORY)
+    asked.add_argument("--memory-limit", default=course_requests.MEMORY_LIMIT)
+    asked.add_argument("--cpu", type=float, default=course_requests.CPU)
+    asked.add_argument("--cpu-limit", type=float, default=course_requests.CPU_LIMIT)
     approved = sub.add_parser("approve", help="REQUESTED (or FAILED) -> ACCEPTED, by an approver")
     approved.add_argument("slug")
     approved.add_argument("--by", required=True)

@@ -1,24 +1,30 @@
 """One pass of the real jupyterhub-idle-culler at a chosen moment, with the deployment's cull.*.
 
 The hub's culler service runs the same code every `cull.every` seconds with
-the flags the chart derives from `cull.*` (scripts/localhub/chart_values.py,
-culler_service). Tests and the chapter "Culling" run one pass in-process
+the flags the chart's own jupyterhub_config.py derives from `cull.*`
+(culler_service). Tests and the chapter "Culling" run one pass in-process
 instead, with the culler's clock (`utcnow`, its only notion of time) set to a
 moment past the idle timeout, so nobody waits an hour to see a cull. Around
-the pass: what a server's activity report says, the token a load test's pass
-runs with, and waiting for the stops the hub finishes after answering.
+the pass: what a server's activity report says and the token a load test's
+pass runs with (waiting for the stops the hub finishes after answering is
+HubAPI.wait_stopped, scripts/hub_api.py).
 """
 
 from __future__ import annotations
 
-import time
+import tempfile
 from datetime import datetime
+from pathlib import Path
 from unittest import mock
 
 import jupyterhub_idle_culler
 
-from coursehub_tools.hub_client import every_item, login_with_standin
-from coursehub_tools.localhub.chart_values import culler_service, getter
+from coursehub_tools.deployconfig import Deployment
+from coursehub_tools.hub_api import name
+from coursehub_tools.hub_client import login_with_standin
+from coursehub_tools.pod_manifests import hub_config
+
+CULLER = "jupyterhub-idle-culler"
 
 
 def culler_arguments(cull: dict) -> dict:
@@ -39,25 +45,33 @@ def hub_clock(hub, users: set[str]) -> datetime:
     A pass "an hour from now" is an hour from this: the hub's record, not the
     calendar of the process that asks, which need not be the hub's.
     """
-    seen = [hub.api("GET", f"/users/{user}").json()["last_activity"] for user in users]
+    seen = [hub.client.get(f"/users/{name(user)}")["last_activity"] for user in users]
     return max(datetime.fromisoformat(stamp) for stamp in seen if stamp)
 
 
 def report_activity(hub, user: str, moment: datetime) -> None:
     """What a server's activity report says: `user` was active at `moment` (a LocalHub's API)."""
     stamp = moment.isoformat().replace("+00:00", "Z")
-    response = hub.api(
+    hub.client.call(
         "POST",
-        f"/users/{user}/activity",
+        f"/users/{name(user)}/activity",
         json={"last_activity": stamp, "servers": {"": {"last_activity": stamp}}},
     )
-    response.raise_for_status()
 
 
 CULL_PASS_USER = "cull-pass"
 
 
-def cull_pass_role(values: dict) -> dict:
+def culler_service(deployment: Deployment) -> tuple[dict, dict]:
+    """The culler service and its role, as the chart's own config makes them for `deployment`."""
+    with tempfile.TemporaryDirectory(prefix="coursehub-culler-") as work:
+        config = hub_config(deployment, Path(work))
+    (service,) = [s for s in config.JupyterHub.services if s["name"] == CULLER]
+    (role,) = [r for r in config.JupyterHub.load_roles if r["name"] == CULLER]
+    return service, role
+
+
+def cull_pass_role(deployment: Deployment) -> dict:
     """A values layer giving GitHub user `cull-pass` the culler role's scopes (hub.loadRoles).
 
     The hub makes the culler service's token itself at start, so checking it
@@ -66,7 +80,7 @@ def cull_pass_role(values: dict) -> dict:
     culler's. A load test's pass runs with a hub-made token of this user instead
     (who must be a member of an allowed team in the stand-in's world).
     """
-    _service, role = culler_service(getter(values), hub_api="", python="")
+    _service, role = culler_service(deployment)
     return {
         "hub": {
             "loadRoles": {
@@ -83,30 +97,10 @@ def cull_pass_role(values: dict) -> dict:
 def culler_token(hub) -> str:
     """Log in as cull-pass (so the hub holds their GitHub auth) and make them a token."""
     login_with_standin(hub.url, CULL_PASS_USER, next_url="/hub/home").response.raise_for_status()
-    response = hub.api(
+    made = hub.client.call(
         "POST", f"/users/{CULL_PASS_USER}/tokens", json={"note": "a load test's cull pass"}
     )
-    response.raise_for_status()
-    return response.json()["token"]
-
-
-def hub_users(hub, **params) -> list[dict]:
-    """Every user the local hub lists, page by page (it answers at most a page at a time)."""
-    return every_item(hub.url, hub.operator_token, "/users", **params)
-
-
-def wait_for_stops(hub, names: set[str], timeout: float) -> set[str]:
-    """Wait until none of `names` has a server, even a stopping one; return who still has.
-
-    With slow_stop_timeout 0 (config/common.yaml) the hub answers a stop
-    at once and stops the server after, so a pass ends before its stops do.
-    """
-    deadline = time.monotonic() + timeout
-    while (running := names & {user["name"] for user in hub_users(hub, state="active")}) and (
-        time.monotonic() < deadline
-    ):
-        time.sleep(0.3)
-    return running
+    return made["token"]
 
 
 async def cull_pass_at(hub_api: str, token: str, cull: dict, moment: datetime) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from coursehub.course_requests import end_problem
 from coursehub_tools import chart, hubploy_layout, sops_files
 from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml, relative
 
@@ -205,12 +206,9 @@ def check_course(
 ) -> None:
     """A course against the schema, then what a schema cannot say: end not before start."""
     _check(course, schema, layers, prefix)
-    if course["end"] < course["start"]:
+    if problem := end_problem(course):
         key_path = [*prefix, "end"]
-        raise ConfigError(
-            f"{_source_of(key_path, layers)}: {'.'.join(key_path)}: "
-            f"{course['end']} is before start {course['start']}"
-        )
+        raise ConfigError(f"{_source_of(key_path, layers)}: {'.'.join(key_path)}: {problem}")
 
 
 def prepuller_images(courses: dict[str, Any]) -> dict[str, Any]:

@@ -37,13 +37,11 @@ import os
 import smtplib
 import sys
 import tarfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import requests
 
@@ -53,7 +51,7 @@ from coursehub_tools import content_check, lifecycle_mail
 from coursehub_tools import course_lifecycle as lifecycle
 from coursehub_tools.deployconfig import COURSES_DIR
 from coursehub_tools.home_archive import ClusterHomes
-from coursehub_tools.hub_client import every_item
+from coursehub_tools.hub_api import HubAPI, HubAPIError, name
 from coursehub_tools.yamlfiles import ROOT, ConfigError, read_yaml
 
 TOKEN_ENV = "COURSEHUB_HUB_TOKEN"
@@ -92,67 +90,28 @@ def plan(courses: dict[str, Any], today: date) -> list[Step]:
     return steps
 
 
-@dataclass
-class Hub:
+class Hub(HubAPI):
     """The hub's REST API, as a service whose role can list users, stop servers, read
     groups and take members out of the courses' enrollment groups."""
-
-    url: str
-    token: str
-
-    def call(self, method: str, path: str, **kwargs) -> requests.Response:
-        response = requests.request(
-            method,
-            f"{self.url}/hub/api{path}",
-            headers={"Authorization": f"token {self.token}"},
-            timeout=60,
-            **kwargs,
-        )
-        response.raise_for_status()
-        return response
 
     def members(self, groups: list[str]) -> list[str]:
         found = set()
         for group in groups:
-            response = requests.get(
-                f"{self.url}/hub/api/groups/{quote(group, safe='')}",
-                headers={"Authorization": f"token {self.token}"},
-                timeout=60,
-            )
-            if response.status_code == 404:
-                continue  # nobody of that team has logged in yet
-            response.raise_for_status()
-            found.update(response.json()["users"])
+            # None: nobody of that team has logged in yet.
+            model = self.call("GET", f"/groups/{name(group)}", missing_ok=True)
+            found.update(model["users"] if model else [])
         return sorted(found)
 
     def empty(self, group: str) -> list[str]:
         """Take every member out of `group`; the names taken out (none: no such group)."""
         members = self.members([group])
         if members:
-            self.call("DELETE", f"/groups/{quote(group, safe='')}/users", json={"users": members})
+            self.call("DELETE", f"/groups/{name(group)}/users", json={"users": members})
         return members
 
     def running(self, slug: str, courses: list[Course]) -> list[str]:
-        users = every_item(self.url, self.token, "/users", state="active")
+        users = self.every("/users", state="active")
         return [user["name"] for user in users if runs(user, slug, courses)]
-
-    def with_servers(self, users: list[str]) -> list[str]:
-        """Those of `users` with a server, even one that is stopping."""
-        return [u for u in users if self.call("GET", f"/users/{quote(u)}").json()["servers"]]
-
-    def stop(self, users: list[str], timeout: float) -> None:
-        """Stop each user's server and return once every one is gone.
-
-        The hub answers a stop at once and stops the server after (slow_stop_timeout
-        0 in config/common.yaml), and a home is archived only when no server writes to it.
-        """
-        for user in users:
-            self.call("DELETE", f"/users/{quote(user)}/server")
-        deadline = time.monotonic() + timeout
-        while left := self.with_servers(users):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the servers of {', '.join(left)} did not stop in {timeout} s")
-            time.sleep(0.5)
 
 
 def runs(user: dict, slug: str, courses: list[Course]) -> bool:
@@ -202,7 +161,7 @@ def degrade(
     courses = load_courses({slug: entry for slug, entry in registry_entries.items()})
     running = hub.running(step.slug, courses)  # a server already stopping is waited for too
     if running:
-        hub.stop(running, timeout=STOP_TIMEOUT)
+        hub.stop_servers(running, timeout=STOP_TIMEOUT)
     done = [f"stopped {user}'s server" for user in running]
     enrolled = enrollment_group(step.slug)
     if homes is None:
@@ -282,7 +241,7 @@ def run(
             lifecycle.transition(step.slug, to, by=lifecycle.DISPATCHER, why=step.why,
                                  role="dispatcher", clock=clock, root=root)  # fmt: skip
             report.append(f"{step.slug}: {to} ({step.why})")
-        except (ConfigError, requests.RequestException, OSError) as err:
+        except (ConfigError, requests.RequestException, HubAPIError, OSError) as err:
             lifecycle.transition(step.slug, lifecycle.FAILED, by=lifecycle.DISPATCHER,
                                  why=f"{step.action} failed: {err}", role="dispatcher",
                                  clock=clock, root=root)  # fmt: skip

@@ -250,6 +250,15 @@ class _Handler(BaseHTTPRequestHandler):
             auth = credentials(self.headers.get("X-Registry-Auth"))
             lines = list(push(engine, pushed.group(1), query.get("tag", ""), auth))
             return self._send(200, lines, stream=True)
+        # The registry API (HEAD /v2/<repository>/manifests/<tag>) for each registry host,
+        # as a mirror of it: $COURSEHUB_REGISTRY_MIRROR_<HOST> = <this>/registries/<host>.
+        manifest = re.fullmatch(r"/registries/([^/]+)/v2/(.+)/manifests/([^/]+)", path)
+        if manifest:
+            host, repository, tag = manifest.groups()
+            found = f"{host}/{repository}:{tag}" in engine.registry
+            return self._send(200 if found else 404, {} if found else {"errors": [
+                {"code": "MANIFEST_UNKNOWN", "message": "manifest unknown (stand-in registry)"}
+            ]})  # fmt: skip
         distribution = re.fullmatch(r"/distribution/(.+)/json", path)
         if distribution:
             reference = distribution.group(1)

@@ -167,8 +167,13 @@ class Cloud:
             needed.append(key(["dns", "managed-zones"], flags.get("--zone"), project))
         member = flags.get("--member", "")
         accounts = [flags.get("--service-account", "")]
+        # A Kubernetes service account (serviceAccount:<project>.svc.id.goog[ns/name]) is
+        # Workload Identity's, which the cluster's --workload-pool makes: no account to find.
+        kubernetes = ".svc.id.goog[" in member
         accounts += (
-            [member.removeprefix("serviceAccount:")] if member.startswith("serviceA") else []
+            [member.removeprefix("serviceAccount:")]
+            if member.startswith("serviceA") and not kubernetes
+            else []
         )
         if words[:2] == ("iam", "service-accounts") and words[-1] != "create":
             accounts.append(name or "")

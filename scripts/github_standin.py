@@ -2,17 +2,12 @@
 
 It answers exactly the calls GitHubOAuthenticator makes (authorize, token
 exchange, /user, /user/emails, /user/teams, /user/orgs, organization and team
-membership)
-from a fixture file of users, organizations and teams, so the local hub runs
+membership, and the repository calls that open a pull request: scripts/github_standin_repos.py)
+from a fixture file of users, organizations, teams and repositories, so the local hub runs
 the real OAuthenticator code path with no network and no GitHub account.
-And the few repository calls that propose a registry change as a pull request
-(scripts/course_image.py): a branch's ref, a new branch, a file's contents read
-and written on a branch, pull requests opened and listed; with GitHub's answers
-when a token is missing (401), lacks the fine-grained permission (403), or the
-branch or pull request exists already (422).
 
 Tests steer it through /_standin/ on loopback: change team membership, make an
-endpoint fail or answer slowly.
+endpoint fail or answer slowly, hand a user a personal access token.
 
     coursehub-github-standin --port 8765 --fixture scripts/localhub/github-users.yaml
 """
@@ -21,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import hashlib
 import html
 import json
 import logging
@@ -38,41 +31,12 @@ import requests
 import yaml
 from tornado import web
 
+from coursehub_tools.github_standin_repos import Repository, repositories_from, routes
+from coursehub_tools.yamlfiles import ROOT
+
 log = logging.getLogger("github-standin")
 BANNER = "GitHub stand-in (local test double, NOT GitHub)"
 CODE_LIFETIME = 600
-
-
-@dataclass
-class Repository:
-    """Branches as commits of whole file trees; enough for a pull request's life."""
-
-    default_branch: str
-    commits: dict[str, dict[str, str]]  # sha -> {path: text}
-    branches: dict[str, str]  # name -> sha
-    pulls: list[dict] = field(default_factory=list)
-
-    @classmethod
-    def with_files(cls, files: dict[str, str], default_branch: str = "main") -> Repository:
-        sha = commit_sha(files, "")
-        return cls(default_branch, {sha: dict(files)}, {default_branch: sha})
-
-    def commit(self, branch: str, path: str, text: str) -> str:
-        files = {**self.commits[self.branches[branch]], path: text}
-        sha = commit_sha(files, self.branches[branch])
-        self.commits[sha] = files
-        self.branches[branch] = sha
-        return sha
-
-
-def commit_sha(files: dict[str, str], parent: str) -> str:
-    return hashlib.sha1(json.dumps([files, parent], sort_keys=True).encode()).hexdigest()
-
-
-def blob_sha(text: str) -> str:
-    """Git's blob id, which GitHub's contents API names a file's version by."""
-    data = text.encode()
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 @dataclass
@@ -86,14 +50,16 @@ class World:
     codes: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     faults: dict[str, dict] = field(default_factory=dict)
-    # Tokens for the repository API, made by a test: token -> login and permissions.
-    grants: dict[str, dict] = field(default_factory=dict)
     repositories: dict[str, Repository] = field(default_factory=dict)
+    # Fine-grained personal access tokens: token -> {"contents": "write", ...}.
+    fine_grained: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: Path, client_id: str, client_secret: str) -> World:
         data = yaml.safe_load(path.read_text())
-        return cls(data["users"], data["organizations"], client_id, client_secret)
+        world = cls(data["users"], data["organizations"], client_id, client_secret)
+        world.repositories = repositories_from(data, ROOT)
+        return world
 
     def is_org_member(self, org: str, login: str) -> bool:
         return login in self.organizations.get(org, {}).get("members", [])
@@ -354,166 +320,27 @@ class ControlFaultHandler(web.RequestHandler):
         self.set_status(204)
 
 
-class RepositoryHandler(StandinHandler):
-    """GitHub's REST answers for one repository, with its permission checks.
+class ControlTokenHandler(web.RequestHandler):
+    """Tests act as a user on the API (an approver merging): POST /_standin/tokens/<login>
+    answers {"token": ...}, as a personal access token made on GitHub's settings page;
+    with a body {"permissions": {"contents": "write", "pull_requests": "read"}} a
+    fine-grained one, which may write only what it names "write"."""
 
-    ref: https://docs.github.com/en/rest/authentication/permissions-required-for-fine-grained-personal-access-tokens
-    Stand-in repositories are public: reading needs no token, writing a grant of
-    `contents` or `pull_requests` at "write".
-    """
-
-    endpoint = "repository"
-
-    def repository(self, owner: str, name: str) -> Repository:
-        found = self.world.repositories.get(f"{owner}/{name}")
-        if found is None:
-            self.not_found()
-        return found
-
-    def not_found(self):
-        self.write_json({"message": "Not Found", "status": "404"}, 404)
-        raise web.Finish()
-
-    def unprocessable(self, message: str):
-        self.write_json({"message": message, "status": "422"}, 422)
-        raise web.Finish()
-
-    def require(self, permission: str) -> str:
-        """The token's login, if it may write `permission`; GitHub's 401 or 403 if not."""
-        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
-        if not token:
-            self.write_json({"message": "Requires authentication", "status": "401"}, 401)
-            raise web.Finish()
-        grant = self.world.grants.get(token)
-        if scheme.lower() not in ("token", "bearer") or grant is None:
-            self.write_json({"message": "Bad credentials", "status": "401"}, 401)
-            raise web.Finish()
-        if grant["permissions"].get(permission) != "write":
-            message = "Resource not accessible by personal access token"
-            self.write_json({"message": message, "status": "403"}, 403)
-            raise web.Finish()
-        return grant["login"]
-
-    def body(self) -> dict:
-        return json.loads(self.request.body or b"{}")
+    def post(self, login: str):
+        token = secrets.token_urlsafe(24)
+        world = self.settings["world"]
+        world.tokens[token] = login
+        permissions = json.loads(self.request.body or b"{}").get("permissions")
+        if permissions is not None:
+            world.fine_grained[token] = permissions
+        self.finish({"token": token})
 
 
-class RefHandler(RepositoryHandler):
-    def get(self, owner: str, name: str, branch: str):
-        repository = self.repository(owner, name)
-        if branch not in repository.branches:
-            self.not_found()
-        sha = repository.branches[branch]
-        self.write_json({"ref": f"refs/heads/{branch}", "object": {"sha": sha, "type": "commit"}})
-
-
-class RefsHandler(RepositoryHandler):
-    def post(self, owner: str, name: str):
-        repository = self.repository(owner, name)
-        self.require("contents")
-        body = self.body()
-        branch = str(body.get("ref", "")).removeprefix("refs/heads/")
-        if branch in repository.branches:
-            self.unprocessable("Reference already exists")
-        if body.get("sha") not in repository.commits:
-            self.unprocessable("Object does not exist")
-        repository.branches[branch] = body["sha"]
-        self.write_json({"ref": f"refs/heads/{branch}", "object": {"sha": body["sha"]}}, 201)
-
-
-class ContentsHandler(RepositoryHandler):
-    def get(self, owner: str, name: str, path: str):
-        repository = self.repository(owner, name)
-        branch = self.get_argument("ref", repository.default_branch)
-        files = repository.commits.get(repository.branches.get(branch, ""), {})
-        if path not in files:
-            self.not_found()
-        text = files[path]
-        content = base64.b64encode(text.encode()).decode()
-        self.write_json({"type": "file", "path": path, "encoding": "base64",
-                         "content": content, "sha": blob_sha(text)})  # fmt: skip
-
-    def put(self, owner: str, name: str, path: str):
-        repository = self.repository(owner, name)
-        self.require("contents")
-        body = self.body()
-        branch = body.get("branch", repository.default_branch)
-        if branch not in repository.branches:
-            self.not_found()
-        files = repository.commits[repository.branches[branch]]
-        if path in files and body.get("sha") != blob_sha(files[path]):
-            if "sha" not in body:
-                self.unprocessable('Invalid request.\n\n"sha" wasn\'t supplied.')
-            self.write_json({"message": f"{path} does not match {body['sha']}"}, 409)
-            return
-        text = base64.b64decode(body["content"]).decode()
-        sha = repository.commit(branch, path, text)
-        self.write_json({"content": {"path": path, "sha": blob_sha(text)},
-                         "commit": {"sha": sha, "message": body.get("message", "")}},
-                        200 if path in files else 201)  # fmt: skip
-
-
-class PullsHandler(RepositoryHandler):
-    def get(self, owner: str, name: str):
-        repository = self.repository(owner, name)
-        head = self.get_argument("head", "")
-        pulls = [p for p in repository.pulls if not head or head == p["head"]["label"]]
-        self.write_json(pulls)
-
-    def post(self, owner: str, name: str):
-        repository = self.repository(owner, name)
-        login = self.require("pull_requests")
-        body = self.body()
-        head, base = body.get("head", ""), body.get("base", repository.default_branch)
-        label = head if ":" in head else f"{owner}:{head}"
-        branch = label.split(":", 1)[1]
-        errors = []
-        if branch not in repository.branches:
-            errors.append({"resource": "PullRequest", "field": "head", "code": "invalid"})
-        elif any(p["head"]["label"] == label and p["state"] == "open" for p in repository.pulls):
-            errors.append({"resource": "PullRequest", "code": "custom",
-                           "message": f"A pull request already exists for {label}."})  # fmt: skip
-        elif repository.branches[branch] == repository.branches.get(base):
-            errors.append({"resource": "PullRequest", "code": "custom",
-                           "message": f"No commits between {base} and {branch}"})  # fmt: skip
-        if errors:
-            self.write_json({"message": "Validation Failed", "errors": errors, "status": "422"},
-                            422)  # fmt: skip
-            return
-        number = len(repository.pulls) + 1
-        pull = {
-            "number": number, "state": "open", "title": body.get("title", ""),
-            "body": body.get("body", ""), "user": {"login": login},
-            "head": {"ref": branch, "label": label, "sha": repository.branches[branch]},
-            "base": {"ref": base},
-            "html_url": f"{self.request.protocol}://{self.request.host}/{owner}/{name}/pull/{number}",
-        }  # fmt: skip
-        repository.pulls.append(pull)
-        self.write_json(pull, 201)
-
-
-class ControlRepositoryHandler(web.RequestHandler):
-    """Tests make a repository: PUT /_standin/repos/<owner>/<name> {"files": {path: text}}."""
-
-    def put(self, owner: str, name: str):
-        files = json.loads(self.request.body)["files"]
-        self.settings["world"].repositories[f"{owner}/{name}"] = Repository.with_files(files)
-        self.set_status(204)
-
-
-class ControlGrantHandler(web.RequestHandler):
-    """Tests make a token for the repository API: PUT /_standin/grants/<token>
-    {"login": "bot", "permissions": {"contents": "write", "pull_requests": "write"}}."""
-
-    def put(self, token: str):
-        self.settings["world"].grants[token] = json.loads(self.request.body)
-        self.set_status(204)
-
-
-def make_app(world: World) -> web.Application:
+def make_app(world: World, public_url: str = "") -> web.Application:
     name = r"([A-Za-z0-9_.-]+)"
     return web.Application(
         [
+            *routes(),
             (r"/login/oauth/authorize", AuthorizeHandler),
             (r"/login/oauth/access_token", TokenHandler),
             (r"/api/v3/user", UserHandler),
@@ -522,16 +349,12 @@ def make_app(world: World) -> web.Application:
             (r"/api/v3/user/orgs", OrgsHandler),
             (rf"/api/v3/orgs/{name}/members/{name}", OrgMemberHandler),
             (rf"/api/v3/orgs/{name}/teams/{name}/members/{name}", TeamMemberHandler),
-            (rf"/api/v3/repos/{name}/{name}/git/ref/heads/(.+)", RefHandler),
-            (rf"/api/v3/repos/{name}/{name}/git/refs", RefsHandler),
-            (rf"/api/v3/repos/{name}/{name}/contents/(.+)", ContentsHandler),
-            (rf"/api/v3/repos/{name}/{name}/pulls", PullsHandler),
-            (rf"/_standin/repos/{name}/{name}", ControlRepositoryHandler),
-            (rf"/_standin/grants/{name}", ControlGrantHandler),
             (rf"/_standin/teams/{name}/{name}/{name}", ControlTeamHandler),
             (rf"/_standin/faults/{name}", ControlFaultHandler),
+            (rf"/_standin/tokens/{name}", ControlTokenHandler),
         ],
         world=world,
+        public_url=public_url,
     )
 
 
@@ -555,7 +378,10 @@ def github_fault(standin_url: str, endpoint: str, **fault):
 
 async def serve(args: argparse.Namespace) -> None:
     world = World.from_file(Path(args.fixture), args.client_id, args.client_secret)
-    make_app(world).listen(args.port, address="127.0.0.1")
+    for given in args.token:
+        login, _, token = given.partition("=")
+        world.tokens[token] = login
+    make_app(world, f"http://127.0.0.1:{args.port}").listen(args.port, address="127.0.0.1")
     log.warning("%s listening on http://127.0.0.1:%s", BANNER, args.port)
     await asyncio.Event().wait()
 
@@ -566,6 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fixture", required=True, help="users, organizations and teams (YAML)")
     parser.add_argument("--client-id", required=True)
     parser.add_argument("--client-secret", required=True)
+    parser.add_argument(
+        "--token", action="append", default=[], metavar="LOGIN=TOKEN",
+        help="a personal access token of LOGIN's (a bot's, for a service that opens pull requests)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     # Every line says it comes from the stand-in, so nobody reading a log
     # mixed with the hub's mistakes it for GitHub.

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from coursehub_tools import certificates
 from coursehub_tools.capacity_inputs import machine_types, node_facts, server_requests
 from coursehub_tools.deployconfig import check_document, load, load_deployments
 from coursehub_tools.gke_iam import custom_role_name, permissions_of
@@ -229,6 +230,10 @@ def commands(deployment: str, root: Path = ROOT) -> list[Section]:
         ("this deployment's address", _address(spec, deployment, values, root)),
         ("the deploy job's identity (Workload Identity Federation)", _deployer(spec)),
     ]  # fmt: skip
+    if "certificates" in spec:
+        sections.append(
+            ("the certificates' DNS-01 identity (cert-manager)", certificates.gcloud_commands(spec))
+        )
     if spec["filestore"]["enabled"]:
         sections.append(("the shared-data share (Filestore)", _filestore(spec)))
     if spec.get("cloudSql", {}).get("enabled"):

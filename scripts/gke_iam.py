@@ -19,6 +19,7 @@ ROLES_FILE = "deploy/cluster/iam-roles.yaml"
 WRITES = ("create", "update", "delete")
 RBAC_ROLE_KINDS = {"Role", "ClusterRole"}
 RBAC_BINDING_KINDS = {"RoleBinding", "ClusterRoleBinding"}
+THIRD_PARTY = "thirdPartyObjects"
 
 
 def predefined(root: Path = ROOT) -> dict[str, set[str]]:
@@ -72,7 +73,10 @@ def needed(objects: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     found: dict[str, str] = {}
     for item in objects:
         kind, name = item["kind"], item["metadata"]["name"]
-        wanted = [f"container.{resource(kind)}.{verb}" for verb in WRITES]
+        # A custom resource (cert-manager's Certificate) is one of GKE's thirdPartyObjects.
+        group = item["apiVersion"].rpartition("/")[0]
+        plural = THIRD_PARTY if "." in group and not group.endswith(".k8s.io") else resource(kind)
+        wanted = [f"container.{plural}.{verb}" for verb in WRITES]
         if kind in RBAC_ROLE_KINDS:
             wanted.append(f"container.{resource(kind)}.escalate")
         if kind in RBAC_BINDING_KINDS:

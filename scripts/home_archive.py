@@ -18,13 +18,13 @@ import hashlib
 import os
 import re
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from coursehub_tools.deployconfig import Layer, load
 from coursehub_tools.pod_manifests import hub_config, make_spawner, make_user
+from coursehub_tools.waiting import WaitTimeout, wait_until
 from coursehub_tools.yamlfiles import ConfigError
 
 # The Job's container, in the course's image (on the user nodes already). The
@@ -69,7 +69,7 @@ class HomeVolumes:
         self.namespace = merged.spec["namespace"]
         self.storage = merged.values["singleuser"]["storage"]
         self._work = tempfile.TemporaryDirectory(prefix="coursehub-homes-")
-        self._config = hub_config(merged.mounted_values(), Path(self._work.name))
+        self._config = hub_config(merged, Path(self._work.name))
 
     async def of(self, user: str) -> tuple[str, str | None] | None:
         """The claim and subPath of `user`'s home; None where homes are not kept."""
@@ -257,11 +257,8 @@ class ClusterHomes:
                 raise
 
     def _wait(self, name: str) -> None:
-        deadline = time.monotonic() + self.timeout
-        while True:
+        def finished() -> bool:
             status = self.batch.read_namespaced_job_status(name, self.namespace).status
-            if status.succeeded:
-                return
             failed = [
                 c for c in status.conditions or [] if c.type == "Failed" and c.status == "True"
             ]
@@ -270,6 +267,9 @@ class ClusterHomes:
                     f"the archive Job {name} failed: {failed[0].message} (the next run tries "
                     f"again once it is deleted: kubectl delete job -n {self.namespace} {name})"
                 )
-            if time.monotonic() > deadline:
-                raise ConfigError(f"the archive Job {name} did not finish in {self.timeout} s")
-            time.sleep(5)
+            return bool(status.succeeded)
+
+        try:
+            wait_until(finished, self.timeout, f"the archive Job {name} finished", every=5)
+        except WaitTimeout as err:
+            raise ConfigError(str(err)) from err

@@ -18,10 +18,10 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from coursehub_tools.hub_api import HubAPI, name
+from coursehub_tools.waiting import wait_until
+
 FORM_FIELD = r'name="{}" value="([^"]*)"'
-# The media type under which the hub's REST API says where a list's next page is.
-# ref: https://jupyterhub.readthedocs.io/en/stable/reference/rest-api.html (pagination)
-PAGINATION = "application/jupyterhub-pagination+json"
 
 
 LOOPBACK_NAME = "localhost"
@@ -110,16 +110,16 @@ def wait_for_server(
     session: requests.Session, hub_url: str, user: str, timeout: float = 90
 ) -> requests.Response:
     """Follow the hub until the user's JupyterLab answers through the proxy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            response = session.get(f"{hub_url}/user/{user}/lab", timeout=30)
-        except requests.ConnectionError:
-            response = None  # the proxy is not listening (yet, or again)
-        if response and response.status_code == 200 and f"/user/{user}/lab" in response.url:
-            return response
-        time.sleep(0.5)
-    raise TimeoutError(f"{user}'s server did not become ready within {timeout:.0f} s")
+
+    def lab() -> requests.Response | None:
+        response = session.get(f"{hub_url}/user/{user}/lab", timeout=30)
+        ready = response.status_code == 200 and f"/user/{user}/lab" in response.url
+        return response if ready else None
+
+    # A refused connection: the proxy is not listening (yet, or again).
+    return wait_until(
+        lab, timeout, f"{user}'s server ready", every=0.5, not_yet=(requests.ConnectionError,)
+    )
 
 
 def follow_progress(
@@ -173,38 +173,6 @@ def open_server_as(session: requests.Session, hub_url: str, owner: str) -> reque
     return session.post(ask.url, data=form, timeout=60)
 
 
-def hub_info(hub_url: str) -> dict:
-    """What the hub's API root answers anyone: {"version": ...}."""
-    response = requests.get(f"{hub_url}/hub/api/", timeout=30)
-    response.raise_for_status()
-    return response.json()
-
-
-def every_item(hub_url: str, token: str, path: str, **params) -> list[dict]:
-    """Every item of a list the hub's REST API answers a page at a time (/users, /groups).
-
-    Asked without PAGINATION, JupyterHub answers one page of at most
-    JupyterHub.api_page_max_limit items (200 by default) and does not say there is
-    more; asked with it, each page names the next. Items that come or go between two
-    pages (a server stopping, while listing ?state=active) may be missed or seen twice,
-    as in any listing of a hub that keeps working meanwhile.
-    """
-    headers = {"Authorization": f"token {token}", "Accept": PAGINATION}
-    items: list[dict] = []
-    query = dict(params)
-    while True:
-        response = requests.get(
-            f"{hub_url}/hub/api{path}", params=query, headers=headers, timeout=60
-        )
-        response.raise_for_status()
-        page = response.json()
-        items.extend(page["items"])
-        following = page["_pagination"].get("next")
-        if not following:
-            return items
-        query = {**params, "offset": following["offset"], "limit": following["limit"]}
-
-
 def page_of(url: str) -> str:
     """`url` without its query: the hub counts its own redirects there (`redirects=1` when
     it sends a path on its host on to the user's host; ref: jupyterhub 5.5 UserUrlHandler)."""
@@ -218,10 +186,8 @@ def server_url(hub_url: str, user: str, token: str) -> str:
     its path on the hub's host is redirected there, and requests drops the
     Authorization header on a redirect to another host: ask the server itself.
     """
-    headers = {"Authorization": f"token {token}"}
-    model = requests.get(f"{hub_url}/hub/api/users/{user}", headers=headers, timeout=30)
-    model.raise_for_status()
-    return urljoin(hub_url, model.json()["servers"][""]["url"])
+    model = HubAPI(hub_url, token).get(f"/users/{name(user)}")
+    return urljoin(hub_url, model["servers"][""]["url"])
 
 
 def contents(

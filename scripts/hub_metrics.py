@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from coursehub_tools.hub_client import every_item
+from coursehub_tools.hub_api import HubAPI
 
 PREFIX = "jupyterhub_"
 SPAWN_HISTOGRAM = PREFIX + "server_spawn_duration_seconds"
@@ -107,7 +107,7 @@ def pending_starts(hub_url: str, token: str) -> int:
 
     The token needs list:users and read:servers (an operator's, not the scraper's).
     """
-    return count_pending(every_item(hub_url, token, "/users", state="active"))
+    return count_pending(HubAPI(hub_url, token).every("/users", state="active"))
 
 
 def snapshot(families: dict[str, list], pending: int) -> Snapshot:

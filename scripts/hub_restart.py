@@ -25,6 +25,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,8 +34,8 @@ import requests
 import yaml
 
 from coursehub_tools.class_arrival import HubWatch, class_fixture, let_class_arrive, student_logins
-from coursehub_tools.culling import hub_users
 from coursehub_tools.deployconfig import ConfigError, load
+from coursehub_tools.hub_api import HubAPIError
 from coursehub_tools.hub_client import login_with_standin
 from coursehub_tools.local_hub import LocalHub, LocalHubError, free_port
 
@@ -48,13 +49,12 @@ RETURNING_STUDENTS = 20
 
 def add_users(hub: LocalHub, names: list[str]) -> None:
     for start in range(0, len(names), BATCH):
-        response = hub.api("POST", "/users", json={"usernames": names[start : start + BATCH]})
-        response.raise_for_status()
+        hub.client.call("POST", "/users", json={"usernames": names[start : start + BATCH]})
 
 
 def snapshot(hub: LocalHub) -> dict:
     """What must survive: users, their groups, who has a running server, the proxy's routes."""
-    users = hub_users(hub)
+    users = hub.client.every("/users")
     return {
         "users": sorted(user["name"] for user in users),
         "groups": {user["name"]: sorted(user["groups"]) for user in users if user["groups"]},
@@ -69,7 +69,7 @@ def snapshot(hub: LocalHub) -> dict:
 def proxy_routes(hub: LocalHub) -> list[str]:
     """The proxy's routing table through the hub, page by page."""
     routes: list[str] = []
-    while page := hub.api("GET", "/proxy", params={"offset": len(routes)}).json():
+    while page := hub.client.get("/proxy", offset=len(routes)):
         routes.extend(page)
     return routes
 
@@ -82,7 +82,7 @@ def seconds_until(check, give_up, since: float | None = None, every: float = 0.1
         try:
             if check():
                 return round(time.monotonic() - since, 2)
-        except requests.RequestException:
+        except (requests.RequestException, HubAPIError):
             pass
         time.sleep(every)
     return None
@@ -95,8 +95,10 @@ def timed_out_after(seconds: float):
 
 
 def api_answers(hub: LocalHub) -> bool:
-    """An authenticated REST call succeeds: the hub listens and has read its database."""
-    return hub.api("GET", "/users", params={"limit": 1}, timeout=1).status_code == 200
+    """An authenticated REST call succeeds: the hub listens and has read its database.
+    Asked once, not again after a refusal: this is a poll, timed."""
+    once = replace(hub.client, attempts=1, timeout=1)
+    return once.request("GET", "/users", params={"limit": 1}).status_code == 200
 
 
 def start_phases(log: str, since: float) -> dict:

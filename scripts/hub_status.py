@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 
 from coursehub_tools.deployconfig import Deployment
-from coursehub_tools.hub_client import every_item, hub_info
+from coursehub_tools.hub_api import HubAPI, HubAPIError
 
 OK, WARN, FAIL, NOT_HERE = "ok", "warn", "FAIL", "n/a"
 # How far back the hub's log is read for errors: one day, the checklist's rhythm.
@@ -277,9 +277,10 @@ def local_checks(
     """The local hub: the same checks where they mean something on one machine."""
     values = deployment.values
     try:
-        version = hub_info(hub_url)["version"]
-        active = every_item(hub_url, token, "/users", state="active")
-    except (requests.RequestException, ValueError) as err:
+        hub = HubAPI(hub_url, token)
+        version = hub.version()
+        active = hub.every("/users", state="active")
+    except (requests.RequestException, HubAPIError, ValueError) as err:
         raise StatusError(f"the hub at {hub_url} did not answer its REST API: {err}") from err
     servers = [s for user in active for s in user["servers"].values()]
     starting = sum(1 for s in servers if s.get("pending") == "spawn")

@@ -11,6 +11,8 @@ files, which is also where deployconfig.load puts them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from coursehub_tools.deployconfig import (
 from coursehub_tools.yamlfiles import ROOT, read_yaml
 
 HELM_TIMEOUT = "10m"
+GENERATED_REVISION_LENGTH = 12
 # The source of the layers a deploy run adds itself (scripts/cluster.py).
 RUNTIME_SOURCE = "runtime (scripts/cluster.py)"
 
@@ -57,7 +60,28 @@ def add_generated_values(deployment: Deployment, chart_folder: Path) -> dict:
         values = merge(values, layer.values)
     values = merge(values, prepuller_images(deployment.values["custom"]["courses"]))
     values_file.write_text(yaml.safe_dump(values, sort_keys=False))
+    stamp_chart(chart_folder, generated_revision(deployment.layers))
     return values
+
+
+def generated_revision(layers: list[Layer]) -> str:
+    """A digest of the generated layers (`layers[1:3]`: the registry and hub-config/)."""
+    text = json.dumps([layer.values for layer in layers[1:3]], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:GENERATED_REVISION_LENGTH]
+
+
+def stamp_chart(chart_folder: Path, revision: str) -> None:
+    """The chart's version with the generated layers' revision as SemVer build metadata.
+
+    `helm upgrade --reuse-values` renders the chart it is given with the last release's
+    values (ref: helm's pkg/action/upgrade.go reuseValues): the old custom.generated
+    beside this version, or beside the plain chart's, which config/common.yaml's hub
+    command refuses by name.
+    """
+    chart_file = chart_folder / "Chart.yaml"
+    chart = read_yaml(chart_file, chart_folder)
+    chart["version"] = f"{chart['version'].split('+')[0]}+{revision}"
+    chart_file.write_text(yaml.safe_dump(chart, sort_keys=False))
 
 
 def command(deployment: Deployment, chart_folder: Path) -> list[str]:

@@ -10,8 +10,7 @@ hubploy runs in a throwaway git copy of deploy/ and hub-config/, where:
 The deployment is loaded as a deploy run has it (scripts/cluster.py `deployed`,
 the cluster tests' token included). The result is compared with deployconfig.load
 of the same copy (tests/test_hubploy.py) and shown in the chapter on auto-deploy.
-`record_fork` runs the same in a fork's own checkout with its own secrets and key
-(scripts/rehearsal.py).
+The rehearsal (scripts/rehearsal.py) runs the deploy job's own command instead.
 """
 
 from __future__ import annotations
@@ -186,20 +185,6 @@ def record(name: str, root: Path = ROOT) -> Recorded:
         env["SOPS_AGE_KEY_FILE"] = str(sops_files.TEST_ONLY_KEY)
         env.pop("KUBECONFIG", None)
         return _run_hubploy(deployment, copy, Path(tmp), env, reads)
-
-
-def record_fork(
-    name: str, fork: Path, into: Path, env: dict[str, str], reads: NamespaceReads
-) -> Recorded:
-    """`hubploy deploy` in a fork's checkout with its own secrets, as its deploy job runs it.
-
-    `env` is the job's (SOPS_AGE_KEY set, PATH with the cluster's credential
-    plugin); the chart folder and the recorder are kept in `into`.
-    """
-    _require_hubploy(name, fork)
-    with _key({name: env[name] for name in sops_files.KEY_ENVIRONMENT if name in env}):
-        deployment = cluster.deployed(name, decrypt=True, root=fork)
-    return _run_hubploy(deployment, fork, into, dict(env), reads)
 
 
 def _require_hubploy(name: str, root: Path) -> None:

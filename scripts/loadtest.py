@@ -119,6 +119,17 @@ MEASUREMENTS: dict[str, tuple[str, Callable[[Path], list[dict]]]] = {
         "one culling pass, with py-spy sampling the hub: where its time goes",
         class_runs(400, 120, [False], server="lightweight", stop_seconds=0.2, profile=True),
     ),
+    "class-300-kube": (
+        "300 students over 60 s with lightweight servers, then one culling pass, our settings: "
+        "through the chart's KubeSpawner and the Kubernetes stand-in (deployment local-kube), "
+        "and beside it through the local spawner (deployment local)",
+        in_turn(
+            *(
+                class_runs(300, 60, [False], server="lightweight", deployment=deployment)
+                for deployment in ("local-kube", "local")
+            )
+        ),
+    ),
     "kube-class-50": (
         "50 students over 30 s with lightweight servers, then one culling pass, our settings: "
         "through the chart's KubeSpawner and the Kubernetes stand-in (deployment local-kube), "
@@ -144,6 +155,7 @@ MEASUREMENTS: dict[str, tuple[str, Callable[[Path], list[dict]]]] = {
 def measure(name: str) -> Path:
     what, run = MEASUREMENTS[name]
     started = {"machine": machine(), "started_at_unix": int(time.time())}
+    started_load = list(os.getloadavg())
     with tempfile.TemporaryDirectory() as state:
         results = run(Path(state))
     output = MEASUREMENTS_DIR / f"{name}.json"
@@ -156,6 +168,9 @@ def measure(name: str) -> Path:
         "results": results,
     }
     # One line: a thousand arrivals a run make an indented file long for nothing.
+    # Whatever else ran meanwhile (other users of a shared machine) shows here: the
+    # 1, 5 and 15 minute load averages when the run began and when it ended.
+    record["machine"]["load_averages"] = {"start": started_load, "end": list(os.getloadavg())}
     output.write_text(json.dumps(record) + "\n")
     return output
 

@@ -17,30 +17,32 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
 import requests
 
 from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load, load_deployments
-from coursehub_tools.hub_client import every_item
+from coursehub_tools.hub_api import HubAPI, name
 from coursehub_tools.kube_standin.launch import StandinSettings
 from coursehub_tools.localhub import kube_backend
-from coursehub_tools.localhub.chart_values import LOCAL_SPAWNERS, state_secrets
-from coursehub_tools.localhub.layout import lay_out
+from coursehub_tools.localhub.facts import FACTS_VARIABLE, LOCAL_SPAWNERS, LocalFacts
+from coursehub_tools.localhub.layout import PROXY_TOKEN_KEY, hub_environment, lay_out, release_of
 from coursehub_tools.localhub.supervisor import (
     ProcessFailed,
     Supervisor,
     free_port,
     wait_for_port,
 )
+from coursehub_tools.waiting import WaitTimeout, wait_until
 
 LOCALHUB_DIR = ROOT / "scripts" / "localhub"
 FIXTURE = LOCALHUB_DIR / "github-users.yaml"
@@ -51,9 +53,14 @@ CLIENT_ID = "coursehub-local"
 # cookie jar never sends a cookie whose domain has no dot (http.cookiejar).
 PUBLIC_HOST = "hub.localhost"
 OPERATOR_SERVICE = "local-operator"
-# The key of the proxy's token in the chart's generated Secret.
-PROXY_TOKEN_KEY = "hub.config.ConfigurableHTTPProxy.auth_token"
-READY_TIMEOUT = 60
+# The account the course request page opens pull requests as, on the stand-in
+# (scripts/localhub/github-users.yaml lets it write), and its token's secret.
+REQUESTS_BOT = "coursehub-requests-bot"
+REQUESTS_TOKEN = "course-requests-github-token"
+# Only a guard against a hub that hangs: a start that fails ends JupyterHub's process,
+# which wait_ready notices at once. On a loaded 2-core machine the hub's imports alone
+# took 41 s, so the 60 s this was failed starts that were only slow.
+READY_TIMEOUT = 300
 
 
 class LocalHubError(Exception):
@@ -99,6 +106,8 @@ class LocalHub:
     # The Kubernetes stand-in, for a `local-kube` deployment (scripts/localhub/kube_backend.py).
     kube: StandinSettings | None = field(default=None, init=False)
     kube_process: subprocess.Popen | None = field(default=None, init=False)
+    # The hub's namespace, as the chart's hub reads it from its pod ($POD_NAMESPACE).
+    namespace: str = field(default="", init=False)
     host_routing: bool = field(default=False, init=False)
     hub_process: subprocess.Popen | None = field(default=None, init=False)
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
@@ -133,7 +142,13 @@ class LocalHub:
         return self._secret("operator-token")
 
     def _secret(self, name: str) -> str:
-        return state_secrets(self.state_dir)(name)
+        """A value kept in the state folder, made at first use: the chart's generated
+        Secret's values (tokens, keys) stay the same across restarts, as helm keeps them."""
+        path = self.state_dir / f"{name}.secret"
+        if not path.exists():
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def runtime_layer(self) -> Layer:
         """What only this run can know: the stand-in's address and this hub's ports."""
@@ -148,7 +163,12 @@ class LocalHub:
         # server serves cannot read or act on the hub session of an instructor
         # who opens it (book/reliability.md, the threat model).
         hub_config = {"GitHubOAuthenticator": github, "JupyterHub": {"subdomain_host": self.url}}
-        return Layer("runtime (scripts/local_hub.py)", {"hub": {"config": hub_config}})
+        # The course request page opens pull requests on the stand-in, with the token
+        # the stand-in was given for the bot account (on a cluster: the secrets layer).
+        requests = {"githubApi": f"{self.standin_url}/api/v3",
+                    "githubToken": self._secret(REQUESTS_TOKEN)}  # fmt: skip
+        values = {"hub": {"config": hub_config}, "custom": {"courseRequests": requests}}
+        return Layer("runtime (scripts/local_hub.py)", values)
 
     def prepare(self) -> None:
         """Check ports and config, then lay out <state>/etc/jupyterhub like the hub pod's."""
@@ -181,29 +201,34 @@ class LocalHub:
         if deployment.backend == kube_backend.BACKEND:
             self.kube = kube_backend.standin_settings(deployment, self.state_dir, free_port())
             self.kube.write_kubeconfig()
-        lay_out(deployment, self.config_dir, load_deployments()["hubConfig"]["mountRoot"])
+        lay_out(deployment, self.config_dir, self._secret)
+        self.namespace = release_of(deployment)[1]
+        LocalFacts(
+            state_dir=self.state_dir,
+            pod_dir=self.config_dir,
+            public_port=self.port,
+            hub_port=self.hub_port,
+            proxy_api_port=self.proxy_api_port,
+            backend=deployment.backend,
+            server=self.server,
+            marker=self.marker,
+            operator_token=self.operator_token,
+        ).write()
 
     def environment(self) -> dict[str, str]:
+        """The hub's environment: what its pod's has on a cluster (layout.hub_environment),
+        this run's facts file, and KUBECONFIG for a `local-kube` hub's KubeSpawner."""
         env = dict(os.environ)
-        env.update(
-            COURSEHUB_CONFIG_DIR=str(self.config_dir),
-            # The chart's hub imports hub-config from its config dir; so does this one.
-            PYTHONPATH=os.pathsep.join(
-                filter(None, [str(self.config_dir), os.environ.get("PYTHONPATH")])
-            ),
-            COURSEHUB_STATE_DIR=str(self.state_dir),
-            COURSEHUB_PUBLIC_PORT=str(self.port),
-            COURSEHUB_HUB_PORT=str(self.hub_port),
-            COURSEHUB_PROXY_API_PORT=str(self.proxy_api_port),
-            # The chart gives the hub and the proxy pod this from its Secret.
-            CONFIGPROXY_AUTH_TOKEN=self._secret(PROXY_TOKEN_KEY),
-            COURSEHUB_OPERATOR_TOKEN=self.operator_token,
-            COURSEHUB_RUNNING_AS_ROOT="1" if os.geteuid() == 0 else "0",
-            COURSEHUB_LOCAL_SERVER=self.server,
+        ports = {"hub": self.hub_port, "proxy-api": self.proxy_api_port}
+        env.update(hub_environment(self.config_dir, self.namespace, ports))
+        env[FACTS_VARIABLE] = str(self.state_dir / "this-machine.json")
+        # The chart's hub imports hub-config from its config dir, first on its path
+        # (before this machine's swaps import the local spawner, which uses it).
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(self.config_dir), os.environ.get("PYTHONPATH")])
         )
         if self.kube is not None:
-            # KubeSpawner's client finds its API server here, as outside a cluster.
-            env.update(KUBECONFIG=str(self.kube.kubeconfig), COURSEHUB_BACKEND=kube_backend.BACKEND)
+            env["KUBECONFIG"] = str(self.kube.kubeconfig)
         return env
 
     def start(self) -> None:
@@ -221,6 +246,8 @@ class LocalHub:
             CLIENT_ID,
             "--client-secret",
             self._secret("github-client-secret"),
+            "--token",
+            f"{REQUESTS_BOT}={self._secret(REQUESTS_TOKEN)}",
         ]
         try:
             process = self.supervisor.start(standin, env)
@@ -288,21 +315,26 @@ class LocalHub:
         self.hub_process.wait()
 
     def wait_ready(self, hub, timeout: float = READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def routed() -> bool:
             if hub.poll() is not None:
-                self.stop()
                 raise LocalHubError(
                     f"JupyterHub exited with status {hub.returncode} while starting; see its log"
                 )
-            try:
-                if self.services_routed():
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise LocalHubError(f"JupyterHub did not answer on {self.url} within {timeout:.0f} s")
+            return self.services_routed()
+
+        # A poll answered late is a hub still starting, as one refused: under load
+        # the starting hub took longer than a poll's 2 s to answer, and the
+        # ReadTimeout, counted as a failure, failed the hub's start.
+        try:
+            wait_until(
+                routed,
+                timeout,
+                f"JupyterHub answering on {self.url}",
+                not_yet=(requests.ConnectionError, requests.Timeout),
+            )
+        except (LocalHubError, WaitTimeout) as err:
+            self.stop()
+            raise LocalHubError(str(err)) from err
 
     def services_routed(self) -> bool:
         """The hub's API answers and the proxy routes each of its services with a URL
@@ -313,9 +345,11 @@ class LocalHub:
         restart the proxy still has the killed hub's routes, and a service's new
         address (a new port here) is routed only at the end of the start.
         """
-        if requests.get(f"{self.url}/hub/api/", timeout=2).status_code != 200:
+        # Asked once: this is a poll, the next one asks again.
+        once = replace(self.client, attempts=1, timeout=2)
+        if HubAPI(self.url, None, attempts=1, timeout=2).request("GET", "/").status_code != 200:
             return False
-        services = self.api("GET", "/services")
+        services = once.request("GET", "/services")
         if services.status_code != 200:
             return False
         routes = requests.get(
@@ -340,20 +374,24 @@ class LocalHub:
         """What a fault or a hostile request must not change: users, groups, tokens, servers."""
         users = {
             user["name"]: (sorted(user["groups"]), user["admin"], sorted(user["servers"]))
-            for user in every_item(self.url, self.operator_token, "/users")
+            for user in self.client.every("/users")
         }
-        groups = {
-            g["name"]: sorted(g["users"])
-            for g in every_item(self.url, self.operator_token, "/groups")
+        groups = {g["name"]: sorted(g["users"]) for g in self.client.every("/groups")}
+        tokens = {
+            user: len(self.client.get(f"/users/{name(user)}/tokens")["api_tokens"])
+            for user in users
         }
-        tokens = {name: len(self.api("GET", f"/users/{name}/tokens").json()) for name in users}
         return {"users": users, "groups": groups, "tokens": tokens}
 
+    @property
+    def client(self) -> HubAPI:
+        """The hub's REST API as the local operator service."""
+        return HubAPI(self.url, self.operator_token)
+
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
-        """Call the hub's REST API as the local operator service."""
-        headers = {"Authorization": f"token {self.operator_token}", **kwargs.pop("headers", {})}
-        kwargs.setdefault("timeout", 30)
-        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, **kwargs)
+        """The hub's answer to a REST call as the local operator, whatever its status
+        (for tests of what it refuses; `client` raises on a refusal)."""
+        return self.client.request(method, path, **kwargs)
 
     def stop(self) -> list[int]:
         """Stop everything this hub started; return the pids that had to be killed afterwards."""

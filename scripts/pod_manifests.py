@@ -3,9 +3,9 @@
     coursehub-pod prod sam coursehub-school:students [--course SLUG] [--github-id N]
 
 Merges the deployment (the chart's defaults, then deploy/deployments.yaml's
-files), points hub-config's get_config at those values, applies them the way
-the chart does (scripts/localhub/chart_values.py), runs
-hub-config/jupyterhub_config.d, then walks JupyterHub's spawn path: the
+files), lays out the hub pod's files for it and runs the chart's own
+jupyterhub_config.py there (scripts/localhub/layout.py), which runs
+hub-config's jupyterhub_config.d, then walks JupyterHub's spawn path: the
 configured authenticator's pre_spawn_start, then the configured spawner
 (CourseKubeSpawner) loads the course and builds the pod. No cluster is
 contacted: KubeSpawner builds manifests locally. The tests validate these
@@ -30,9 +30,14 @@ from kubernetes_asyncio.config import kube_config
 from traitlets.config import Config
 from traitlets.utils.importstring import import_item
 
-from coursehub import values as hub_values
-from coursehub_tools.deployconfig import ROOT, ConfigError, Layer, load, load_deployments
-from coursehub_tools.localhub.chart_values import apply_chart_values, run_config_d
+from coursehub.refusal import Refused
+from coursehub_tools.deployconfig import (
+    ConfigError,
+    Deployment,
+    Layer,
+    load,
+)
+from coursehub_tools.localhub.layout import load_chart_config
 from coursehub_tools.registry_check import split
 
 # KubeSpawner loads a kubeconfig when it is created; this one names a cluster
@@ -53,21 +58,14 @@ def offline_secret(key: str) -> str:
 
 
 def hub_config(
-    mounted_values: dict, work: Path, get_secret: Callable[[str], str] = offline_secret
+    deployment: Deployment, work: Path, get_secret: Callable[[str], str] = offline_secret
 ) -> Config:
-    """The hub's traitlets config for a deployment's mounted values, as the chart builds it.
+    """The hub's traitlets config for a deployment: the chart's own file run over its hub pod's
+    files laid out in `work` (scripts/localhub/layout.py), as on the cluster.
 
     `get_secret` stands for the values helm generates into the hub's Secret.
     """
-    values_file = work / "values.yaml"
-    values_file.write_text(yaml.safe_dump(mounted_values))
-    # The chart mounts the values where coursehub.values looks; here the same
-    # reader is pointed at this deployment's file instead.
-    hub_values.read_values_from(values_file)
-    config = Config()
-    apply_chart_values(config, hub_values.get_config, get_secret)
-    config_d = ROOT / load_deployments()["hubConfig"]["source"] / "jupyterhub_config.d"
-    run_config_d(config, hub_values.get_config, config_d, announce=False)
+    config = load_chart_config(deployment, work / "hub-pod", get_secret)
     use_offline_kubeconfig(work)
     return config
 
@@ -146,9 +144,9 @@ async def build_async(
 ) -> dict:
     """One pod manifest, from the deployment's merged values (plus `extra_values`)."""
     layers = [Layer("extra values", extra_values)] if extra_values else []
-    mounted = load(deployment, extra_layers=layers).mounted_values()
+    merged = load(deployment, extra_layers=layers)
     with tempfile.TemporaryDirectory() as work:
-        config = hub_config(mounted, Path(work))
+        config = hub_config(merged, Path(work))
         # KubeSpawner makes its (unused) API client on the running event loop.
         spawner = make_spawner(config, make_user(user, groups, github_id), today)
         try:
@@ -202,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except Refused as refused:  # what the hub would tell this user, not a crash
+        print(f"error: {args.user}: {refused.jupyterhub_message}", file=sys.stderr)
         return 1
     print(yaml.safe_dump(manifest, sort_keys=False), end="")
     return 0

@@ -8,7 +8,8 @@ HEAD /v2/<name>/manifests/<tag>. A registry that wants a token says where to get
 one; public images get an anonymous one, and private ones use
 $COURSEHUB_REGISTRY_AUTH_<HOST> (user:password, the host upper-cased with
 non-letters as _; for Artifact Registry, oauth2accesstoken:$(gcloud auth
-print-access-token)).
+print-access-token)). $COURSEHUB_REGISTRY_MIRROR_<HOST> (a URL) sends a host's questions
+to a mirror that answers for it instead.
 """
 
 from __future__ import annotations
@@ -54,17 +55,29 @@ def image_references(values: dict[str, Any]) -> dict[str, str]:
 
 
 def credentials(host: str) -> tuple[str, str] | None:
-    value = os.environ.get("COURSEHUB_REGISTRY_AUTH_" + re.sub(r"[^A-Z0-9]", "_", host.upper()))
+    value = _variable("COURSEHUB_REGISTRY_AUTH_", host)
     if not value:
         return None
     user, _, password = value.partition(":")
     return user, password
 
 
+def _variable(prefix: str, host: str) -> str | None:
+    return os.environ.get(prefix + re.sub(r"[^A-Z0-9]", "_", host.upper()))
+
+
+def endpoint(host: str) -> str:
+    """Where `host`'s registry API is asked: $COURSEHUB_REGISTRY_MIRROR_<HOST> (a mirror that
+    answers for that host, such as the rehearsal's stand-in registry), else the host itself."""
+    mirror = _variable("COURSEHUB_REGISTRY_MIRROR_", host)
+    if mirror:
+        return mirror.rstrip("/")
+    return f"{'http' if host.split(':')[0] in LOCAL else 'https'}://{host}"
+
+
 def exists(reference: str, timeout: float = 30) -> bool:
     host, repository, tag = split(reference)
-    scheme = "http" if host.split(":")[0] in LOCAL else "https"
-    url = f"{scheme}://{host}/v2/{repository}/manifests/{tag}"
+    url = f"{endpoint(host)}/v2/{repository}/manifests/{tag}"
     headers = {"Accept": MANIFESTS}
     answer = requests.head(url, headers=headers, timeout=timeout)
     if answer.status_code == 401:

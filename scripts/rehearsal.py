@@ -5,19 +5,23 @@ of this checkout, printing a transcript: every tool is the real one (git, age,
 sops, hubploy, repo2docker, helm, the project's own commands), and the commands
 are read from the workflow files; only what this machine cannot have answers
 through a stand-in that says it is one: the Kubernetes API (scripts/hubploy_dryrun.py),
-the Docker engine and registry (scripts/docker_standin.py), and gcloud's
-credential helpers.
+the Docker engine and registry (scripts/docker_standin.py), gcloud and its
+credential helpers, and the cluster's side of helm and kubectl (helm's upgrade is
+rendered by the real helm with `helm template`; `kubectl apply` is recorded).
 
     coursehub-rehearse            # every step; exits 1 naming the step that failed
+    coursehub-rehearse --transcript book/rehearsal-transcript.txt   # and keep the transcript
 
 Each step is a function of a `Rehearsal`; `STEPS` is their order.
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import base64
 import inspect
+import io
 import json
 import os
 import re
@@ -26,28 +30,35 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from coursehub_tools import (
+    certificates,
     cluster,
     docker_standin,
     gcloud_standin,
     gke,
     gke_iam,
     hubploy_dryrun,
+    registry_check,
+    smoke_test_calls,
     sops_files,
     workflow_check,
 )
+from coursehub_tools.chart import pinned as pinned_chart
 from coursehub_tools.deployconfig import load
 from coursehub_tools.helm import binary as helm_binary
-from coursehub_tools.yamlfiles import ROOT, ConfigError
+from coursehub_tools.yamlfiles import ROOT
 
 WORKFLOWS = Path(".github") / "workflows"
+# A real run's transcript, kept for the book's excerpts (`coursehub-rehearse --transcript`).
+TRANSCRIPT = Path("book") / "rehearsal-transcript.txt"
 SECRETS = Path("deploy") / "deployments" / "coursehub" / "secrets"
 # The example deployment's key in .sops.yaml, which a fork replaces with its own.
 FORK_REPOSITORY = "fork/coursehub"
@@ -78,8 +89,67 @@ echo '{"ServerURL": "'"$server"'", "Username": "oauth2accesstoken", "Secret": "s
 # gcloud itself talks to Google, and the real one would change this user's files: a step
 # that runs it fails here by name until a stand-in is given for its command.
 GCLOUD = """#!/bin/sh
-echo "gcloud stand-in: the rehearsal has no answer for: gcloud $*" >&2
-exit 1
+case "$*" in
+  "auth print-access-token") echo "gcloud stand-in: no Google here; a fixed token" >&2
+                             echo stand-in-access-token ;;
+  *) echo "gcloud stand-in: the rehearsal has no answer for: gcloud $*" >&2; exit 1 ;;
+esac
+"""
+# The cluster's answers to `coursehub-cluster up`'s kubectl: the cluster services' objects
+# are recorded, and a Service's clusterIP (for the shared-data volume) is a fixed address.
+KUBECTL = """#!/bin/sh
+echo "kubectl stand-in: no cluster here: kubectl $1 recorded" >&2
+case "$1" in
+  apply) cat >> "$COURSEHUB_KUBECTL_RECORD" ;;
+  get) printf 10.96.0.42 ;;
+  *) echo "kubectl stand-in: no answer for: kubectl $*" >&2; exit 1 ;;
+esac
+"""
+# helm, as `coursehub-cluster up` and hubploy call it: the chart repository's answer to
+# `pull` is the vendored chart (what it serves, kept whole with its sha256 manifest), and
+# `upgrade` is rendered by the real helm with the same chart, files and flags (`helm
+# template`: no cluster to apply to), recorded with its files and what helm rendered.
+HELM = """
+import json, os, shutil, subprocess, sys
+args = sys.argv[1:]
+real = os.environ["COURSEHUB_REAL_HELM"]
+def flag(name):
+    return args[args.index(name) + 1] if name in args else None
+if args[:1] in (["dep"], ["dependency"]):
+    sys.exit(subprocess.run([real, *args]).returncode)
+if args[:1] == ["pull"]:
+    pinned = json.loads(os.environ["COURSEHUB_PINNED_CHART"])
+    asked = {"name": args[1], "repository": flag("--repo"), "version": flag("--version")}
+    if asked != {key: pinned[key] for key in asked}:
+        sys.exit(f"helm stand-in: the chart repository has only {pinned}, not {asked}")
+    shutil.copytree(pinned["folder"], os.path.join(flag("--untardir"), args[1]))
+    sys.stderr.write("helm stand-in: pulled from the vendored chart (no chart repository)\\n")
+    sys.exit(0)
+if args[:1] != ["upgrade"]:
+    sys.exit(f"helm stand-in: no answer for: helm {' '.join(args)}")
+if "--repo" in args:
+    # A chart from another repository (cert-manager's), not kept here: recorded only.
+    with open(os.environ["COURSEHUB_HELM_RECORD"], "a") as out:
+        out.write(json.dumps({"argv": args, "files": [], "rendered": ""}) + "\\n")
+    sys.stderr.write(f"helm stand-in: {flag('--repo')} is not here: recorded, not rendered\\n")
+    sys.exit(0)
+kept, skip = [], False
+for arg in args[1:]:
+    if skip:
+        skip = False
+    elif arg == "--timeout":
+        skip = True
+    elif arg not in ("--wait", "--install", "--cleanup-on-fail", "--atomic", "--create-namespace"):
+        kept.append(arg)
+rendered = subprocess.run([real, "template", *kept], capture_output=True, text=True)
+files = [args[i + 1] for i, arg in enumerate(args) if arg == "-f"]
+record = {"argv": args, "files": [open(path).read() for path in files], "template": kept,
+          "rendered": rendered.stdout, "returncode": rendered.returncode}
+with open(os.environ["COURSEHUB_HELM_RECORD"], "a") as out:
+    out.write(json.dumps(record) + "\\n")
+sys.stderr.write(rendered.stderr)
+sys.stderr.write("helm stand-in: rendered by the real helm (helm template); no cluster\\n")
+sys.exit(rendered.returncode)
 """
 # GitHub's API, for the one question deploy.yml asks it: main's newest commit.
 GH = """#!/bin/sh
@@ -92,6 +162,8 @@ esac
 CLOUD_STANDINS = {
     "gh": GH,
     "gcloud": GCLOUD,
+    "kubectl": KUBECTL,
+    "helm": f"#!{sys.executable}\n{HELM}",
     "gke-gcloud-auth-plugin": GKE_AUTH_PLUGIN,
     "docker-credential-gcloud": DOCKER_CREDENTIAL_GCLOUD,
 }
@@ -331,42 +403,65 @@ def deploy_image(r: Rehearsal) -> None:
 def run_job(
     r: Rehearsal, workflow_name: str, job: str, event: dict[str, Any]
 ) -> dict[str, dict[str, dict[str, str]]]:
-    """The `run` steps of a workflow's job, in order, as the runner runs them.
-
-    Expressions are read from the steps' `env` (github.event, secrets, steps' outputs);
-    `python3 -m nox` runs the session in this environment, where its dependency groups
-    are installed already (--no-venv --no-install), instead of a new virtualenv.
-    """
+    """The `run` steps of a workflow's job, in order, as the runner runs them."""
     event_file = r.work / f"{workflow_name}-{job}-event.json"
     event_file.write_text(json.dumps(event))
     outputs: dict[str, dict[str, str]] = {}
-    secrets = {"SOPS_AGE_KEY": r.facts["age_key"]}
     for number, step in enumerate(workflow(r.fork, workflow_name)["jobs"][job]["steps"]):
         if "run" not in step:
             r.say(f"  (uses: {step['uses']})")
             continue
-        github = {"event": event, "repository": FORK_REPOSITORY, "token": "stand-in"}
-        context = {"github": github, "secrets": secrets, "steps": outputs}
-        env = {
-            name: expression(str(value), context) for name, value in (step.get("env") or {}).items()
-        }
         output_file = r.work / f"{workflow_name}-{job}-{number}.out"
-        output_file.write_text("")
-        env.update(
-            GITHUB_ACTIONS="true", GITHUB_EVENT_PATH=str(event_file),
-            GITHUB_OUTPUT=str(output_file), DOCKER_HOST=r.facts["docker_host"], PATH=r.job_path(),
-        )  # fmt: skip
-        script = NOX.sub(r"python3 -m nox --no-venv --no-install ", step["run"])
-        shown = step["run"].strip()
-        if "\n" in shown:
-            shown = f"{step.get('name', 'script')}: {len(shown.splitlines())} lines of bash"
-        r.run(f"set -e\n{script}", env=env, shown=shown)
+        run_step(r, step, event, event_file, output_file, outputs)
         if "id" in step:
             lines = output_file.read_text().splitlines()
             outputs[step["id"]] = {
                 "outputs": dict(line.split("=", 1) for line in lines if "=" in line)
             }
     return outputs
+
+
+def run_step(
+    r: Rehearsal,
+    step: dict[str, Any],
+    event: dict[str, Any],
+    event_file: Path,
+    output_file: Path,
+    outputs: dict[str, Any],
+    extra_env: dict[str, str] | None = None,
+) -> None:
+    """One `run` step, as the runner runs it.
+
+    Expressions are read from the step's `env` (github.event, secrets, steps' outputs);
+    `python3 -m nox` runs the session in this environment, where its dependency groups
+    are installed already (--no-venv --no-install), instead of a new virtualenv, with the
+    fork's own code first on the import path, as the session's editable install has it.
+    """
+    secrets = {"SOPS_AGE_KEY": r.facts["age_key"]}
+    github = {"event": event, "repository": FORK_REPOSITORY, "token": "stand-in"}
+    context = {"github": github, "secrets": secrets, "steps": outputs}
+    env = {name: expression(str(value), context) for name, value in (step.get("env") or {}).items()}
+    output_file.write_text("")
+    env.update(
+        GITHUB_ACTIONS="true", GITHUB_EVENT_PATH=str(event_file),
+        GITHUB_OUTPUT=str(output_file), DOCKER_HOST=r.facts["docker_host"], PATH=r.job_path(),
+        PYTHONPATH=str(fork_packages(r)), **(extra_env or {}),
+    )  # fmt: skip
+    script = NOX.sub(r"python3 -m nox --no-venv --no-install ", step["run"])
+    shown = step["run"].strip()
+    if "\n" in shown:
+        shown = f"{step.get('name', 'script')}: {len(shown.splitlines())} lines of bash"
+    r.run(f"set -e\n{script}", env=env, shown=shown)
+
+
+def fork_packages(r: Rehearsal) -> Path:
+    """The fork's coursehub_tools and coursehub, as its nox sessions install them (editable)."""
+    folder = r.work / "fork-packages"
+    if not folder.exists():
+        folder.mkdir()
+        (folder / "coursehub_tools").symlink_to(r.fork / "scripts")
+        (folder / "coursehub").symlink_to(r.fork / "hub-config" / "coursehub")
+    return folder
 
 
 # Lines of pip and nox that tell a reader nothing here.
@@ -395,74 +490,143 @@ def git_head(folder: Path) -> str:
     ).stdout.strip()
 
 
-def _deploy(r: Rehearsal, deployment: str) -> hubploy_dryrun.Recorded:
-    """deploy.yml's deploy step of `deployment`: hubploy deploy, with helm recorded, in the fork."""
+@dataclass
+class Deployed:
+    """What the deploy step handed helm and kubectl, as the stand-ins recorded it."""
+
+    helm_calls: list[dict[str, Any]]
+    applied: list[dict[str, Any]]
+
+    @property
+    def upgrade(self) -> dict[str, Any]:
+        """The chart's upgrade: the one of a chart folder, not from a repository."""
+        (call,) = [
+            call
+            for call in self.helm_calls
+            if call["argv"][0] == "upgrade" and "--repo" not in call["argv"]
+        ]
+        return call
+
+    def installs(self) -> list[list[str]]:
+        """The upgrades of charts from a repository (cert-manager's)."""
+        return [call["argv"] for call in self.helm_calls if "--repo" in call["argv"]]
+
+    def set_strings(self) -> dict[str, str]:
+        argv = self.upgrade["argv"]
+        pairs = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--set-string"]
+        return dict(pair.split("=", 1) for pair in pairs)
+
+    def rendered(self) -> list[dict[str, Any]]:
+        return [o for o in yaml.safe_load_all(self.upgrade["rendered"]) if o]
+
+
+def _deploy(r: Rehearsal, deployment: str) -> Deployed:
+    """deploy.yml's deploy step of `deployment`, its bash as written: `nox -s deploy`, so
+    `coursehub-cluster up`, then hubploy; helm, kubectl and the registries answer as stand-ins."""
     step = step_of(r.fork, "deploy", deployment, rf"nox -s deploy -- {deployment}")
     if "SOPS_AGE_KEY" not in (step.get("env") or {}):
         raise StepFailed(f"deploy.yml: jobs.{deployment}: the deploy step has no SOPS_AGE_KEY")
     into = r.work / f"{deployment}-deploy"
     into.mkdir()
-    env = {**r.env, "SOPS_AGE_KEY": r.facts["age_key"], "PATH": r.job_path()}
-    try:
-        return hubploy_dryrun.record_fork(
-            deployment, r.fork, into, env, r.facts["kubernetes_api_reads"]
-        )
-    except ConfigError as err:
-        raise StepFailed(str(err)) from None
+    chart = pinned_chart(r.fork)
+    references = registry_check.image_references(load(deployment, root=r.fork).values)
+    engine = r.facts["docker"]
+    for reference in references:
+        if reference.startswith(r.facts["registry_host"]):
+            continue  # the user image: only what the image job pushed
+        # The course images are published by their courses' own CI, not by this workflow.
+        engine.registry.add(reference)
+    mirrors = {
+        "COURSEHUB_REGISTRY_MIRROR_" + re.sub(r"[^A-Z0-9]", "_", host.upper()):
+            f"{r.facts['docker_url']}/registries/{host}"
+        for host in {registry_check.split(reference)[0] for reference in references}
+    }  # fmt: skip
+    env = {
+        "COURSEHUB_REAL_HELM": str(helm_binary(ROOT)),
+        "COURSEHUB_PINNED_CHART": json.dumps({**chart.__dict__, "folder": str(chart.folder)}),
+        "COURSEHUB_HELM_RECORD": str(into / "helm.jsonl"),
+        "COURSEHUB_KUBECTL_RECORD": str(into / "kubectl-apply.yaml"),
+        **mirrors,
+    }
+    event = {"workflow_run": {"head_sha": git_head(r.fork)}}
+    event_file = into / "event.json"
+    event_file.write_text(json.dumps(event))
+    run_step(r, step, event, event_file, into / "output", {}, env)
+    records = (
+        (into / "helm.jsonl").read_text().splitlines() if (into / "helm.jsonl").exists() else []
+    )
+    applied_file = into / "kubectl-apply.yaml"
+    applied = (
+        [o for o in yaml.safe_load_all(applied_file.read_text()) if o]
+        if applied_file.exists()
+        else []
+    )
+    return Deployed([json.loads(line) for line in records], applied)
 
 
 def deploy_staging(r: Rehearsal) -> None:
-    """deploy.yml's staging deploy: hubploy deploy, with helm recorded, in the fork."""
-    recorded = _deploy(r, "staging")
+    """deploy.yml's staging deploy step, as written: nox -s deploy -- staging."""
+    deployed = _deploy(r, "staging")
     reads = r.facts["kubernetes_api_reads"]
     token = r.facts["cluster_tests_token"] = cluster.test_token_file(r.fork).read_text().strip()
-    r.say("+ " + shlex.join(["hubploy", *recorded.hubploy_argv]).replace(token, "<token>"))
-    for call in recorded.calls:
-        shown = shlex.join(["helm", *call["argv"]]).replace(token, "<token>")
-        r.say("  " + re.sub(r"/\S+/tmp\w+", "<decrypted>", shown))
+    for call in deployed.helm_calls:
+        r.say("  recorded: " + temporary_paths(shlex.join(["helm", *call["argv"]]), token))
+    kinds = ", ".join(f"{o['kind']} {o['metadata']['name']}" for o in deployed.applied)
+    r.say(f"  kubectl apply (the cluster services, before the chart): {kinds or 'nothing'}")
     if reads.authorizations[-1:] != [f"Bearer {STANDIN_GKE_TOKEN}"]:
         raise StepFailed(
             "hubploy's Kubernetes client did not authenticate with gke-gcloud-auth-plugin's "
             f"token (sent {reads.authorizations[-1:] or 'nothing'})"
         )
-    flags = recorded.set_strings()
+    wildcard_certificate(r, "staging", deployed)
+    flags = deployed.set_strings()
     image = f"{flags['singleuser.image.name']}:{flags['singleuser.image.tag']}"
     if image not in r.facts["docker"].registry:
         raise StepFailed(f"staging would pull {image}, which the image job never pushed")
     r.say(f"  {image}: in the registry (pushed by the image job)")
-    r.facts["staging"] = recorded
+    r.facts["staging"] = deployed
+
+
+def temporary_paths(command: str, token: str) -> str:
+    """A helm command line as shown: the deploy's temporary chart folder and hubploy's
+    decrypted secrets file by what they are, the cluster tests' token hidden."""
+    command = re.sub(r"/\S+/tmp\w+/jupyterhub\b", "<chart folder>", command)
+    return re.sub(r"/\S+/tmp\w+", "<decrypted>", command).replace(token, "<token>")
+
+
+def wildcard_certificate(r: Rehearsal, deployment: str, deployed: Deployed) -> None:
+    """cert-manager installed as pinned, and a Certificate into the Secret the proxy serves."""
+    loaded = load(deployment, root=r.fork)
+    spec = certificates.cluster_spec(loaded, r.fork)
+    expected = certificates.install_command(spec)[1:]
+    if deployed.installs() != [expected]:
+        raise StepFailed(
+            f"cert-manager was not installed as {gke.cluster_file(deployment, r.fork)} pins it: "
+            f"{deployed.installs() or 'no install'}"
+        )
+    secret = loaded.values["proxy"]["https"]["secret"]["name"]
+    made = [
+        o for o in deployed.applied
+        if o["kind"] == "Certificate" and o["spec"]["secretName"] == secret
+    ]  # fmt: skip
+    if not made:
+        raise StepFailed(f"nothing makes the Secret {secret} the proxy serves its TLS from")
+    names = ", ".join(made[0]["spec"]["dnsNames"])
+    r.say(f"  cert-manager {expected[expected.index('--version') + 1]}; Certificate into "
+          f"{secret}: {names}")  # fmt: skip
 
 
 def render_staging(r: Rehearsal) -> None:
-    """What helm would apply: hubploy's upgrade rendered by the real helm (`helm template`)."""
-    recorded: hubploy_dryrun.Recorded = r.facts["staging"]
-    argv = recorded.upgrade["argv"]
-    # hubploy's order: upgrade --wait --install --namespace <ns> <release> <chart> <flags>
-    start = argv.index("--install")
-    namespace, release, rest = argv[start + 2], argv[start + 3], argv[start + 5 :]
-    files = iter(recorded.upgrade["files"])
-    template = ["template", release, str(recorded.chart_folder), "--namespace", namespace]
-    skip_next = False
-    for i, arg in enumerate(rest):
-        if skip_next:
-            skip_next = False
-        elif arg == "-f":
-            path = r.work / f"values-{i}.yaml"
-            path.write_text(next(files))
-            template += ["-f", str(path)]
-            skip_next = True
-        elif arg == "--timeout":
-            skip_next = True
-        elif arg not in ("--wait", "--cleanup-on-fail", "--atomic", "--force"):
-            template.append(arg)
+    """What helm would apply: the deploy's own `helm upgrade`, rendered by the real helm."""
+    deployed: Deployed = r.facts["staging"]
+    template = shlex.join(["helm", "template", *deployed.upgrade["template"]])
+    r.say("+ " + temporary_paths(template, r.facts["cluster_tests_token"]))
+    objects = deployed.rendered()
     token = r.facts["cluster_tests_token"]
-    shown = f"helm template {release} <chart folder> (hubploy's files and flags)"
-    result = r.run([str(helm_binary(ROOT)), *template], shown=shown, quiet=True)
-    objects = [o for o in yaml.safe_load_all(result.stdout) if o]
     kinds = sorted({o["kind"] for o in objects if o["kind"] in RBAC_KINDS})
     r.say(f"  {len(objects)} objects; RBAC: {', '.join(kinds)}")
     r.facts["rendered_rbac"] = kinds
-    r.facts["rendered_objects"] = objects
+    r.facts["rendered_objects"] = objects + deployed.applied
     secret = next(o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == "hub")
     # z2jh keeps the values the hub reads (get_config) in this Secret's values.yaml.
     r.facts["rendered_hub_values"] = yaml.safe_load(
@@ -497,16 +661,23 @@ def smoke_test(r: Rehearsal) -> None:
         raise StepFailed(f"the rendered hub gives the {cluster.TEST_SERVICE} service no role")
     host = values["proxy"]["https"]["hosts"][0]
     kept = cluster.test_token_file(r.fork).relative_to(r.fork)
-    for method, path in SMOKE_TEST_CALLS:
-        r.say(f"  {method} https://{host}/hub/api{path}  Authorization: token <{kept}>")
-    r.say(f"  as {cluster.TEST_SERVICE}, whose role has: {', '.join(role['scopes'])}")
+    calls = smoke_test_calls.calls(r.fork)
+    for call in calls:
+        r.say(f"  {call.method} https://{host}/hub/api{call.path}  Authorization: token <{kept}>")
+    refused = smoke_test_calls.missing(calls, role["scopes"])
+    if refused:
+        raise StepFailed(
+            f"the {cluster.TEST_SERVICE} role would get 403 for: " + "; ".join(refused)
+        )
+    r.say(f"  as {cluster.TEST_SERVICE}, whose role has: {', '.join(role['scopes'])}: "
+          f"each call's scope (JupyterHub's handlers) is among them")  # fmt: skip
 
 
 def deploy_prod(r: Rehearsal) -> None:
-    """deploy.yml's prod deploy, after staging's smoke test: no test service, the same image."""
-    recorded = _deploy(r, "prod")
-    r.say("+ " + shlex.join(["hubploy", *recorded.hubploy_argv]))
-    flags = recorded.set_strings()
+    """deploy.yml's prod deploy step, after staging's smoke test: no test token, same image."""
+    deployed = _deploy(r, "prod")
+    wildcard_certificate(r, "prod", deployed)
+    flags = deployed.set_strings()
     image = f"{flags['singleuser.image.name']}:{flags['singleuser.image.tag']}"
     if image not in r.facts["docker"].registry:
         raise StepFailed(f"prod would pull {image}, which the image job never pushed")
@@ -561,15 +732,6 @@ def deployer_may_deploy(r: Rehearsal) -> None:
     r.say(f"  {', '.join(r.facts['rendered_rbac'])}: written by {', '.join(roles)}")
 
 
-# What tests/test_cluster.py asks the hub, as the cluster-tests service.
-SMOKE_TEST_CALLS = (
-    ("POST", "/users/<test user>"),
-    ("POST", "/groups/<team>/users"),
-    ("DELETE", "/users/<test user>/server"),
-    ("DELETE", "/users/<test user>"),
-)
-
-
 # The order of the README's "From a fork to the first deploy".
 STEPS: list[Callable[[Rehearsal], None]] = [
     clone,
@@ -604,7 +766,7 @@ def rehearsal() -> Iterator[Rehearsal]:
             (standins / name).write_text(text)
             (standins / name).chmod(0o755)
         host, engine = stack.enter_context(docker_standin.docker_engine())
-        r.facts.update(docker_host=host, docker=engine)
+        r.facts.update(docker_host=host, docker=engine, docker_url=host.replace("tcp:", "http:"))
         r.facts["registry_host"] = "us-central1-docker.pkg.dev"
         yield r
 
@@ -621,13 +783,67 @@ def run(steps: list[Callable[[Rehearsal], None]] = STEPS) -> Rehearsal:
         return r
 
 
+class _Tee(io.StringIO):
+    """Standard output, kept as well."""
+
+    def write(self, text: str) -> int:
+        sys.__stdout__.write(text)
+        return super().write(text)
+
+
+# The rehearsal's temporary folders, by what they are, in a kept transcript.
+TEMPORARY = (
+    (re.compile(r"/\S*/coursehub-rehearsal-\w+"), "<rehearsal>"),
+    (re.compile(r"/tmp/tmp\w+"), "<tmp>"),
+)
+
+
+def kept_transcript(text: str, when: datetime, commit: str) -> str:
+    """The transcript as the book shows it: its command, date and commit first."""
+    for pattern, name in TEMPORARY:
+        text = pattern.sub(name, text)
+    header = f"$ nox -s rehearse    # {when:%Y-%m-%d %H:%M} UTC, commit {commit[:12]}\n"
+    return header + text.lstrip("\n")
+
+
+def kept_sections(root: Path = ROOT) -> tuple[str, dict[str, list[str]]]:
+    """The kept transcript's command line, and each step's lines by the step's name."""
+    command, _, body = (root / TRANSCRIPT).read_text().partition("\n")
+    sections = {}
+    for section in ("\n" + body).split("\n## ")[1:]:
+        title, *lines = section.rstrip().splitlines()
+        sections[title.split(": ")[0].split(". ", 1)[1]] = ["## " + title, *lines]
+    return command, sections
+
+
+def excerpt(steps: list[str], root: Path = ROOT, width: int = 160) -> str:
+    """The kept transcript's command line and the named steps, each line cut at `width`."""
+    command, sections = kept_sections(root)
+    shown = [command]
+    for step in steps:
+        shown += [line[:width] for line in sections[step] if not line.startswith("  Step ")]
+    return "\n".join(shown)
+
+
 def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--transcript", type=Path, metavar="FILE",
+        help="also write the transcript to FILE, with its command, date and commit "
+        f"(the book shows {TRANSCRIPT.as_posix()})",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    output = _Tee()
     try:
-        run()
+        with redirect_stdout(output):
+            run()
+            print("\nrehearsal passed", flush=True)
     except StepFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print("\nrehearsal passed", flush=True)
+    if args.transcript:
+        when = datetime.now(UTC)
+        args.transcript.write_text(kept_transcript(output.getvalue(), when, git_head(ROOT)))
     return 0
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import has_database, has_encrypted_layer
 
 from coursehub_tools.browser import BrowserUnavailable, headless_chromium
-from coursehub_tools.deployconfig import DEPLOYMENTS_FILE, ROOT, read_yaml
+from coursehub_tools.deployconfig import DEPLOYMENTS_FILE, ROOT, load, read_yaml
 from coursehub_tools.local_hub import LocalHub, find_chp, free_port
 from coursehub_tools.local_postgres import PostgresUnavailable, throwaway_postgres
 
@@ -47,6 +48,38 @@ def pytest_generate_tests(metafunc):
             except Exception as err:  # any breakage: one failing case that says what
                 names = [f"unreadable {DEPLOYMENTS_FILE}: {err}"]
             metafunc.parametrize(parameter, names)
+    for parameter, wanted in SELECTED_DEPLOYMENTS.items():
+        if parameter in metafunc.fixturenames and parameter not in parametrized:
+            metafunc.parametrize(parameter, selected_deployments(wanted))
+
+
+# Kubernetes deployments a test runs for only if their merged values have something,
+# so that no case is generated that could only skip.
+SELECTED_DEPLOYMENTS = {
+    "database_deployment": has_database,
+    "encrypted_deployment": has_encrypted_layer,
+}
+
+
+def selected_deployments(wanted) -> list[str]:
+    """The Kubernetes deployments whose merged values `wanted` accepts (not decrypted).
+
+    A deployment that does not load is one failing case saying why, as above.
+    None selected is one failing case too: the test would otherwise silently not run.
+    """
+    try:
+        deployments = yaml.safe_load((ROOT / DEPLOYMENTS_FILE).read_text())["deployments"]
+        kubernetes = [n for n, spec in deployments.items() if spec.get("backend") == "kubernetes"]
+    except Exception as err:
+        return [f"unreadable {DEPLOYMENTS_FILE}: {err}"]
+    names = []
+    for name in kubernetes:
+        try:
+            if wanted(load(name)):
+                names.append(name)
+        except Exception as err:
+            names.append(f"{name} does not load: {err}")
+    return names or [f"no Kubernetes deployment in {DEPLOYMENTS_FILE} {wanted.__name__}"]
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import stat
 import threading
-import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -27,6 +26,7 @@ from coursehub_tools.hub_client import (
     run_in_terminal,
     wait_for_server,
 )
+from coursehub_tools.waiting import wait_until
 
 pytestmark = pytest.mark.hub
 
@@ -73,18 +73,16 @@ class Person:
 
     def start(self) -> dict:
         """(Re)start the course's server; the hub's server model once it settled."""
-        self.hub.api("DELETE", f"/users/{self.name}/server")
-        for _ in range(120):
-            if not self.hub.api("GET", f"/users/{self.name}").json()["servers"]:
-                break
-            time.sleep(0.5)
+        self.hub.client.stop_servers({self.name}, timeout=60)
         self.hub.api("POST", f"/users/{self.name}/server", json={"profile": COURSE})
-        for _ in range(240):
+
+        def settled() -> list:
             server = self.hub.api("GET", f"/users/{self.name}").json()["servers"].get("")
-            if not server or server["ready"]:
-                return server
-            time.sleep(0.5)
-        raise TimeoutError(f"{self.name}'s server did not settle")
+            return [server] if not server or server["ready"] else []
+
+        # One item, so that "no server" (a failed start) is an answer too.
+        (server,) = wait_until(settled, 120, f"{self.name}'s server settled", every=0.5)
+        return server
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import requests
 import yaml
 
 from coursehub.courses import INSTRUCTOR, STUDENT, load_courses
-from coursehub_tools.culling import wait_for_stops
 from coursehub_tools.deployconfig import load
 from coursehub_tools.example_content import make_content_repo
 from coursehub_tools.github_standin import github_fault, set_membership
@@ -321,18 +320,10 @@ def server_running(hub: LocalHub, user: str) -> bool:
     return bool(hub.api("GET", f"/users/{user}").json()["servers"])
 
 
-def wait_stopped(hub: LocalHub, user: str) -> None:
-    hub.api("DELETE", f"/users/{user}/server")
-    deadline = time.monotonic() + 30
-    while server_running(hub, user):
-        assert time.monotonic() < deadline, f"{user}'s server did not stop"
-        time.sleep(0.3)
-
-
 def test_removed_student_cannot_start_a_server_or_log_in(hub, teams):
     login = login_with_standin(hub.url, "sam")
     assert login.response.status_code == 200
-    wait_stopped(hub, "sam")
+    hub.client.stop_servers({"sam"}, timeout=30)
     set_membership(hub.standin_url, teams.students, "sam", False)
     try:
         # The browser session is recent, but starting a server re-checks GitHub.
@@ -397,7 +388,7 @@ def test_removed_student_loses_the_session_at_auth_refresh(hub_factory, teams):
     home = login.session.get(f"{refreshing.url}/hub/home", timeout=30)
     assert "/hub/login" in home.url, "the stale session is sent back to log in"
     # Her running server stops with the session, rather than running on until culled.
-    assert wait_for_stops(refreshing, {"sky"}, timeout=30) == set()
+    refreshing.client.wait_stopped({"sky"}, timeout=30)
     assert "/user/sky/" not in refreshing.api("GET", "/proxy").json()
 
 

@@ -103,3 +103,10 @@ def test_a_long_block_shown_on_two_pages_is_found_and_a_short_one_is_not():
         "show it once and link to it"
     ]
     assert repeats({"gke.html": long, "kind.html": long.replace("line 7", "line 8")}) == []
+
+
+def test_a_long_block_shown_twice_on_one_page_is_found():
+    long = "<pre>" + "\n".join(f"gcloud step {n}" for n in range(8)) + "</pre>"
+    assert repeats({"gke.html": long + "<p>again:</p>" + long}) == [
+        "gke.html, 2 times: the same 8 lines ('gcloud step 0'...); show it once and link to it"
+    ]

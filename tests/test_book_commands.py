@@ -4,9 +4,9 @@ A command is a line of a shell block, or a code span with arguments, that starts
 with one of the project's console scripts (pyproject.toml's [project.scripts]); a
 span that is a script's bare name names the tool. Each is given to
 that script's own argument parser, which refuses what the script would refuse:
-a missing argument, a subcommand or option that does not exist. The command is
-parsed, not run (many act on a cluster). Words in capitals or in <angle
-brackets> stand for the reader's own values.
+a missing argument, a subcommand or option that does not exist. Here the command
+is parsed; tests/test_book_commands_run.py runs those that need no cluster. Words
+in capitals or in <angle brackets> stand for the reader's own values.
 """
 
 from __future__ import annotations
@@ -28,6 +28,16 @@ PAGES = [*sorted((ROOT / "book").glob("*.md")), ROOT / "README.md"]
 SHELL_BLOCK = re.compile(r"^```(?:bash|console|sh|shell)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 OTHER_BLOCK = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+# The reader's own values in a shown command, as the example school has them.
+EXAMPLE_VALUES = {
+    "<slug>": "data-science-101",
+    "<start>": "2026-11-02",  # its first day (deploy/courses/data-science-101.yaml)
+    "<deployment>": "local",
+    "SLUG": "ml-201",
+    "NAME": "ada",
+    "TEXT": "room and budget agreed",
+}
 
 
 def shown_commands(text: str) -> list[str]:
@@ -58,7 +68,8 @@ class _Parsed(Exception):
 
 def parses(command: str, monkeypatch, capsys) -> str | None:
     """None if the script's parser accepts `command`, else the parser's complaint."""
-    name, *argv = shlex.split(command)
+    # A placeholder an option's type reads (a date) is parsed as the example's value.
+    name, *argv = [EXAMPLE_VALUES.get(word, word) for word in shlex.split(command)]
     module, function = SCRIPTS[name].split(":")
     original = argparse.ArgumentParser.parse_args
 

@@ -1,31 +1,58 @@
-"""The pinned chart's own jupyterhub_config.py and our emulation agree, deployment by deployment.
+"""The local hub and the offline pods run the pinned chart's own config, over the files helm mounts.
 
 Offline: helm 3 from its npm package (scripts/helm.py) renders the kept chart
-(deploy/chart/), and the chart's hub config runs on what it rendered.
-Differences must be declared in chart_values.DECLARED_DIFFERENCES.
+(deploy/chart/) and its hub pod's files are laid out as helm mounts them; the
+chart's own jupyterhub_config.py runs over those and over the folder
+scripts/localhub/layout.py lays out from the same values, and the two configs
+and the course pods they build must be the same. The local hub's config is
+then the chart's, but for the traits this machine swaps (SWAPPED, listed here once).
 """
 
 from __future__ import annotations
 
 import copy
+import filecmp
 from pathlib import Path
 
 import pytest
 import yaml
 
-from coursehub.values import CONFIG_DIR
 from coursehub_tools import chart, chart_parity, helm
 from coursehub_tools.cluster import deployed
-from coursehub_tools.deployconfig import Layer, load
-from coursehub_tools.localhub.chart_values import (
-    DECLARED_DIFFERENCES,
-    DECLARED_VALUES_DIFFERENCES,
-    getter,
-    resource_names,
+from coursehub_tools.deployconfig import ROOT, Layer, load
+from coursehub_tools.localhub.facts import FACTS_VARIABLE, LocalFacts
+from coursehub_tools.localhub.layout import (
+    CHART_FILES,
+    hub_environment,
+    lay_out,
+    load_hub_config,
+    mount_root,
+    names_of,
 )
-from coursehub_tools.pod_manifests import hub_config
+from coursehub_tools.pod_manifests import use_offline_kubeconfig
 
 pytestmark = pytest.mark.chart
+
+# Where helm's Secret and our merge of the values knowingly differ, and why.
+DECLARED_VALUES_DIFFERENCES = {
+    "proxy.traefik": "with proxy.https on, the chart's autohttps templates merge their traefik "
+    "settings into the values before the hub's Secret is rendered; the hub never reads them",
+}
+# What scripts/localhub/jupyterhub_config.py swaps in the chart's config, and
+# nothing else: the local hub's effective config equals the chart's elsewhere.
+SWAPPED = {
+    ("JupyterHub", "bind_url"),
+    ("JupyterHub", "hub_bind_url"),
+    ("JupyterHub", "hub_connect_url"),
+    ("ConfigurableHTTPProxy", "api_url"),
+    ("JupyterHub", "pid_file"),
+    ("JupyterHub", "spawner_class"),
+    ("JupyterHub", "cleanup_servers"),
+    ("JupyterHub", "services"),
+    ("JupyterHub", "load_roles"),
+    ("LocalCourseSpawner", "*"),
+    ("Spawner", "args"),
+}
 
 
 @pytest.fixture(scope="session")
@@ -54,55 +81,75 @@ def cases(values: dict) -> list[dict]:
     ]
 
 
-def chart_and_ours(deployment, helm_binary: Path, chart_dir: Path, work: Path) -> tuple[dict, dict]:
-    """The hub config and course pods from the chart's own config, and from our emulation.
-
-    Also requires the values the chart mounts for the hub to be our merge.
-    """
+def helms_and_ours(deployment, helm_binary: Path, chart_dir: Path, work: Path):
+    """The hub pod's folder as helm mounts it, and as layout.lay_out writes it, with the
+    secrets helm generated; their environments for the chart's file."""
     objects = chart_parity.render_deployment(helm_binary, chart_dir, deployment, work)
-    mounted = deployment.mounted_values()
-    hub_name = resource_names(getter(mounted))["hub"]
-    root = work / "hub-pod"
-    env = chart_parity.lay_out_hub_pod(objects, hub_name, root)
+    helms = work / "helm-pod"
+    env = chart_parity.lay_out_hub_pod(objects, names_of(deployment)["hub"], helms)
     env["POD_NAMESPACE"] = deployment.spec["namespace"]
-    # What the hub reads: the chart's merge of its defaults and ours, and ours.
-    charts_merge = yaml.safe_load((root / "secret" / "values.yaml").read_text())
+    ours = work / "our-pod"
+    lay_out(deployment, ours, lambda key: (helms / "secret" / key).read_text())
+    ports = {"hub": 8081, "proxy-api": 8001}
+    return helms, env, ours, hub_environment(ours, deployment.spec["namespace"], ports)
+
+
+def test_our_layout_is_the_hub_pods(cluster_deployment, helm_binary, chart_dir, tmp_path):
+    """Every file helm mounts for the hub, byte for byte; the chart's two files differ
+    from the chart's own only in the mount root."""
+    deployment = deployed(cluster_deployment, decrypt=False)
+    helms, _env, ours, _our_env = helms_and_ours(deployment, helm_binary, chart_dir, tmp_path)
+    for name in CHART_FILES:
+        kept = (chart_dir / "files" / "hub" / name).read_text()
+        assert (ours / name).read_text() == kept.replace(mount_root(), str(ours))
+        assert (ours / name).read_text() != kept, "the mount root is moved"
+    charts_merge = yaml.safe_load((helms / "secret" / "values.yaml").read_text())
+    our_merge = yaml.safe_load((ours / "secret" / "values.yaml").read_text())
     assert _without(charts_merge, DECLARED_VALUES_DIFFERENCES) == _without(
-        mounted, DECLARED_VALUES_DIFFERENCES
+        our_merge, DECLARED_VALUES_DIFFERENCES
     )
-
-    theirs = chart_parity.run_in_subprocess(root, env, cases(mounted))
-    theirs = chart_parity.relocated(theirs, str(root), str(CONFIG_DIR))
-    # The secrets helm generated (service tokens among them), as the chart's hub reads them.
-    config = hub_config(mounted, work, lambda key: (root / "secret" / key).read_text())
-    ours = {"config": chart_parity.plain(config), "pods": chart_parity.pods(config, cases(mounted))}
-    return theirs, ours
-
-
-def undeclared_differences(theirs: dict, ours: dict) -> list[str]:
-    return chart_parity.differences(
-        theirs["config"],
-        ours["config"],
-        lambda section, trait: (section, trait) in DECLARED_DIFFERENCES,
-    )
+    helm_files = {p.relative_to(helms) for p in helms.rglob("*") if p.is_file()}
+    our_files = {p.relative_to(ours) for p in ours.rglob("*") if p.is_file()}
+    # helm's ConfigMap also holds the chart's files and a checksum, which the hub
+    # reads from their own mounts or not at all.
+    unread = {Path("config") / key for key in ("jupyterhub_config.py", "z2jh.py")}
+    unread |= {p for p in helm_files if p.name.startswith("checksum_")}
+    assert helm_files - unread == our_files
+    plain_files = our_files - {Path(name) for name in CHART_FILES} - {Path("secret/values.yaml")}
+    _match, mismatch, errors = filecmp.cmpfiles(helms, ours, sorted(map(str, plain_files)))
+    assert (mismatch, errors) == ([], [])
 
 
-def test_chart_and_emulation_agree(cluster_deployment, helm_binary, chart_dir, tmp_path):
+def test_the_charts_config_is_the_same_over_our_layout(
+    cluster_deployment, helm_binary, chart_dir, tmp_path
+):
     import kubernetes_validate
 
-    # As a deploy run has it: with the cluster tests' token where that service exists.
     deployment = deployed(cluster_deployment, decrypt=False)
-    theirs, ours = chart_and_ours(deployment, helm_binary, chart_dir, tmp_path)
-    assert undeclared_differences(theirs, ours) == []
-    for pod in theirs["pods"]:
+    theirs, ours = configs_and_pods(deployment, helm_binary, chart_dir, tmp_path)
+    assert chart_parity.differences(theirs["config"], ours["config"], lambda *_: False) == []
+    assert theirs["pods"] == ours["pods"]
+    for pod in ours["pods"]:
         kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
         names = [c["name"] for c in pod["spec"]["initContainers"]]
         assert names[0] == "block-cloud-metadata", "the chart's own init container runs first"
-    assert theirs["pods"] == ours["pods"]
 
 
-# Settings no deployment uses today, so the emulation's other branches meet the
-# chart's own code too: each set is laid over staging's values.
+def configs_and_pods(deployment, helm_binary: Path, chart_dir: Path, work: Path):
+    helms, env, ours, our_env = helms_and_ours(deployment, helm_binary, chart_dir, work)
+    use_offline_kubeconfig(work)
+    results = []
+    for folder, environment in ((helms, env), (ours, our_env)):
+        config = load_hub_config(folder / "jupyterhub_config.py", environment, quiet=True)
+        plain = chart_parity.plain(config)
+        results.append(
+            {"config": plain, "pods": chart_parity.pods(config, cases(deployment.mounted_values()))}
+        )
+    return results
+
+
+# Settings no deployment uses today, so the layout's other branches (names,
+# secrets, databases) meet the chart's own code too: each set is laid over staging's values.
 OTHER_SETTINGS = {
     "names, pull secrets, required user nodes, full culling, static homes": {
         "fullnameOverride": "course-hub",
@@ -150,11 +197,45 @@ OTHER_SETTINGS = {
 
 
 @pytest.mark.parametrize("settings", OTHER_SETTINGS.values(), ids=OTHER_SETTINGS)
-def test_chart_and_emulation_agree_on_other_settings(settings, helm_binary, chart_dir, tmp_path):
+def test_the_charts_config_is_the_same_over_our_layout_on_other_settings(
+    settings, helm_binary, chart_dir, tmp_path
+):
     deployment = load("staging", extra_layers=[Layer("other settings", settings)])
-    theirs, ours = chart_and_ours(deployment, helm_binary, chart_dir, tmp_path)
-    assert undeclared_differences(theirs, ours) == []
+    theirs, ours = configs_and_pods(deployment, helm_binary, chart_dir, tmp_path)
+    assert chart_parity.differences(theirs["config"], ours["config"], lambda *_: False) == []
     assert theirs["pods"] == ours["pods"]
+
+
+def test_the_local_hub_runs_the_charts_config_but_for_the_swaps(
+    cluster_deployment, helm_binary, chart_dir, tmp_path
+):
+    """The local hub's effective config (its jupyterhub_config.py loaded as JupyterHub
+    loads it) over a cluster deployment's hub pod is the chart's, but for SWAPPED."""
+    deployment = deployed(cluster_deployment, decrypt=False)
+    helms, env, _ours, _our_env = helms_and_ours(deployment, helm_binary, chart_dir, tmp_path)
+    charts = load_hub_config(helms / "jupyterhub_config.py", env, quiet=True)
+    facts = LocalFacts(
+        state_dir=tmp_path, pod_dir=helms, public_port=8000, hub_port=8081,
+        proxy_api_port=8001, backend="local", server="jupyterlab", marker="m",
+        operator_token="t",
+    )  # fmt: skip
+    local_env = {**env, FACTS_VARIABLE: str(facts.write())}
+    local = load_hub_config(ROOT / "scripts/localhub/jupyterhub_config.py", local_env, quiet=True)
+    found = chart_parity.differences(
+        chart_parity.plain(charts),
+        chart_parity.plain(local),
+        lambda section, trait: (section, trait) in SWAPPED or (section, "*") in SWAPPED,
+    )
+    assert found == []
+    # Each swap is one: the chart set something else there.
+    unchanged = [
+        (section, trait)
+        for section, trait in SWAPPED
+        if trait != "*"
+        and charts[section].get(trait) == local[section].get(trait)
+        and (section, trait) != ("Spawner", "args")
+    ]
+    assert unchanged == []
 
 
 def _without(values: dict, paths) -> dict:

@@ -27,7 +27,7 @@ from coursehub_tools.cluster import (
     write_values,
 )
 from coursehub_tools.deployconfig import ROOT, load, load_deployments, merge, read_yaml
-from coursehub_tools.localhub.chart_values import resource_names
+from coursehub_tools.localhub.layout import names_of
 
 
 @pytest.mark.unit
@@ -136,21 +136,6 @@ def remove_user(hub_api: str, headers: dict, user: str) -> None:
         time.sleep(2)  # 400 while the server is still stopping
 
 
-def mounted_config(name: str):
-    """get_config over the hub pod's values.yaml, as the chart's config reads it."""
-    mounted = load(name).mounted_values()
-
-    def get_config(key: str, default=None):
-        node = mounted
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
-
-    return get_config
-
-
 @pytest.mark.cluster
 def test_hub_runs_the_pinned_jupyterhub_and_spawns_a_pod():
     name = reachable_deployment()
@@ -220,10 +205,8 @@ def test_continuous_image_puller_is_ready_on_every_node():
     values = load(name).values
     if not values["prePuller"]["continuous"]["enabled"]:
         pytest.skip(f"{name}: prePuller.continuous.enabled is false")
-    # The chart's names: the hub's name with its prefix (fullnameOverride), as
-    # for every object the chart makes.
-    prefix = resource_names(mounted_config(name))["hub"].removesuffix("hub")
-    daemonset = f"{prefix}continuous-image-puller"
+    # The chart's name for it (its ConfigMap's, rendered by helm).
+    daemonset = names_of(load(name))["continuous-image-puller"]
     deadline = time.monotonic() + SERVER_DEADLINE
     while True:
         # numberReady is left out while it is 0, so each side may be empty.

@@ -7,11 +7,13 @@ The deployment list is read inside the tests, so a broken config fails a test.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from helpers import has_database
 
 from coursehub_tools import cluster, cluster_services
 from coursehub_tools.deployconfig import Layer, load
@@ -28,13 +30,6 @@ def by_kind(objects: list[dict], kind: str) -> list[dict]:
 def shared_volume(values: dict) -> dict:
     name = values["custom"]["sharedData"]["volume"]
     return next(v for v in values["singleuser"]["storage"]["extraVolumes"] if v["name"] == name)
-
-
-def wants_database(values: dict) -> bool:
-    return (
-        values["custom"]["clusterServices"]["database"]["enabled"]
-        and values["hub"]["db"]["type"] == "postgres"
-    )
 
 
 def wants_shared_data(values: dict) -> bool:
@@ -55,7 +50,7 @@ def test_database_service_is_the_host_hub_db_url_names(cluster_deployment):
     deployment = load(cluster_deployment)
     values = deployment.values
     objects = cluster_services.manifests(deployment)
-    if not wants_database(values):
+    if not has_database(deployment):
         assert by_kind(objects, "Secret") == []
         assert not any(o["metadata"]["name"].endswith("-db") for o in objects)
         return
@@ -84,7 +79,7 @@ def test_the_database_is_dumped_on_schedule_by_a_pod_its_policy_admits(cluster_d
     deployment = load(cluster_deployment)
     values = deployment.values
     objects = cluster_services.manifests(deployment)
-    if not wants_database(values):
+    if not has_database(deployment):
         assert by_kind(objects, "CronJob") == [], "no database, nothing to dump"
         return
     url = urlsplit(values["hub"]["db"]["url"])
@@ -148,7 +143,7 @@ def test_objects_are_made_only_where_the_values_need_them(cluster_deployment):
     deployment = load(cluster_deployment)
     values = deployment.values
     objects = cluster_services.manifests(deployment)
-    assert bool(objects) == (wants_database(values) or wants_shared_data(values))
+    assert bool(objects) == (has_database(deployment) or wants_shared_data(values))
 
 
 def test_plan_prints_the_objects_it_applies(cluster_deployment, capsys):
@@ -163,31 +158,40 @@ def test_plan_prints_the_objects_it_applies(cluster_deployment, capsys):
     printed = list(yaml.safe_load_all(out.split(cluster.MANIFESTS_HEADER + "\n", 1)[1]))
     assert printed == expected
     namespace = deployment.spec["namespace"]
-    assert " ".join(cluster.apply_command(namespace)) in out
+    # Each step is a line a reader can run: the objects come from `services`, not from stdin.
+    services = shlex.join(cluster.services_command(cluster_deployment))
+    assert f"{services} | {shlex.join(cluster.apply_command(namespace))}\n" in out
     # The plan never holds a password: the layer holding it is not read for a plan.
     for secret in by_kind(printed, "Secret"):
         assert secret["stringData"]["password"] == cluster_services.password_placeholder(deployment)
 
 
-def encrypted_deployments() -> list[str]:
-    from coursehub_tools.deployconfig import load_deployments
+def test_services_are_what_up_applies_before_and_after_the_nfs_address(cluster_deployment):
+    decrypted = load(
+        cluster_deployment, extra_layers=[Layer("test", {"hub": {"db": {"password": "s3cret"}}})]
+    )
+    objects = cluster_services.manifests(decrypted, secrets=True, nfs_server="10.0.0.7")
+    first = cluster.services_to_apply(decrypted)
+    then = cluster.services_to_apply(decrypted, "10.0.0.7")
+    assert first + then == sorted(objects, key=lambda o: o["kind"] == "PersistentVolume")
+    assert [o["kind"] for o in then] == (
+        ["PersistentVolume"] if by_kind(objects, "PersistentVolume") else []
+    )
+    assert all(o["spec"]["nfs"]["server"] == "10.0.0.7" for o in then)
 
-    return [
-        name
-        for name, spec in load_deployments()["deployments"].items()
-        if spec["backend"] == "kubernetes"
-        and any(isinstance(item, dict) and item.get("encrypted") for item in spec["values"])
-    ]
+
+def test_services_refuse_without_the_key_in_one_line(encrypted_deployment, monkeypatch, capsys):
+    name = encrypted_deployment
+    for variable in KEY_ENVIRONMENT:
+        monkeypatch.delenv(variable, raising=False)
+    assert cluster.main(["services", name]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "encrypted" in captured.err, captured.err
 
 
-def test_some_deployment_has_an_encrypted_layer():
-    assert encrypted_deployments(), "the refusal tests below need one; deploy/deployments.yaml"
-
-
-def test_up_refuses_without_the_decrypted_layer(cluster_deployment, monkeypatch, capsys):
-    name = cluster_deployment
-    if name not in encrypted_deployments():
-        pytest.skip(f"{name} has no encrypted layer")
+def test_up_refuses_without_the_decrypted_layer(encrypted_deployment, monkeypatch, capsys):
+    name = encrypted_deployment
     ran = []
     real_run = subprocess.run
 
@@ -208,10 +212,8 @@ def test_up_refuses_without_the_decrypted_layer(cluster_deployment, monkeypatch,
     assert ran == [], "nothing may run before the refusal"
 
 
-def test_database_needs_the_password_the_encrypted_layer_holds(cluster_deployment):
-    deployment = load(cluster_deployment)
-    if not wants_database(deployment.values):
-        pytest.skip(f"{cluster_deployment} has no database of its own")
+def test_database_needs_the_password_the_encrypted_layer_holds(database_deployment):
+    deployment = load(database_deployment)
     # Loaded without decrypting: printing works with a placeholder, applying refuses.
     assert cluster_services.manifests(deployment)
     with pytest.raises(ConfigError) as refused:
@@ -223,20 +225,18 @@ def test_database_needs_the_password_the_encrypted_layer_holds(cluster_deploymen
         assert layer in message
     # With the password (as the decrypted layer gives it) the Secret carries it.
     decrypted = load(
-        cluster_deployment, extra_layers=[Layer("test", {"hub": {"db": {"password": "s3cret"}}})]
+        database_deployment, extra_layers=[Layer("test", {"hub": {"db": {"password": "s3cret"}}})]
     )
     objects = cluster_services.manifests(decrypted, secrets=True)
     assert by_kind(objects, "Secret")[0]["stringData"]["password"] == "s3cret"
 
 
-def test_a_database_host_in_another_namespace_is_refused(cluster_deployment):
-    deployment = load(cluster_deployment)
-    if not wants_database(deployment.values):
-        pytest.skip(f"{cluster_deployment} has no database of its own")
+def test_a_database_host_in_another_namespace_is_refused(database_deployment):
+    deployment = load(database_deployment)
     url = urlsplit(deployment.values["hub"]["db"]["url"])
     elsewhere = url._replace(netloc=url.netloc.replace(url.hostname, "db.somewhere-else.svc"))
     moved = load(
-        cluster_deployment,
+        database_deployment,
         extra_layers=[Layer("test-layer", {"hub": {"db": {"url": elsewhere.geturl()}}})],
     )
     with pytest.raises(ConfigError, match=r"^test-layer: hub.db.url: .*somewhere-else"):

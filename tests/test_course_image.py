@@ -3,10 +3,10 @@
 The workflows' own steps run in order, as the runner runs them, against
 stand-ins that say they are ones: the Docker engine and registry
 (scripts/docker_standin.py: repo2docker and the docker CLI talk to it, nothing
-is built) and GitHub's REST API (scripts/github_standin.py, with coursehub's
-registry as a repository). The course repository is what a course makes from
-the template: deploy/deployments/coursehub/image/ with the workflow, and
-examples/data-science-101's notebooks.
+is built) and GitHub's REST API (scripts/github_standin_repos.py, with
+coursehub's registry as a repository). The course repository is what a course
+makes from the template: deploy/deployments/coursehub/image/ with the workflow,
+and examples/data-science-101's notebooks.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ WEEKLY = ROOT / ".github/workflows/rebuild-images.yml"
 REGISTRY_REPO = "coursehub/coursehub"
 COURSE = "data-science-101"
 COURSE_REPO = "coursehub-school/data-science-101"
-PR_TOKEN = "pr-token"
+BOT = "coursehub-bot"
 # A commit's date is data: the tag is made from it.
 COMMITTED = "2026-11-20T10:00:00+00:00"
 # The step that installs the tools: this environment has them (as the rehearsal's
@@ -69,13 +69,20 @@ def github(tmp_path):
         process.wait(10)
 
 
-def seed(github: str, files: dict[str, str]) -> None:
-    requests.put(f"{github}/_standin/repos/{REGISTRY_REPO}", json={"files": files}, timeout=10)
-    grant = {
-        "login": "coursehub-bot",
-        "permissions": {"contents": "write", "pull_requests": "write"},
-    }
-    requests.put(f"{github}/_standin/grants/{PR_TOKEN}", json=grant, timeout=10)
+def token(github: str, login: str, permissions: dict[str, str] | None = None) -> str:
+    """A personal access token of `login`'s: fine-grained if `permissions` are given."""
+    body = {"permissions": permissions} if permissions is not None else {}
+    answer = requests.post(f"{github}/_standin/tokens/{login}", json=body, timeout=10)
+    answer.raise_for_status()
+    return answer.json()["token"]
+
+
+def seed(github: str, files: dict[str, str]) -> str:
+    """The registry repository of `files`, its bot a writer; the bot's fine-grained token."""
+    repository = {"files": files, "writers": [BOT]}
+    answer = requests.put(f"{github}/_standin/repos/{REGISTRY_REPO}", json=repository, timeout=10)
+    answer.raise_for_status()
+    return token(github, BOT, {"contents": "write", "pull_requests": "write"})
 
 
 def registry_files() -> dict[str, str]:
@@ -86,7 +93,10 @@ def registry_files() -> dict[str, str]:
 
 def api(github: str, path: str, **params):
     answer = requests.get(
-        f"{github}/api/v3/repos/{REGISTRY_REPO}/{path}", params=params, timeout=10
+        f"{github}/api/v3/repos/{REGISTRY_REPO}/{path}",
+        params=params,
+        headers={"Authorization": f"token {token(github, 'sam')}"},
+        timeout=10,
     )
     answer.raise_for_status()
     return answer.json()
@@ -186,14 +196,14 @@ def job_environment(tmp_path: Path, docker_host: str, github: str) -> dict[str, 
 
 def pipeline(tmp_path, docker, github, *, event="push", change=None):
     host, _engine = docker
-    seed(github, registry_files())
+    bot_token = seed(github, registry_files())
     workspace = tmp_path / "workspace"
     course_repository(workspace / "course", change)
     workflow = yaml.safe_load((TEMPLATE / "build-image.yaml").read_text())
     ran = run_workflow(
         workflow, "build", workspace, event=event,
         env=job_environment(tmp_path, host, github) | {"COURSEHUB_REGISTRY_REPO": REGISTRY_REPO},
-        secrets={"GITHUB_TOKEN": "the-course-repository-token", "COURSEHUB_PR_TOKEN": PR_TOKEN},
+        secrets={"GITHUB_TOKEN": "the-course-repository-token", "COURSEHUB_PR_TOKEN": bot_token},
         repository=COURSE_REPO,
     )  # fmt: skip
     commit = git(workspace / "course", "rev-parse", "--short=7", "HEAD")
@@ -281,22 +291,24 @@ def propose(github: str, token: str | None, image: str) -> subprocess.CompletedP
 
 
 def test_a_proposal_fails_as_github_refuses_it(github):
-    seed(github, registry_files())
+    bot_token = seed(github, registry_files())
     image = "ghcr.io/coursehub-school/data-science-101:2026.11.20-abcdef1"
     missing = propose(github, None, image)
     assert missing.returncode == 1 and "GH_TOKEN not set" in missing.stderr
     wrong = propose(github, "not-a-token", image)
     assert wrong.returncode == 1
+    assert "GitHub refused to read branch main: 401 Bad credentials" in wrong.stderr
+    # The bot may write to the registry, but this token of its may not write contents.
+    read_only = token(github, BOT, {"contents": "read", "pull_requests": "write"})
+    forbidden = propose(github, read_only, image)
+    assert forbidden.returncode == 1
     assert (
-        "GitHub refused to create branch" in wrong.stderr and "401 Bad credentials" in wrong.stderr
+        "create branch images/data-science-101-2026.11.20-abcdef1: 403 "
+        "Resource not accessible by personal access token" in forbidden.stderr
     )
-    read_only = {"login": "reader", "permissions": {"contents": "read", "pull_requests": "write"}}
-    requests.put(f"{github}/_standin/grants/reader", json=read_only, timeout=10)
-    forbidden = propose(github, "reader", image)
-    assert forbidden.returncode == 1 and "403 Resource not accessible" in forbidden.stderr
-    first = propose(github, PR_TOKEN, image)
+    first = propose(github, bot_token, image)
     assert first.returncode == 0, first.stderr
-    again = propose(github, PR_TOKEN, image)
+    again = propose(github, bot_token, image)
     assert again.returncode == 1
     assert (
         "create branch images/data-science-101-2026.11.20-abcdef1: 422 Reference already exists"
@@ -334,13 +346,15 @@ def test_the_weekly_rebuild_proposes_every_course_that_built_and_says_which_fail
     host, engine = docker
     registry = host.removeprefix("tcp://")
     base, courses = weekly_courses(tmp_path, registry)
-    seed(github, {f"deploy/courses/{p.name}": p.read_text() for p in courses.glob("*.yaml")})
+    bot_token = seed(
+        github, {f"deploy/courses/{p.name}": p.read_text() for p in courses.glob("*.yaml")}
+    )
     workflow = yaml.safe_load(WEEKLY.read_text())
     # The registry's own folder and github.com, here the test's; the day pinned.
     here = f"--courses {courses} --git-base {base.as_uri()} --date 2026-11-23"
     ran = run_workflow(
         workflow, "rebuild", ROOT, event="schedule", env=job_environment(tmp_path, host, github),
-        secrets={"IMAGES_PUSH_TOKEN": "push-token", "IMAGES_PR_TOKEN": PR_TOKEN},
+        secrets={"IMAGES_PUSH_TOKEN": "push-token", "IMAGES_PR_TOKEN": bot_token},
         repository=REGISTRY_REPO,
         extra_args={"python3 -m coursehub_tools.course_image rebuild": here},
     )  # fmt: skip

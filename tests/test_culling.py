@@ -42,7 +42,7 @@ async def test_an_idle_server_is_culled_and_an_active_one_kept(hub_factory):
 
     await cull_pass_at(hub, values, later)
 
-    assert culling.wait_for_stops(hub, {"sam"}, timeout=30) == set(), "idle: stopped"
+    hub.client.wait_stopped({"sam"}, timeout=30)  # idle: stopped
     assert running(hub, "sky"), "active within cull.timeout: kept"
     # cull.users is off on the GitHub hub: the user stays, only the server went.
     assert values["cull"]["users"] is False
@@ -62,7 +62,7 @@ async def test_a_temporary_user_is_removed_with_their_server(hub_factory):
     await cull_pass_at(hub, values, later)
     # The hub answered "stopping" (slow_stop_timeout 0), and the culler removes
     # a user only once their servers are gone: at its next pass.
-    assert culling.wait_for_stops(hub, {guest}, timeout=30) == set()
+    hub.client.wait_stopped({guest}, timeout=30)
     await cull_pass_at(hub, values, later)
 
     assert values["cull"]["users"] is True

@@ -1,17 +1,22 @@
-"""A hand-run `helm upgrade` of the plain chart is refused: helm fails, naming the deploy command.
+"""A hand-run `helm upgrade` of the plain chart, or with `--reuse-values`, is refused: helm fails,
+naming the deploy command.
 
 The deploy hands helm the pinned chart with the generated values (hub-config/ as
 hub.extraFiles, the course registry as custom.courses) in its values.yaml; z2jh's
 documented `helm upgrade` passes only the values files. Both are rendered here by
 helm (scripts/helm.py) from the kept chart, with each cluster deployment's values.
+`--reuse-values` hands the chart it is given the last release's values (ref: helm's
+pkg/action/upgrade.go, reuseValues): rendered here as that chart with those values.
 """
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import yaml
 
-from coursehub_tools import chart, chart_parity, helm
+from coursehub_tools import chart, chart_parity, cluster, helm, hubploy_deploy
 from coursehub_tools.deployconfig import load, merge
 
 pytestmark = pytest.mark.chart
@@ -52,3 +57,63 @@ def test_the_plain_chart_with_the_values_files_alone_is_refused(cluster_deployme
     message = str(refused.value)
     assert f"coursehub: release {spec['release']} lacks the values the deploy generates" in message
     assert f"deploy with `nox -s deploy -- {cluster_deployment}` (hubploy;" in message
+
+
+def deploy_chart_folder(deployment, into):
+    """The chart folder a hubploy deploy hands helm: generated values, stamped version."""
+    folder = into / "chart"
+    shutil.copytree(chart.pinned().folder, folder)
+    hubploy_deploy.add_generated_values(deployment, folder)
+    return folder
+
+
+def as_deployed(name: str):
+    """The deployment as its deploy run has it, custom.generated included."""
+    return load(name, extra_layers=cluster.runtime_layers(name, token="a-token"))
+
+
+def render(folder, deployment, values: dict, tmp_path):
+    (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
+    spec = deployment.spec
+    return chart_parity.render(
+        helm.binary(), folder, spec["release"], spec["namespace"], tmp_path / "values.yaml"
+    )
+
+
+@pytest.mark.parametrize("name", ["staging", "prod"])
+def test_a_hubploy_deploy_carries_its_revision_and_renders(name, tmp_path):
+    deployment = as_deployed(name)
+    revision = deployment.values["custom"]["generated"]
+    folder = deploy_chart_folder(deployment, tmp_path)
+    assert yaml.safe_load((folder / "Chart.yaml").read_text())["version"].endswith(f"+{revision}")
+    objects = render(folder, deployment, deployment.helm_values, tmp_path)
+    assert hub_args(objects) == CHART_ARGS
+
+
+def reuse_refusal(message: str, deployment) -> bool:
+    spec = deployment.spec
+    return (
+        f"coursehub: release {spec['release']}: its generated values" in message
+        and "`helm upgrade --reuse-values` keeps the last deploy's hub-config/ and courses"
+        in message
+        and f"deploy with `nox -s deploy -- {deployment.name}` (hubploy)" in message
+    )
+
+
+def test_reuse_values_with_the_plain_chart_is_refused(tmp_path):
+    """`helm upgrade coursehub-staging jupyterhub/jupyterhub --reuse-values`: the last
+    release's values (generated layers and all) beside the plain chart's version."""
+    deployment = as_deployed("staging")
+    with pytest.raises(RuntimeError) as refused:
+        render(chart.pinned().folder, deployment, deployment.helm_values, tmp_path)
+    assert reuse_refusal(str(refused.value), deployment)
+
+
+def test_reuse_values_with_a_new_deploys_chart_folder_is_refused(tmp_path):
+    """The chart folder of a new deploy (a course changed), with the last release's values."""
+    deployment = as_deployed("staging")
+    last = merge(deployment.helm_values, {"custom": {"generated": "0" * 12}})
+    folder = deploy_chart_folder(deployment, tmp_path)
+    with pytest.raises(RuntimeError) as refused:
+        render(folder, deployment, last, tmp_path)
+    assert reuse_refusal(str(refused.value), deployment)

@@ -9,7 +9,6 @@ GitHub's API (the stand-in) answers, a page at a time.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 import yaml
@@ -17,6 +16,7 @@ import yaml
 from coursehub_tools.github_standin import World
 from coursehub_tools.hub_client import login_with_standin
 from coursehub_tools.local_hub import FIXTURE
+from coursehub_tools.waiting import wait_until
 
 pytestmark = pytest.mark.hub
 # GitHub answers at most 100 items a page (per_page); more than that takes two pages.
@@ -25,13 +25,9 @@ MORE_THAN_A_PAGE = 130
 
 def hub_decision(log_path, user: str, timeout: float = 30) -> tuple[int, list[int]]:
     pattern = re.compile(rf"Running {user}'s server as uid (\d+) with groups \[([\d, ]*)\]")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        match = pattern.search(log_path.read_text())
-        if match:
-            return int(match[1]), [int(g) for g in match[2].split(",") if g.strip()]
-        time.sleep(0.2)
-    raise AssertionError(f"the hub did not log the unix ids of {user}'s start")
+    what = f"the hub's log line with the unix ids of {user}'s start"
+    match = wait_until(lambda: pattern.search(log_path.read_text()), timeout, what)
+    return int(match[1]), [int(g) for g in match[2].split(",") if g.strip()]
 
 
 def test_gids_are_every_organization_and_team_of_the_member_over_pages(hub_factory, tmp_path):

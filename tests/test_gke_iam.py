@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from coursehub_tools import chart, chart_parity, gke, gke_iam, helm
+from coursehub_tools import certificates, chart, chart_parity, cluster_services, gke, gke_iam, helm
 from coursehub_tools.deployconfig import ROOT, load, load_deployments
 
 pytestmark = pytest.mark.chart
@@ -76,3 +76,14 @@ def test_the_project_role_adds_only_what_the_predefined_roles_lack(rendered):
 )  # fmt: skip
 def test_kinds_are_named_as_gke_permissions_name_them(kind, permission):
     assert gke_iam.resource(kind) == permission
+
+
+@pytest.mark.parametrize("deployment", GKE_DEPLOYMENTS)
+def test_the_deployer_may_write_what_coursehub_cluster_up_applies_besides_the_chart(deployment):
+    """The cluster services (namespace, database and its backup, shared data and its volume)
+    and the wildcard certificate's cert-manager objects, which the deploy job applies too."""
+    loaded = load(deployment)
+    objects = cluster_services.manifests(loaded) + certificates.objects(loaded)
+    kinds = {o["kind"] for o in objects}
+    assert {"Namespace", "CronJob", "PersistentVolume", "Certificate", "ClusterIssuer"} <= kinds
+    assert gke_iam.missing(objects, spec()) == []

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
+from helpers import students_pod
 
 from coursehub_tools import dispatcher, home_archive
 from coursehub_tools.deployconfig import Layer, load
@@ -33,14 +34,6 @@ NFS_HOMES = {
         "storage": {"type": "static", "static": {"pvcName": "homes", "subPath": "{username}"}}
     }
 }
-
-
-def students_pod(deployment: str, user: str, extra_values: dict | None = None) -> dict:
-    from coursehub_tools.pod_manifests import build
-
-    slug, course = next(iter(load(deployment).values["custom"]["courses"].items()))
-    return build(deployment, user, course["groups"]["students"][:1], course=slug,
-                 today=course["start"], extra_values=extra_values)  # fmt: skip
 
 
 def home_of(pod: dict, home_path: str) -> tuple[str, str | None]:

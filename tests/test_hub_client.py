@@ -1,34 +1,26 @@
-"""The hub API client reads every page of a list, on a real local hub with two-item pages."""
+"""The hub API client reads every page of a list, on a real local hub with two-item pages.
+
+(Waiting out a busy hub and naming a refused call: tests/test_hub_api.py.)
+"""
 
 from __future__ import annotations
 
-import time
-
 import pytest
-import requests
 
 from coursehub.courses import load_courses
 from coursehub.github import team_names
 from coursehub_tools.deployconfig import load
 from coursehub_tools.dispatcher import Hub
 from coursehub_tools.github_standin import World
-from coursehub_tools.hub_client import PAGINATION, every_item, login_with_standin
+from coursehub_tools.hub_api import PAGINATION, HubAPI, HubAPIError
+from coursehub_tools.hub_client import login_with_standin
 from coursehub_tools.local_hub import FIXTURE, LocalHub
+from coursehub_tools.waiting import wait_until
 
 pytestmark = pytest.mark.hub
 
 PAGE = 2  # items a page, so that the fixture's few users fill several
 WORLD = World.from_file(FIXTURE, "id", "secret")
-
-
-def wait_until_running(hub: LocalHub, names: list[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        servers = [hub.api("GET", f"/users/{name}").json()["servers"].get("") for name in names]
-        if all(server and server["ready"] for server in servers):
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"not all of {names} have a running server after {timeout} s")
 
 
 def total(hub: LocalHub, path: str) -> int:
@@ -53,18 +45,23 @@ def test_every_page_of_users_and_groups_is_read(hub_factory):
         login_with_standin(hub.url, login, next_url="/hub/home").response.raise_for_status()
         started = hub.api("POST", f"/users/{login}/server", json={"profile": course.slug})
         assert started.status_code in (201, 202), started.text
-    wait_until_running(hub, members)
+
+    def all_ready() -> bool:
+        users = hub.client.every("/users", state="ready")
+        return sorted(user["name"] for user in users) == members
+
+    wait_until(all_ready, 60, f"servers of {members} ready", every=0.5)
     unpaged = hub.api("GET", "/users", params={"state": "active"}).json()
     assert len(unpaged) == PAGE, "without paging, the hub answers one page and says no more"
 
     # The dispatcher stops every server of a course that ended, not a page of them.
     assert sorted(Hub(hub.url, hub.operator_token).running(course.slug, courses)) == members
-    users = every_item(hub.url, hub.operator_token, "/users")
+    users = hub.client.every("/users")
     assert sorted(user["name"] for user in users) == members
-    groups = [group["name"] for group in every_item(hub.url, hub.operator_token, "/groups")]
+    groups = [group["name"] for group in hub.client.every("/groups")]
     assert len(groups) == len(set(groups)) == total(hub, "/groups") > PAGE
     # A page's own limit, if asked for, is kept to the end.
-    one_at_a_time = every_item(hub.url, hub.operator_token, "/users", state="active", limit=1)
+    one_at_a_time = hub.client.every("/users", state="active", limit=1)
     assert sorted(user["name"] for user in one_at_a_time) == members
-    with pytest.raises(requests.HTTPError):
-        every_item(hub.url, "not-a-token", "/users")
+    with pytest.raises(HubAPIError, match=r"^GET /users: the hub answered 403"):
+        HubAPI(hub.url, "not-a-token").every("/users")

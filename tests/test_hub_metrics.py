@@ -19,11 +19,13 @@ from coursehub_tools.hub_client import follow_progress, login_with_standin, own_
 from coursehub_tools.hub_metrics import (
     SPAWN_HISTOGRAM,
     MetricsRefused,
+    Snapshot,
     count_pending,
     pending_starts,
     scrape,
     snapshot,
 )
+from coursehub_tools.waiting import wait_until
 
 STUDENTS = 3
 
@@ -131,11 +133,12 @@ def test_the_snapshot_matches_the_rest_api(metrics_hub):
 @pytest.mark.hub
 def test_active_users_and_the_hub_process_are_reported(metrics_hub):
     hub = metrics_hub
-    deadline = time.monotonic() + 15
-    seen = scrape_snapshot(hub)
-    while seen.active_users.get("24h", 0) < STUDENTS and time.monotonic() < deadline:
-        time.sleep(0.5)
+
+    def counted_all() -> Snapshot | None:
         seen = scrape_snapshot(hub)
+        return seen if seen.active_users.get("24h", 0) >= STUDENTS else None
+
+    seen = wait_until(counted_all, 15, "every student counted active", every=0.5)
     assert seen.active_users["24h"] == STUDENTS
     cpu = psutil.Process(hub.hub_process.pid).cpu_times()
     assert 0 < seen.hub_cpu_seconds <= cpu.user + cpu.system

@@ -36,7 +36,8 @@ def test_nothing_a_killed_hub_started_outlives_the_local_hub(hub_factory):
     services = {
         name: [pid for pid in processes_marked(marker) if module in command_line(pid)]
         for name, module in [("culler", "jupyterhub_idle_culler"),
-                             ("enrollment", "coursehub.enrollment_service")]
+                             ("enrollment", "coursehub.enrollment_service"),
+                             ("course requests", "coursehub.course_request_service")]
     }  # fmt: skip
     for name, pids in services.items():
         assert len(pids) == 1, f"the {name} service carries the local hub's marker"

@@ -12,7 +12,6 @@ import copy
 import html
 import logging
 import sys
-import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from urllib.parse import quote, urlencode, urljoin
@@ -27,6 +26,7 @@ from coursehub_tools.deployconfig import Layer, load
 from coursehub_tools.example_content import NOTEBOOK as CONTENT_NOTEBOOK
 from coursehub_tools.example_content import TITLE, make_content_repo
 from coursehub_tools.hub_client import login_with_standin, page_of
+from coursehub_tools.waiting import wait_until
 
 PREFIX = launch.notebook_prefix("/hub/")
 
@@ -121,16 +121,6 @@ def link(profile: str | None = None, next_path: str | None = None, **extra) -> s
     return "/hub/spawn?" + urlencode(query)
 
 
-def wait(condition, timeout: float = 120, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise TimeoutError(f"{what} not met within {timeout:.0f} s")
-
-
 def server(hub, user: str) -> dict | None:
     return hub.api("GET", f"/users/{user}").json()["servers"].get("")
 
@@ -191,7 +181,7 @@ def test_launch_link_starts_the_course_and_opens_the_notebook(course_hub):
     base, notebook = hub.registry.base, hub.registry.notebook
     url = link(base["slug"], PREFIX + quote(notebook))
     login = login_with_standin(hub.url, "sky", next_url=url)
-    wait(lambda: (server(hub, "sky") or {}).get("ready"), what="sky's server ready")
+    wait_until(lambda: (server(hub, "sky") or {}).get("ready"), 120, "sky's server ready")
     # The spawn-pending page sends the browser on to `next` once the server is up.
     landed = login.session.get(login.response.url, timeout=60)
     assert landed.status_code == 200
@@ -298,7 +288,7 @@ def test_one_open_course_means_no_form_several_mean_a_choice(course_hub):
     student = login_with_standin(hub.url, "sam", next_url="/hub/home")
     started = student.session.get(f"{hub.url}/hub/spawn", timeout=60)
     assert 'name="profile"' not in started.text
-    wait(lambda: (server(hub, "sam") or {}).get("ready"), what="sam's server ready")
+    wait_until(lambda: (server(hub, "sam") or {}).get("ready"), 120, "sam's server ready")
     assert server(hub, "sam")["state"]["course_image"] == hub.registry.base["image"]
 
 
@@ -316,8 +306,8 @@ def test_a_failing_hook_stops_the_start_and_says_which_step(course_hub):
         page = login.session.get(f"{hub.url}/hub/spawn-pending/tara", timeout=30)
         return html.unescape(page.text) if page.status_code >= 400 else None
 
-    assert said in first or said in wait(failed_page, what="the failed start")
-    assert said in wait(failed_page, what="the failed start")
+    assert said in first or said in wait_until(failed_page, 120, "the failed start")
+    assert said in wait_until(failed_page, 120, "the failed start")
     assert server(hub, "tara") is None, "no server runs"
     log = (hub.state_dir / "hook-logs/tara/as-user.log").read_text()
     assert "nonexistent/course-content" in log, "the admin log has the hook's output"
@@ -354,7 +344,7 @@ def running_student(course_hub):
     """sky, logged in, with the base course's server running."""
     hub = course_hub
     login = login_with_standin(hub.url, "sky", next_url=link(hub.registry.base["slug"]))
-    wait(lambda: (server(hub, "sky") or {}).get("ready"), what="sky's server ready")
+    wait_until(lambda: (server(hub, "sky") or {}).get("ready"), 120, "sky's server ready")
     return login.session
 
 
@@ -393,7 +383,7 @@ def test_a_link_for_another_course_says_which_runs_and_how_to_switch(course_hub)
     running, other = hub.registry.base["slug"], "staff-only"
     assert {running, other} <= set(courses), "the instructor may start both"
     login = login_with_standin(hub.url, "tara", next_url=link(running))
-    wait(lambda: (server(hub, "tara") or {}).get("ready"), what="tara's server ready")
+    wait_until(lambda: (server(hub, "tara") or {}).get("ready"), 120, "tara's server ready")
     page = login.session.get(f"{hub.url}{link(other)}", timeout=60)
     assert page.status_code == 409
     text = html.unescape(page.text)
@@ -431,15 +421,15 @@ def test_a_plain_start_after_the_last_course_closed_offers_todays(
 
     with hub_on(end) as first:
         login_with_standin(first.url, "sam", next_url=link(old))
-        wait(lambda: (server(first, "sam") or {}).get("ready"), what="sam's first server")
+        wait_until(lambda: (server(first, "sam") or {}).get("ready"), 120, "sam's first server")
         assert server(first, "sam")["user_options"] == {"profile": old}
         first.api("DELETE", "/users/sam/server")
-        wait(lambda: server(first, "sam") is None, what="sam's server stopped")
+        wait_until(lambda: server(first, "sam") is None, 120, "sam's server stopped")
     later_day = end + 10 * day
     with hub_on(later_day) as later:
         login = login_with_standin(later.url, "sam", next_url="/hub/spawn")
         assert login.response.status_code == 200, html.unescape(login.response.text)[:300]
-        wait(lambda: (server(later, "sam") or {}).get("ready"), what="sam's server today")
+        wait_until(lambda: (server(later, "sam") or {}).get("ready"), 120, "sam's server today")
         # Started with no course named: the hub records the one it chose, which the
         # dispatcher reads when the course ends (dispatcher.runs).
         assert server(later, "sam")["user_options"] == {"profile": new}

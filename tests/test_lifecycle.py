@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tarfile
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import quote
 
+import nbformat
 import pytest
 
 from coursehub.enrollment import enrollment_group
@@ -216,8 +219,10 @@ def test_a_failed_step_marks_the_course_failed_and_mails_its_people(project_copy
     course = dispatcher.registry(root)[slug]
     after = date.fromisoformat(course["end"]) + timedelta(days=1)
     steps = [s for s in dispatcher.plan(dispatcher.registry(root), after) if s.slug == slug]
-    unreachable = dispatcher.Hub("http://127.0.0.1:9", "no-token")
+    waited: list[float] = []
+    unreachable = dispatcher.Hub("http://127.0.0.1:9", "no-token", sleep=waited.append)
     report = dispatcher.run(steps, unreachable, root, root / "archive", at(after), root)
+    assert len(waited) == unreachable.attempts - 1, "asked again before giving up"
     assert report[0].startswith(f"{slug}: FAILED (degrade: ")
     assert state(root, slug)[0] == "FAILED"
     (message,) = received
@@ -447,7 +452,7 @@ def test_degrading_without_homes_stops_servers_and_says_nothing_was_archived(pro
         def running(self, course_slug, courses):
             return ["sam"] if course_slug == slug else []
 
-        def stop(self, users, timeout):
+        def stop_servers(self, users, timeout):
             stopped.extend(users)
 
         def members(self, groups):
@@ -494,6 +499,50 @@ def test_a_run_that_overlaps_another_is_refused_and_moves_nothing(
     assert state(root)[0] == "DEPLOYED"
 
 
+def waiting_content(folder, release) -> str:
+    """A content repository whose one notebook runs until `release` exists (two minutes at
+    most): a dispatcher checking it is mid-run, holding the lock, for as long as a test
+    needs. Its file:// URL."""
+    folder.mkdir()
+    wait = (f"import pathlib, time\nrelease = pathlib.Path({str(release)!r})\n"
+            "for _ in range(1200):\n    if release.exists():\n        break\n"
+            "    time.sleep(0.1)\n")  # fmt: skip
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(wait)])
+    nbformat.write(notebook, folder / "wait.ipynb")
+    git = ["git", "-C", str(folder), "-c", "user.name=i", "-c", "user.email=i@x"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(folder)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "content"], check=True)
+    return f"file://{folder}"
+
+
+@pytest.mark.hub  # two dispatcher processes, and a notebook in a real kernel
+def test_two_dispatchers_at_once_the_second_is_refused_and_the_course_deploys_once(
+    project_copy, tmp_path
+):
+    """Two `coursehub-dispatch` runs of one checkout at once: the first holds the lock while
+    it runs the deploying course's notebooks, the second is refused at once and moves
+    nothing, and the first then deploys the course, once (not FAILED by the second)."""
+    root, release = project_copy.root, tmp_path / "release"
+    day = accept_a_course_starting_alone(root)
+    content = {"repo": waiting_content(tmp_path / "content", release), "branch": "main"}
+    project_copy.edit("deploy/courses/ml-201.yaml", lambda course: course.update(content=content))
+    env = {k: v for k, v in os.environ.items() if k not in dispatcher.SECRETS_ENV}
+    command = [sys.executable, "-m", "coursehub_tools.dispatcher", "--root", str(root),
+               "--today", day]  # fmt: skip
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as first:
+        # The plan is printed once the lock is held and before the notebooks run.
+        assert first.stdout.readline().startswith("deploy ml-201:")
+        assert first.stdout.readline().startswith("1 step(s) due")
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 1 and second.stdout == ""
+        assert "another dispatcher run of this registry is in progress" in second.stderr
+        assert state(root)[0] == "ACCEPTED", "the second moved nothing"
+        release.touch()
+        assert first.wait(timeout=300) == 0
+    assert state(root) == ("DEPLOYED", ["REQUESTED", "ACCEPTED", "DEPLOYED"])
+
+
 @pytest.mark.hub
 def test_a_daily_copy_of_the_homes_of_a_running_course_leaves_out_servers_in_use(
     project_copy, hub_factory, monkeypatch, capsys
@@ -511,7 +560,7 @@ def test_a_daily_copy_of_the_homes_of_a_running_course_leaves_out_servers_in_use
         session = login_with_standin(hub.url, student, next_url="/hub/spawn").session
         follow_progress(session, hub.url, student)
         (hub.state_dir / "homes" / student / "work.ipynb").write_text("{}")
-    dispatcher.Hub(hub.url, hub.operator_token).stop(["sky"], timeout=60)
+    dispatcher.Hub(hub.url, hub.operator_token).stop_servers(["sky"], timeout=60)
     monkeypatch.setenv(dispatcher.TOKEN_ENV, hub.operator_token)
     argv = ["--root", str(root), "--today", str(day), "--hub", hub.url,
             "--homes", str(hub.state_dir / "homes"), "--back-up-homes"]  # fmt: skip

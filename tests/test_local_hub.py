@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import signal
 import subprocess
 import sys
@@ -37,7 +36,13 @@ def test_student_logs_in_and_reaches_jupyterlab(local_hub):
 
 
 def test_local_hub_loaded_the_deployed_hub_config(local_hub):
-    loaded = json.loads((local_hub.state_dir / "loaded-config.json").read_text())
+    """The chart's own file ran hub-config's jupyterhub_config.d, as staging's and prod's do."""
+    config_d = local_hub.config_dir / "jupyterhub_config.d"
+    # The chart's file names each file it loads, in its order, in the hub's log.
+    announced = f"Loading {config_d} config: "
+    log = (local_hub.state_dir / "hub.log").read_text().splitlines()
+    loaded = [line.removeprefix(announced) for line in log if line.startswith(announced)]
+    ran = {name: hashlib.sha256((config_d / name).read_bytes()).hexdigest() for name in loaded}
     for deployment in ("staging", "prod"):
         mounted = {
             entry["mountPath"].rsplit("/", 1)[1]: hashlib.sha256(
@@ -46,8 +51,8 @@ def test_local_hub_loaded_the_deployed_hub_config(local_hub):
             for entry in load(deployment).values["hub"]["extraFiles"].values()
             if "/jupyterhub_config.d/" in entry["mountPath"]
         }
-        assert {item["file"]: item["sha256"] for item in loaded} == mounted
-    assert [item["file"] for item in loaded] == sorted(item["file"] for item in loaded)
+        assert ran == mounted
+    assert loaded == sorted(loaded)
 
 
 def test_local_hub_runs_the_merged_local_values(local_hub):

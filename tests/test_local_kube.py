@@ -50,15 +50,6 @@ def server_state(hub, user: str) -> dict:
     return hub.api("GET", f"/users/{user}").json()["servers"][""]["state"]
 
 
-def wait_until_stopped(hub, user: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not hub.api("GET", f"/users/{user}").json()["servers"]:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{user}'s server was still there after {timeout} s")
-
-
 async def pod_gone(api, namespace: str, name: str) -> bool:
     try:
         await api.read_namespaced_pod(name, namespace)
@@ -137,8 +128,7 @@ async def test_a_students_server_is_a_pod_started_and_stopped_by_kubespawner(kub
         home = kube_hub.kube.state_dir / "kube" / "volumes" / namespace / claim.metadata.name
         assert (home / "shared").is_symlink()
 
-        assert kube_hub.api("DELETE", "/users/sam/server").status_code in (202, 204)
-        wait_until_stopped(kube_hub, "sam")
+        kube_hub.client.stop_servers({"sam"}, timeout=60)
         assert await pod_gone(api, namespace, state["pod_name"])
         kept = await api.read_namespaced_persistent_volume_claim(state["pvc_name"], namespace)
         assert kept.metadata.uid == claim.metadata.uid, "the home claim outlives the server"
@@ -155,7 +145,7 @@ async def test_an_idle_server_is_culled_through_kubespawner(kube_hub):
         f"{kube_hub.url}/hub/api", kube_hub.operator_token, values["cull"], later
     )
 
-    assert culling.wait_for_stops(kube_hub, {"sky"}, timeout=60) == set()
+    kube_hub.client.wait_stopped({"sky"}, timeout=60)
     async with kube_api(kube_hub) as api:
         assert await pod_gone(api, state["namespace"], state["pod_name"])
 

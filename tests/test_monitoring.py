@@ -6,12 +6,7 @@ import pytest
 import yaml
 
 from coursehub_tools.deployconfig import ROOT, load, load_deployments
-from coursehub_tools.localhub.chart_values import (
-    HUB_CONTAINER_PORT,
-    SERVICE_PORTS,
-    getter,
-    resource_names,
-)
+from coursehub_tools.localhub.layout import HUB_PORT, names_of
 
 pytestmark = pytest.mark.unit
 
@@ -36,10 +31,10 @@ def test_each_hub_is_scraped_where_its_chart_serves_metrics(deployment):
     namespace = merged.spec["namespace"]
     job = scrape_job(namespace)
     assert job["metrics_path"] == merged.values["hub"]["baseUrl"].rstrip("/") + "/hub/metrics"
-    hub_service = resource_names(getter(merged.mounted_values()))["hub"]
+    hub_service = names_of(merged)["hub"]
     # The hub Service's port that reaches the hub's own listener, as its
-    # prometheus.io/port annotation (8081) says.
-    (port_name,) = [name for name, port in SERVICE_PORTS.items() if port == HUB_CONTAINER_PORT]
+    # prometheus.io/port annotation (8081) says (ref: z2jh templates/hub/service.yaml).
+    port_name = "hub"
     keep = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"]
             if r.get("action") == "keep"}  # fmt: skip
     assert keep == {
@@ -87,7 +82,7 @@ def test_the_hubs_policy_admits_prometheus_and_its_default_job_leaves_it(deploym
         "app.kubernetes.io/instance": prometheus["release"],
         "app.kubernetes.io/component": "server",
     }
-    assert rule["ports"] == [{"port": HUB_CONTAINER_PORT}]
+    assert rule["ports"] == [{"port": HUB_PORT}]
 
 
 def test_grafana_reads_this_prometheus():

@@ -232,6 +232,17 @@ def test_the_command_line_refuses_an_unknown_deployment(capsys):
     assert capsys.readouterr().err.startswith("error: deploy/deployments.yaml: no deployment")
 
 
+def test_the_command_line_says_in_one_line_that_a_course_is_closed(capsys):
+    from coursehub_tools.pod_manifests import main
+
+    argv = ["prod", "sam", "coursehub-school:students", "--course", "data-science-101"]
+    # The day after the course's end (deploy/courses/data-science-101.yaml).
+    assert main([*argv, "--today", "2027-02-27"]) == 1
+    assert capsys.readouterr().err == (
+        "error: sam: No course is open to you today: there is nothing to start.\n"
+    )
+
+
 def test_the_command_line_refuses_an_unreadable_date_in_one_line(capsys):
     from coursehub_tools.pod_manifests import main
 

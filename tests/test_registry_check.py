@@ -93,3 +93,13 @@ def test_a_deploy_naming_a_missing_tag_is_refused_by_name(registry, monkeypatch)
         "not in its registry, so pods would never start: "
         f"{missing} (set by custom.courses.x.image (deploy/courses/x.yaml))"
     )
+
+
+def test_a_mirror_answers_for_the_host_it_is_named_for(registry, monkeypatch):
+    """$COURSEHUB_REGISTRY_MIRROR_<HOST>: the rehearsal's stand-in registry answers for
+    Artifact Registry and ghcr.io; another host is still asked itself."""
+    monkeypatch.setenv("COURSEHUB_REGISTRY_MIRROR_GHCR_IO", f"http://{registry}/")
+    assert registry_check.endpoint("ghcr.io") == f"http://{registry}"
+    assert registry_check.exists("ghcr.io/course/ds:2026.11.1")
+    assert not registry_check.exists("ghcr.io/course/ds:2099.1.1")
+    assert registry_check.endpoint("quay.io") == "https://quay.io"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import subprocess
 import sys
 import tomllib
@@ -96,3 +97,51 @@ def test_the_cluster_is_applied_twice_and_its_records_use_the_values_address(tra
 def test_the_deployer_may_write_every_object_helm_rendered(transcript):
     (line,) = [line for line in transcript.splitlines() if ": written by " in line]
     assert "roles/container.developer" in line and "/roles/coursehubRbacWriter" in line
+
+
+def test_the_deploy_steps_run_the_jobs_own_command(transcript):
+    """deploy.yml's deploy step as written (`nox -s deploy` -> `coursehub-cluster up`), with
+    helm's upgrade rendered by the real helm and the cluster services recorded."""
+    for deployment in ("staging", "prod"):
+        assert f"nox > coursehub-cluster up {deployment}" in transcript
+    (upgrade,) = [
+        line
+        for line in transcript.splitlines()
+        if "recorded: helm upgrade" in line and "--repo" not in line  # not cert-manager's
+    ]
+    assert "--set-string hub.services.cluster-tests.apiToken=<token>" in upgrade
+    assert "helm stand-in: rendered by the real helm (helm template)" in transcript
+    (applied,) = [line for line in transcript.splitlines() if "kubectl apply (the cluster" in line]
+    assert "Namespace coursehub-staging" in applied and "PersistentVolume " in applied
+
+
+def test_the_smoke_tests_calls_are_read_from_it_and_allowed(transcript):
+    host = "https://staging.hub.coursehub.example.org"
+    assert f"POST {host}/hub/api/users/<user>/server" in transcript
+    assert "each call's scope (JupyterHub's handlers) is among them" in transcript
+
+
+@pytest.mark.unit
+def test_the_kept_transcript_is_a_passing_run_of_todays_steps():
+    """The book's excerpts come from book/rehearsal-transcript.txt: a run with its command,
+    date and commit, of every step in today's order (`coursehub-rehearse --transcript`)."""
+    command, sections = rehearsal.kept_sections()
+    assert re.fullmatch(
+        r"\$ nox -s rehearse    # \d{4}-\d\d-\d\d \d\d:\d\d UTC, commit [0-9a-f]{12}", command
+    )
+    assert list(sections) == [step.__name__ for step in rehearsal.STEPS]
+    assert sections[rehearsal.STEPS[-1].__name__][-1] == "rehearsal passed"
+    text = (ROOT / rehearsal.TRANSCRIPT).read_text()
+    assert "coursehub-rehearsal-" not in text and "/tmp/tmp" not in text, "folders by name"
+
+
+@pytest.mark.unit
+def test_the_chapters_show_excerpts_of_steps_the_transcript_has():
+    _, sections = rehearsal.kept_sections()
+    for chapter in ("fork", "gke", "hubploy"):
+        text = (ROOT / "book" / f"{chapter}.md").read_text()
+        shown = re.findall(r"rehearsal\.excerpt\(\[([^\]]*)\]", text)
+        assert shown, f"book/{chapter}.md shows no excerpt of the rehearsal"
+        for names in shown:
+            for name in re.findall(r'"(\w+)"', names):
+                assert name in sections, f"book/{chapter}.md: {name}"

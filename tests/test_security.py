@@ -11,18 +11,18 @@ import re
 from urllib.parse import urlparse
 
 import pytest
+from helpers import leaves, students_pod
 
-from coursehub.enrollment import SERVICE_NAME
+from coursehub import course_request_service, enrollment
 from coursehub.github import authenticator_config
 from coursehub_tools.deployconfig import load, load_deployments
-from coursehub_tools.pod_manifests import build
 
 pytestmark = pytest.mark.unit
 
 # Keys whose values are credentials: allowed in encrypted layers only.
 SECRET_KEY = re.compile(
     r"(^|\.)(client_secret|password|apiToken|api_token|secretToken|cookieSecret|cookie_secret|"
-    r"auth_token|keys)$"
+    r"auth_token|keys|githubToken)$"
 )
 # Where the chart lets only its own pods in (z2jh's network-access-* labels).
 PRIVILEGED_ACCESS_LABELS = (
@@ -32,29 +32,8 @@ PRIVILEGED_ACCESS_LABELS = (
 )
 
 
-def student_pod(deployment: str) -> dict:
-    values = load(deployment).values
-    course = next(iter(values["custom"]["courses"].values()))
-    return build(
-        deployment,
-        "sam",
-        course["groups"]["students"][:1],
-        course=course["slug"],
-        today=course["start"],
-    )
-
-
-def leaf_paths(values: dict, prefix: str = ""):
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            yield from leaf_paths(value, f"{path}.")
-        else:
-            yield path, value
-
-
 def test_the_students_container_runs_unprivileged(cluster_deployment):
-    pod = student_pod(cluster_deployment)
+    pod = students_pod(cluster_deployment)
     (notebook,) = pod["spec"]["containers"]
     context = notebook["securityContext"]
     assert context["runAsUser"] != 0 and context["runAsNonRoot"] is True
@@ -67,7 +46,7 @@ def test_the_students_container_runs_unprivileged(cluster_deployment):
 def test_only_the_metadata_block_is_privileged_and_it_runs_first(cluster_deployment):
     values = load(cluster_deployment).values
     assert values["singleuser"]["cloudMetadata"]["blockWithIptables"] is True
-    init = student_pod(cluster_deployment)["spec"]["initContainers"]
+    init = students_pod(cluster_deployment)["spec"]["initContainers"]
     privileged = [c["name"] for c in init if c.get("securityContext", {}).get("privileged")]
     assert privileged == [init[0]["name"]] == ["block-cloud-metadata"]
     for container in init[1:]:
@@ -79,13 +58,12 @@ def test_only_the_metadata_block_is_privileged_and_it_runs_first(cluster_deploym
 
 def test_admin_hooks_get_only_what_writing_the_log_and_becoming_the_user_need(cluster_deployment):
     """hooks: admin runs the image's runner as root: no more than these capabilities."""
+
     from coursehub.hooks import STEPS, container_name
-    from coursehub_tools.pod_manifests import build
 
     course = next(iter(load(cluster_deployment).values["custom"]["courses"].values()))
     admin = {"custom": {"courses": {course["slug"]: {"hooks": "admin"}}}}
-    pod = build(cluster_deployment, "sam", course["groups"]["students"][:1],
-                course=course["slug"], today=course["start"], extra_values=admin)  # fmt: skip
+    pod = students_pod(cluster_deployment, extra_values=admin)
     hooks = {c["name"]: c for c in pod["spec"]["initContainers"]}
     for step in STEPS:
         context = hooks[container_name(step)]["securityContext"]
@@ -97,7 +75,7 @@ def test_admin_hooks_get_only_what_writing_the_log_and_becoming_the_user_need(cl
 
 def test_user_pods_reach_the_hub_but_not_the_proxy_api_or_other_users(cluster_deployment):
     values = load(cluster_deployment).values
-    labels = student_pod(cluster_deployment)["metadata"]["labels"]
+    labels = students_pod(cluster_deployment)["metadata"]["labels"]
     assert labels["hub.jupyter.org/network-access-hub"] == "true", "activity and OAuth"
     assert not set(PRIVILEGED_ACCESS_LABELS) & set(labels)
     policy = values["singleuser"]["networkPolicy"]
@@ -118,7 +96,7 @@ def test_credentials_only_in_encrypted_layers(cluster_deployment):
     for layer in load(cluster_deployment).layers:
         if layer.source not in plain:
             continue
-        found = [path for path, value in leaf_paths(layer.values)
+        found = [path for path, value in leaves(layer.values).items()
                  if SECRET_KEY.search(path) and value not in (None, "", {}, [])]  # fmt: skip
         assert found == [], f"{layer.source} sets credentials in the clear"
 
@@ -147,12 +125,13 @@ def test_admins_come_only_from_the_admin_team(deployment):
             )
 
 
-def test_only_the_proxy_reaches_the_enrollment_service_in_the_hub_pod(cluster_deployment):
-    """The service listens in the hub pod on its URL's port: the hub's Service must
+@pytest.mark.parametrize("service", [enrollment.SERVICE_NAME, course_request_service.SERVICE_NAME])
+def test_only_the_proxy_reaches_the_services_in_the_hub_pod(cluster_deployment, service):
+    """Each service listens in the hub pod on its URL's port: the hub's Service must
     expose that port and the hub's NetworkPolicy admit the proxy's pods there, and no
     one else (user pods carry the network-access-hub label, which opens 8081 only)."""
     values = load(cluster_deployment).values
-    port = urlparse(values["hub"]["services"][SERVICE_NAME]["url"]).port
+    port = urlparse(values["hub"]["services"][service]["url"]).port
     exposed = {
         entry["port"]: entry["targetPort"] for entry in values["hub"]["service"]["extraPorts"]
     }

@@ -12,7 +12,6 @@ shows the probe can succeed and that the origin is the wall.
 from __future__ import annotations
 
 import json
-import time
 from urllib.parse import urljoin, urlparse
 
 import pytest
@@ -24,6 +23,7 @@ from coursehub_tools.deployconfig import load
 from coursehub_tools.github_standin import World
 from coursehub_tools.hub_client import login_with_standin
 from coursehub_tools.local_hub import FIXTURE
+from coursehub_tools.waiting import wait_until
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser]
 
@@ -77,13 +77,12 @@ def start_server(hub, user: str, course: str) -> str:
     """Start `user`'s server for `course`; its URL as the hub gives it (on its own host)."""
     assert hub.api("POST", f"/users/{user}/server", json={"profile": course}).status_code in (
         201, 202)  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not (server := hub.api("GET", f"/users/{user}").json()["servers"].get("", {})).get(
-        "ready"
-    ):
-        assert time.monotonic() < deadline, f"{user}'s server did not start"
-        time.sleep(0.5)
-    return server["url"]
+
+    def ready() -> dict | None:
+        server = hub.api("GET", f"/users/{user}").json()["servers"].get("", {})
+        return server if server.get("ready") else None
+
+    return wait_until(ready, 120, f"{user}'s server started", every=0.5)["url"]
 
 
 def visit_the_students_page(hub, browser, student: str, visitor: str) -> tuple[dict, int, str]:

@@ -560,3 +560,36 @@ def test_the_weekly_run_on_main_builds_the_image(upstream):
     assert changed(upstream, commit_range(upstream, {"schedule": "17 5 * * 1"})) == [
         "image/Dockerfile"
     ]
+
+
+def cancelled_run_section() -> str:
+    """The hubploy chapter's section on a cancelled newer deploy run."""
+    chapter = (ROOT / "book" / "hubploy.md").read_text()
+    assert "(deploy-cancelled)=" in chapter, "the chapter says what a cancelled run leaves"
+    return chapter.split("(deploy-cancelled)=", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_chapter_says_the_concurrency_the_deploy_workflow_has():
+    section = cancelled_run_section()
+    spans = dict(
+        span.split(": ", 1)
+        for span in re.findall(r"`([\w-]+: [^`]+)`", section)
+        if span.split(": ", 1)[0] in ("group", "cancel-in-progress")
+    )
+    concurrency = deploy_workflow()["concurrency"]
+    assert spans == {
+        "group": concurrency["group"],
+        "cancel-in-progress": str(concurrency["cancel-in-progress"]).lower(),
+    }
+
+
+def test_the_chapter_says_how_to_deploy_a_cancelled_runs_commit():
+    """A re-run repeats the run's event, so the image job's newest-commit check decides again."""
+    section = cancelled_run_section()
+    assert "`gh run rerun RUN_ID`" in section
+    image = deploy_workflow()["jobs"]["image"]
+    (check_newest,) = [step for step in image["steps"] if step.get("id") == "main"]
+    assert "github.event.workflow_run.head_sha" in check_newest["env"]["HEAD_SHA"]
+    for deployment in ("staging", "prod"):
+        job = deploy_workflow()["jobs"][deployment]
+        assert job["if"] == "needs.image.outputs.newest == 'true'"

@@ -81,6 +81,10 @@ class Enrollment:
         last_day = min(self.today() + timedelta(days=self.invite_days), course.end)
         return make_invite(self.token, slug, last_day)
 
+    # Its own few lines, not coursehub_tools.hub_api: this runs in the hub pod, where
+    # only hub-config/ and the hub image's packages exist (coursehub_tools is not
+    # installed there), and inside the service's tornado loop, where a blocking
+    # client would stall every applicant's request while it waits.
     async def _hub(self, method: str, path: str, body: dict | None = None) -> dict | None:
         request = HTTPRequest(
             url_path_join(self.api_url, path),

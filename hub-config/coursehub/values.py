@@ -1,39 +1,20 @@
-"""get_config("a.b"): read the deployment's merged values, the way z2jh does.
+"""get_config("a.b"): the deployment's merged values, read by the chart's own z2jh.
 
-The chart mounts the merged values at <config dir>/secret/values.yaml
-(ref: z2jh templates/hub/secret.yaml, files/hub/z2jh.py); the local hub lays out
-the same folder. This package lives at <config dir>/coursehub/, so the file is
-found relative to it, with no setting that could differ between the two.
+The chart mounts z2jh.py beside its jupyterhub_config.py and puts that folder
+on sys.path (ref: z2jh files/hub/jupyterhub_config.py); the local hub lays out
+the same folder. z2jh reads <config dir>/secret/values.yaml, merged with
+existing-secret/values.yaml if mounted. This package lives at <config dir>/coursehub/.
 """
 
-from functools import cache
 from pathlib import Path
 
-import yaml
-
 CONFIG_DIR = Path(__file__).resolve().parent.parent
-MOUNTED_VALUES = CONFIG_DIR / "secret" / "values.yaml"
-_source = {"file": MOUNTED_VALUES}
-
-
-def read_values_from(path: Path) -> None:
-    """Read another values file from now on: for tools that build a hub's config
-    outside the hub pod (scripts/pod_manifests.py), where nothing is mounted."""
-    _source["file"] = Path(path)
-    _values.cache_clear()
-
-
-@cache
-def _values() -> dict:
-    with _source["file"].open() as f:
-        return yaml.safe_load(f) or {}
 
 
 def get_config(key: str, default=None):
     """The value at dotted `key` ("custom.github.organization"), or `default` if unset."""
-    value = _values()
-    for part in key.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return default
-        value = value[part]
-    return value
+    # Looked up at each call: a tool that loads the chart's config for several
+    # deployments in one process (scripts/localhub/layout.py) imports a fresh z2jh each time.
+    import z2jh
+
+    return z2jh.get_config(key, default)

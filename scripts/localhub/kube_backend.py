@@ -16,7 +16,7 @@ from pathlib import Path
 from coursehub_tools.deployconfig import Deployment
 from coursehub_tools.kube_standin.launch import StandinSettings
 from coursehub_tools.localhub import lightweight_server
-from coursehub_tools.localhub.chart_values import HOOKS_SOURCE
+from coursehub_tools.localhub.spawner import HOOKS_SOURCE
 
 BACKEND = "local-kube"
 

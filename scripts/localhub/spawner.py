@@ -28,7 +28,16 @@ from coursehub import hooks
 from coursehub.courses import INSTRUCTOR, load_courses
 from coursehub.refusal import Refused
 from coursehub.spawner import CourseSpawner
+from coursehub_tools.deployconfig import ROOT
 from coursehub_tools.localhub import lightweight_server, read_only_mounts
+from coursehub_tools.localhub.supervisor import MARKER_VARIABLE
+
+# The course image's files as this checkout has them: its start-up hooks (the
+# image carries them at custom.startupHooks.path) and the Jupyter settings it
+# puts in /etc/jupyter.
+IMAGE_SOURCE = ROOT / "deploy/deployments/coursehub/image"
+HOOKS_SOURCE = IMAGE_SOURCE / "hooks"
+JUPYTER_SETTINGS = IMAGE_SOURCE / "jupyter"
 
 # A clock moved with libfaketime (tests/test_other_days.py, or `faketime` around
 # `nox -s hub`): on one machine every process shares one calendar, so what the
@@ -38,7 +47,7 @@ from coursehub_tools.localhub import lightweight_server, read_only_mounts
 MOVED_CLOCK = ("LD_PRELOAD", "FAKETIME")
 
 
-def services_share_the_clock(services: list[dict], environ) -> None:
+def services_share_the_clock(services: list[dict], environ=os.environ) -> None:
     """Give every service the hub starts the hub's moved clock, if it has one."""
     clock = {key: environ[key] for key in MOVED_CLOCK if key in environ}
     for service in services:
@@ -50,6 +59,7 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
     """Courses from the registry as local JupyterLab processes, hooks first."""
 
     hooks_dir = Unicode(
+        str(HOOKS_SOURCE),
         config=True,
         help="This machine's copy of the hook scripts: the course image's hooks/ folder "
         "(deploy/deployments/coursehub/image/hooks/), which the image carries at "
@@ -78,7 +88,13 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
         # The local hub finds hub-config through PYTHONPATH (its config dir);
         # users' servers have no business with it, as on the cluster.
         kept = [key for key in super()._env_keep_default() if key != "PYTHONPATH"]
-        return [*kept, *MOVED_CLOCK]
+        # Every process of a local hub carries its marker, so the runner can prove
+        # none is left behind (supervisor.py).
+        return [*kept, *MOVED_CLOCK, MARKER_VARIABLE]
+
+    def get_env(self):
+        # The image's /etc/jupyter settings, from this checkout.
+        return {**super().get_env(), "JUPYTER_CONFIG_PATH": str(JUPYTER_SETTINGS)}
 
     def get_state(self):
         state = super().get_state()
@@ -160,6 +176,8 @@ class LocalCourseSpawner(CourseSpawner, SimpleLocalProcessSpawner):
         env = {
             **{key: value for key, value in self.environment.items() if isinstance(value, str)},
             **admin_env,
+            # The runner's marker, as for every process of this hub.
+            **{key: os.environ[key] for key in (MARKER_VARIABLE,) if key in os.environ},
             # The hub's Python environment has nbgitpuller's `gitpuller`, as the image does.
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "HOME": self.home_dir,

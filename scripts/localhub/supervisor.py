@@ -15,11 +15,12 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from coursehub_tools.waiting import WaitTimeout, wait_until
 
 MARKER_VARIABLE = "COURSEHUB_LOCALHUB"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -29,9 +30,20 @@ class ProcessFailed(Exception):
     """A supervised process did not come up; the message says which and how."""
 
 
-def _die_with_parent() -> None:
-    """preexec_fn: have Linux send SIGTERM to the child if the supervisor itself dies."""
+def _prepare_child() -> None:
+    """preexec_fn: have Linux send SIGTERM to the child if the supervisor itself dies,
+    and let SIGINT end the child and what it starts, however the runner was started.
+
+    A program started in the background by a non-interactive shell (a CI step,
+    `pytest &`) ignores SIGINT, and its children inherit that, so the hub's
+    services and users' servers would too. JupyterHub stops each of those with
+    SIGINT and waits Spawner.interrupt_timeout (10 s) before SIGTERM
+    (ref: jupyterhub/spawner.py, LocalProcessSpawner.stop), one service after
+    another: stopping a hub then took over 20 s, against the 30 s `stop` gives
+    it, and under load the hub was killed with its services still running.
+    """
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 STRAYS_GONE_TIMEOUT = 10
@@ -77,7 +89,7 @@ class Supervisor:
             # Own session: a terminal's Ctrl-C reaches only the runner, which
             # then stops everything in order.
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_prepare_child,
             **output,
         )
         self.processes.append(process)
@@ -102,9 +114,9 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         # SIGKILL is delivered, not awaited: return once they are gone.
-        deadline = time.monotonic() + STRAYS_GONE_TIMEOUT
-        while processes_marked(self.marker) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        with contextlib.suppress(WaitTimeout):  # one the kernel does not end is reported by pid
+            wait_until(lambda: not processes_marked(self.marker), STRAYS_GONE_TIMEOUT,
+                       "the killed processes gone", every=0.05)  # fmt: skip
         return strays
 
 
@@ -116,12 +128,13 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, process: subprocess.Popen, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if process.poll() is not None:
             raise ProcessFailed(f"{what} exited with status {process.returncode} while starting")
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise ProcessFailed(f"{what} did not listen on port {port} within {timeout:.0f} s")
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_until(listening, timeout, f"{what} listening on port {port}", every=0.1)
+    except WaitTimeout as err:
+        raise ProcessFailed(str(err)) from err
