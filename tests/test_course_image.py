@@ -142,13 +142,15 @@ def run_workflow(
     env: dict[str, str],
     secrets: dict[str, str],
     repository: str,
+    output_dir: Path,
     extra_args: dict[str, str] | None = None,
 ) -> list[tuple[str, subprocess.CompletedProcess]]:
     """The job's `run` steps in order, as the runner runs them, until one fails.
 
     Expressions come from the workflow's and the steps' env, github, secrets and
     the steps' outputs; `if: github.event_name == '<event>'` is honoured.
-    `extra_args` appends arguments to the step whose command starts with a key.
+    `extra_args` appends arguments to the step whose command starts with a key. Each step's
+    $GITHUB_OUTPUT is a file in `output_dir`, not the workspace (the weekly job's is the project's).
     """
     github = {"event_name": event, "repository": repository, "actor": "ian"}
     outputs: dict[str, dict] = {}
@@ -164,7 +166,7 @@ def run_workflow(
         if condition and condition != f"github.event_name == '{event}'":
             continue
         step_env = {k: expression(str(v), context) for k, v in (step.get("env") or {}).items()}
-        output = workspace / f".output-{number}"
+        output = output_dir / f"output-{number}"
         output.write_text("")
         script = step["run"]
         for start, added in (extra_args or {}).items():
@@ -204,7 +206,7 @@ def pipeline(tmp_path, docker, github, *, event="push", change=None):
         workflow, "build", workspace, event=event,
         env=job_environment(tmp_path, host, github) | {"COURSEHUB_REGISTRY_REPO": REGISTRY_REPO},
         secrets={"GITHUB_TOKEN": "the-course-repository-token", "COURSEHUB_PR_TOKEN": bot_token},
-        repository=COURSE_REPO,
+        repository=COURSE_REPO, output_dir=tmp_path,
     )  # fmt: skip
     commit = git(workspace / "course", "rev-parse", "--short=7", "HEAD")
     image = f"{host.removeprefix('tcp://')}/{COURSE_REPO}:2026.11.20-{commit}"
@@ -355,7 +357,7 @@ def test_the_weekly_rebuild_proposes_every_course_that_built_and_says_which_fail
     ran = run_workflow(
         workflow, "rebuild", ROOT, event="schedule", env=job_environment(tmp_path, host, github),
         secrets={"IMAGES_PUSH_TOKEN": "push-token", "IMAGES_PR_TOKEN": bot_token},
-        repository=REGISTRY_REPO,
+        repository=REGISTRY_REPO, output_dir=tmp_path,
         extra_args={"python3 -m coursehub_tools.course_image rebuild": here},
     )  # fmt: skip
     (login, rebuild) = [done for _, done in ran]
