@@ -105,6 +105,46 @@ def init_containers(
     ]
 
 
+# A new admin folder is made by the kubelet for the subPath mount, owned by
+# root (ref: Kubernetes' subPath handling, SafeMakeDir, with the volume root's
+# mode). Root-owned, its instructors could not write it; given to the server's
+# uid and gid the first time an instructor starts, it is theirs from then on.
+# Never taken from an owner it has: only root's folder changes hands. Only the
+# owner may enter it, as run-admin-hook.sh requires of what it runs as root.
+CLAIM_ADMIN_FOLDER = (
+    'set -eu; folder="$1"; owner="$(stat -c %u "$folder")"; '
+    'if [ "$owner" = 0 ]; then chown "$2:$3" "$folder"; owner="$2"; fi; '
+    'if [ "$owner" = "$2" ]; then chmod 0700 "$folder"; fi; '
+    'stat -c "admin folder %n: owner %u, mode %a" "$folder"'
+)
+ADMIN_FOLDER_CONTAINER = "admin-folder"
+
+
+def admin_folder_container(course: Course, admin_mount: Mapping, uid: int, gid: int) -> dict:
+    """For an instructor's server: the course's admin folder made theirs, mode 0700."""
+    return {
+        "name": ADMIN_FOLDER_CONTAINER,
+        "image": course.image,
+        "command": [
+            "sh",
+            "-c",
+            CLAIM_ADMIN_FOLDER,
+            "claim-admin-folder",
+            admin_mount["mountPath"],
+            str(uid),
+            str(gid),
+        ],
+        "volumeMounts": [dict(admin_mount)],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "runAsUser": 0,
+            "runAsGroup": 0,
+            "runAsNonRoot": False,
+            "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]},
+        },
+    }
+
+
 def admin_init_containers(
     course: Course,
     hooks_path: str,

@@ -219,6 +219,8 @@ class CourseKubeSpawner(CourseSpawner, KubeSpawner):
             steps = hooks.init_containers(
                 course, self.hooks_path, override["environment"], home, uid, gid
             )
+        if role == INSTRUCTOR:
+            steps = [hooks.admin_folder_container(course, admin, uid, gid), *steps]
         # The chart's own init containers (the cloud-metadata block) stay, and run first.
         override["init_containers"] = storage.in_order(self.init_containers, steps)
         return profile

@@ -211,8 +211,8 @@ def database_backup(
 
     Its own claim, so losing the database's volume does not lose the copies;
     the server's image, so pg_dump is never older than the server. Each run
-    keeps `keepDays` days of dumps; `coursehub restore` (scripts/lifecycle/hub_backup.py)
-    reads them back with pg_restore.
+    keeps the newest `keep` dumps (backup_script); `coursehub restore`
+    (scripts/hub_backup.py) reads them back with pg_restore.
     """
     spec = settings(deployment)["databaseBackup"]
     name, namespace = f"{target['service']}-backup", target["namespace"]
@@ -227,15 +227,11 @@ def database_backup(
         {"name": "PGDATABASE", "value": target["database"]},
         next(e for e in server["env"] if e["name"] == "POSTGRES_PASSWORD") | {"name": "PGPASSWORD"},
     ]
-    script = (
-        f"pg_dump --format=custom --file={folder}/hub-$(date -u +%Y%m%dT%H%MZ).dump"
-        f" && find {folder} -name 'hub-*.dump' -mtime +{spec['keepDays']} -delete"
-    )
     container = {
         "name": "pg-dump",
         "image": server["image"],
-        "command": ["sh", "-c", script],
-        "env": env,
+        "command": ["sh", "-c", backup_script(spec["keep"])],
+        "env": [*env, {"name": "BACKUPS", "value": folder}],
         "volumeMounts": [{"name": "backups", "mountPath": folder}],
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}},
         "securityContext": _restricted(POSTGRES_UID),
@@ -272,6 +268,27 @@ def database_backup(
             },
         },
     ]
+
+
+def backup_script(keep: int) -> str:
+    """Dump into $BACKUPS, then delete all but the newest `keep` dumps.
+
+    By count, not age: when dumps fail for a while, pruning by age would delete the
+    last good ones while no new ones arrive, and pruning runs only after a dump that
+    succeeded. The dump is written under a temporary name and renamed when complete,
+    so a failed one never takes a good one's place. Names carry the UTC time, so
+    their order is their age. POSIX sh: the postgres image's shell.
+    """
+    return (
+        "set -eu\n"
+        'stamp="$(date -u +%Y%m%dT%H%M%SZ)"\n'
+        'pg_dump --format=custom --file="$BACKUPS/.partial.dump"\n'
+        'mv "$BACKUPS/.partial.dump" "$BACKUPS/hub-$stamp.dump"\n'
+        f"ls -1 \"$BACKUPS\" | grep -E '^hub-[0-9]{{8}}T[0-9]{{6}}Z[.]dump$' | sort -r"
+        f" | tail -n +{keep + 1}"
+        ' | while read -r old; do rm -f -- "$BACKUPS/$old"; echo "pruned $old"; done\n'
+        'echo "kept: $(ls -1 "$BACKUPS" | grep -c \'^hub-\')"\n'
+    )
 
 
 def database_policy(

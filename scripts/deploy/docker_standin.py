@@ -1,9 +1,13 @@
 """A stand-in Docker engine and registry: the Engine API calls docker-py and the docker CLI make
 for hubploy's build and push, answered and recorded, with no container built.
 
-This machine has no dockerd. The rehearsal (scripts/deploy/rehearsal.py) points DOCKER_HOST here, so
-hubploy, repo2docker and docker-py run unchanged and their requests are what the real engine
-would get. It fails as dockerd does where the input is wrong: a build context without its
+This machine has no dockerd. The rehearsal (scripts/rehearsal.py) and the course image
+pipeline's tests (tests/test_course_image.py) point DOCKER_HOST here, so hubploy, repo2docker,
+docker-py and the docker CLI (build, login, push) run unchanged and their requests are what the
+real engine would get; no container is run (`docker run` gets a 404). Its registry answers the
+Registry v2 manifest lookup (HEAD /v2/<name>/manifests/<tag>, as scripts/registry_check.py
+asks) for images named with the stand-in's own address as their host.
+It fails as dockerd does where the input is wrong: a build context without its
 Dockerfile, an unknown instruction, a COPY of a file the context lacks, a push of an image never
 built, a push without credentials, and a registry that has no such tag (manifest unknown).
 Every answer says it comes from a stand-in.
@@ -27,14 +31,18 @@ from urllib.parse import parse_qs, unquote, urlparse
 from coursehub_tools.deploy.serving import serving
 
 API_VERSION = "1.47"
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 SERVER_VERSION = "stand-in (coursehub rehearsal; not dockerd)"
 # ref: https://docs.docker.com/reference/dockerfile/ (the instructions dockerd's parser knows)
 INSTRUCTIONS = {
     "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
     "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
 }  # fmt: skip
-# A reference as dockerd accepts it: lowercase repository path, optional tag.
-REFERENCE = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+|:[0-9]+/)*(:[\w][\w.-]{0,127})?$")
+# A reference as dockerd accepts it: a host (with an optional port), a lowercase
+# repository path, an optional tag. ref: distribution/reference's grammar.
+REFERENCE = re.compile(
+    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[\w][\w.-]{0,127})?$"
+)
 
 
 @dataclass
@@ -46,6 +54,7 @@ class Engine:
     requests: list[str] = field(default_factory=list)
     builds: list[dict[str, Any]] = field(default_factory=list)
     pushes: list[dict[str, Any]] = field(default_factory=list)
+    logins: list[str] = field(default_factory=list)
 
 
 class DockerError(Exception):
@@ -220,6 +229,13 @@ class _Handler(BaseHTTPRequestHandler):
             for reference, image_id in engine.built.items():
                 tags.setdefault(image_id, []).append(reference)
             return self._send(200, [{"Id": i, "RepoTags": t} for i, t in tags.items()])
+        if method == "POST" and path == "/auth":
+            # dockerd asks the registry; the stand-in's registry takes any password.
+            login = json.loads(body or b"{}")
+            if not login.get("password"):
+                raise DockerError(401, "unauthorized: incorrect username or password")
+            engine.logins.append(login.get("serveraddress", ""))
+            return self._send(200, {"Status": "Login Succeeded", "IdentityToken": ""})
         if method == "POST" and path == "/build":
             return self._send(200, list(build(engine, query, body)), stream=True)
         if method == "POST" and path == "/images/create":
@@ -239,10 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
         manifest = re.fullmatch(r"/registries/([^/]+)/v2/(.+)/manifests/([^/]+)", path)
         if manifest:
             host, repository, tag = manifest.groups()
-            found = f"{host}/{repository}:{tag}" in engine.registry
-            return self._send(200 if found else 404, {} if found else {"errors": [
-                {"code": "MANIFEST_UNKNOWN", "message": "manifest unknown (stand-in registry)"}
-            ]})  # fmt: skip
+            return self._manifest(f"{host}/{repository}:{tag}")
         distribution = re.fullmatch(r"/distribution/(.+)/json", path)
         if distribution:
             reference = distribution.group(1)
@@ -250,11 +263,23 @@ class _Handler(BaseHTTPRequestHandler):
                 raise DockerError(404, f"{reference}: manifest unknown: manifest unknown")
             digest = "sha256:" + hashlib.sha256(reference.encode()).hexdigest()
             return self._send(200, {
-                "Descriptor": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "Descriptor": {"mediaType": MANIFEST_TYPE,
                                "digest": digest, "size": 1234},
                 "Platforms": [{"architecture": "amd64", "os": "linux"}],
             })  # fmt: skip
+        # The registry's own API (Docker Registry v2, /v2 taken off with the engine's
+        # version above), for a reference naming the stand-in's address as its host.
+        manifest = re.fullmatch(r"/(.+)/manifests/([^/]+)", path)
+        if method == "GET" and manifest:
+            return self._manifest(f"{self.headers['Host']}/{manifest.group(1)}:{manifest.group(2)}")
         raise DockerError(404, f"page not found: {method} {path}")
+
+    def _manifest(self, reference: str):
+        """The registry's answer to a manifest lookup of `reference`, as Registry v2 gives it."""
+        if reference not in self.engine.registry:
+            return self._send(404, {"errors": [{"code": "MANIFEST_UNKNOWN",
+                                                "message": "manifest unknown (stand-in registry)"}]})  # fmt: skip
+        return self._send(200, {"schemaVersion": 2, "mediaType": MANIFEST_TYPE})
 
     def do_GET(self):
         self._answer("GET")

@@ -236,6 +236,9 @@ def commands(deployment: str, root: Path = ROOT) -> list[Section]:
         )
     if spec["filestore"]["enabled"]:
         sections.append(("the shared-data share (Filestore)", _filestore(spec)))
+    if spec.get("cloudSql", {}).get("enabled"):
+        namespace = load_deployments(root)["deployments"][deployment]["namespace"]
+        sections.append(("the hub's database (Cloud SQL)", _cloud_sql(spec, namespace)))
     sections.append(("a budget alert", [_budget(spec)]))
     return sections
 
@@ -389,6 +392,52 @@ def _filestore(spec: dict[str, Any]) -> list[Command]:
         # The address the shared-data PersistentVolume mounts.
         ["gcloud", "filestore", "instances", "describe", filestore["name"], *where,
          "--format=value(networks[0].ipAddresses[0])"],
+    ]  # fmt: skip
+
+
+# The chart's name for the hub's Kubernetes service account (hub.serviceAccount.name unset).
+HUB_SERVICE_ACCOUNT = "hub"
+
+
+def cloud_sql_account(spec: dict[str, Any]) -> str:
+    return f"{spec['cloudSql']['serviceAccount']}@{spec['project']}.iam.gserviceaccount.com"
+
+
+def cloud_sql_user(spec: dict[str, Any]) -> str:
+    """The IAM database user of the hub's service account: its e-mail without the domain's end."""
+    return cloud_sql_account(spec).removesuffix(".gserviceaccount.com")
+
+
+def _cloud_sql(spec: dict[str, Any], namespace: str) -> list[Command]:
+    """The instance with automated backups and point-in-time recovery, the hub's database, and
+    the hub's identity: a service account its pod becomes (Workload Identity) and signs in as.
+
+    ref: https://cloud.google.com/sql/docs/postgres/connect-kubernetes-engine
+    """
+    sql, project = spec["cloudSql"], spec["project"]
+    at, account, backups = ["--project", project], cloud_sql_account(spec), sql["backups"]
+    instance = [f"--instance={sql['instance']}", *at]
+    member = f"serviceAccount:{project}.svc.id.goog[{namespace}/{HUB_SERVICE_ACCOUNT}]"
+    return [
+        ["gcloud", "services", "enable", "sqladmin.googleapis.com", *at],
+        # Enterprise edition: new PostgreSQL 16 instances default to Enterprise Plus,
+        # which has no shared-core machines.
+        ["gcloud", "sql", "instances", "create", sql["instance"], "--edition=enterprise",
+         f"--database-version={sql['databaseVersion']}", f"--tier={sql['tier']}",
+         f"--region={spec['region']}", "--database-flags=cloudsql.iam_authentication=on",
+         f"--backup-start-time={backups['startTime']}",
+         f"--retained-backups-count={backups['retained']}",
+         "--enable-point-in-time-recovery",
+         f"--retained-transaction-log-days={backups['pointInTimeRecoveryDays']}", *at],
+        ["gcloud", "sql", "databases", "create", sql["database"], *instance],
+        ["gcloud", "iam", "service-accounts", "create", sql["serviceAccount"], *at],
+        *[["gcloud", "projects", "add-iam-policy-binding", project,
+           f"--member=serviceAccount:{account}", f"--role={role}"]
+          for role in ("roles/cloudsql.client", "roles/cloudsql.instanceUser")],
+        ["gcloud", "sql", "users", "create", cloud_sql_user(spec),
+         "--type=cloud_iam_service_account", *instance],
+        ["gcloud", "iam", "service-accounts", "add-iam-policy-binding", account,
+         "--role=roles/iam.workloadIdentityUser", f"--member={member}", *at],
     ]  # fmt: skip
 
 

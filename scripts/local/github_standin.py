@@ -52,6 +52,8 @@ class World:
     tokens: dict[str, str] = field(default_factory=dict)
     faults: dict[str, dict] = field(default_factory=dict)
     repositories: dict[str, Repository] = field(default_factory=dict)
+    # Fine-grained personal access tokens: token -> {"contents": "write", ...}.
+    fine_grained: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: Path, client_id: str, client_secret: str) -> World:
@@ -321,11 +323,17 @@ class ControlFaultHandler(web.RequestHandler):
 
 class ControlTokenHandler(web.RequestHandler):
     """Tests act as a user on the API (an approver merging): POST /_standin/tokens/<login>
-    answers {"token": ...}, as a personal access token made on GitHub's settings page."""
+    answers {"token": ...}, as a personal access token made on GitHub's settings page;
+    with a body {"permissions": {"contents": "write", "pull_requests": "read"}} a
+    fine-grained one, which may write only what it names "write"."""
 
     def post(self, login: str):
         token = secrets.token_urlsafe(24)
-        self.settings["world"].tokens[token] = login
+        world = self.settings["world"]
+        world.tokens[token] = login
+        permissions = json.loads(self.request.body or b"{}").get("permissions")
+        if permissions is not None:
+            world.fine_grained[token] = permissions
         self.finish({"token": token})
 
 

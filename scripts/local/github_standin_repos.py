@@ -3,11 +3,13 @@
 A branch from another (git refs), a file written on it (contents), a pull request
 opened, listed, merged or closed (pulls), answered as GitHub's REST API answers
 them, failures included: 422 when the branch or the pull request exists already,
-403 when the token's user may not write to the repository, 404 for what is not
-there, 409 when a file changed since its sha was read. It is NOT GitHub: a
-repository here is files in memory over a folder of this machine (its seed), and a
-commit is only a new sha.
+403 when the token's user may not write to the repository or a fine-grained token
+lacks the permission the call needs, 404 for what is not there, 409 when a file
+changed since its sha was read. It is NOT GitHub: a repository here is files in
+memory over a folder of this machine (its seed) or over files a test gave it, and
+a commit is only a new sha.
 ref: https://docs.github.com/en/rest/git/refs, /rest/repos/contents, /rest/pulls/pulls
+ref: https://docs.github.com/en/rest/authentication/permissions-required-for-fine-grained-personal-access-tokens
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ def blob_sha(text: str) -> str:
 
 @dataclass
 class Repository:
-    """Branches of files over a seed folder: a branch keeps only the files written on it."""
+    """Branches of files over a seed folder: a branch keeps only the files written on it.
+
+    With no seed folder, the default branch's files are all the repository has.
+    """
 
     full_name: str
-    seed: Path
+    seed: Path | None
     default_branch: str
     writers: list[str]
     branches: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -55,6 +60,8 @@ class Repository:
     def read(self, branch: str, path: str) -> str | None:
         if path in self.branches[branch]:
             return self.branches[branch][path]
+        if self.seed is None:
+            return None
         file = self.seed / path
         resolved = file.resolve()
         if self.seed.resolve() not in resolved.parents or not resolved.is_file():
@@ -97,9 +104,17 @@ class RepositoryHandler(web.RequestHandler):
             self.fail(404, "Not Found")
         return repository
 
-    def writable(self, owner: str, name: str) -> Repository:
+    def writable(self, owner: str, name: str, permission: str) -> Repository:
+        """The repository, if the token's user may write to it and the token may `permission`.
+
+        A fine-grained token says per permission what it may; a classic one may all its user may.
+        """
         repository = self.repository(owner, name)
         if self.login() not in repository.writers:
+            self.fail(403, NO_WRITE)
+        token = self.request.headers["Authorization"].partition(" ")[2]
+        granted = self.settings["world"].fine_grained.get(token)
+        if granted is not None and granted.get(permission) != "write":
             self.fail(403, NO_WRITE)
         return repository
 
@@ -140,7 +155,7 @@ class RefsHandler(RepositoryHandler):
     """POST /repos/{owner}/{repo}/git/refs {"ref": "refs/heads/<new>", "sha": <a branch's head>}."""
 
     def post(self, owner: str, name: str) -> None:
-        repository = self.writable(owner, name)
+        repository = self.writable(owner, name, "contents")
         body = self.body()
         ref, sha = str(body.get("ref", "")), body.get("sha")
         if not ref.startswith("refs/heads/") or ref.count("/") < 2:
@@ -168,7 +183,7 @@ class ContentsHandler(RepositoryHandler):
         self.answer(content_model(path, text))
 
     def put(self, owner: str, name: str, path: str) -> None:
-        repository = self.writable(owner, name)
+        repository = self.writable(owner, name, "contents")
         body = self.body()
         branch = self.branch(repository, body.get("branch") or repository.default_branch)
         if not body.get("message") or "content" not in body:
@@ -211,7 +226,7 @@ class PullsHandler(RepositoryHandler):
         self.answer(sorted(pulls, key=lambda pull: -pull["number"]))
 
     def post(self, owner: str, name: str) -> None:
-        repository = self.writable(owner, name)
+        repository = self.writable(owner, name, "pull_requests")
         body = self.body()
         head, base = str(body.get("head", "")), str(body.get("base", ""))
         if not body.get("title"):
@@ -249,7 +264,7 @@ class PullHandler(RepositoryHandler):
         self.answer(self.pull(self.repository(owner, name), number))
 
     def patch(self, owner: str, name: str, number: str) -> None:
-        pull = self.pull(self.writable(owner, name), number)
+        pull = self.pull(self.writable(owner, name, "pull_requests"), number)
         state = self.body().get("state", pull["state"])
         if state not in ("open", "closed"):
             self.fail(422, "Validation Failed: state must be open or closed")
@@ -262,7 +277,8 @@ class MergeHandler(PullHandler):
     """PUT /repos/{owner}/{repo}/pulls/{number}/merge: the head's files onto the base."""
 
     def put(self, owner: str, name: str, number: str) -> None:
-        repository = self.writable(owner, name)
+        # ref: merging writes the base branch, so GitHub asks for contents, not pull_requests.
+        repository = self.writable(owner, name, "contents")
         pull = self.pull(repository, number)
         if pull["state"] != "open":
             self.fail(405, "Pull Request is not mergeable")
@@ -279,9 +295,23 @@ class MergeHandler(PullHandler):
         )
 
 
+class ControlRepositoryHandler(web.RequestHandler):
+    """Tests make a repository of their own files, no seed folder under it:
+    PUT /_standin/repos/<owner>/<name> {"files": {path: text}, "writers": [login, ...]}."""
+
+    def put(self, owner: str, name: str) -> None:
+        spec = json.loads(self.request.body)
+        full_name = f"{owner}/{name}"
+        branch = spec.get("defaultBranch", "main")
+        repository = Repository(full_name, None, branch, spec["writers"], {branch: spec["files"]})
+        self.settings["world"].repositories[full_name] = repository
+        self.set_status(204)
+
+
 def routes() -> list[tuple[str, type]]:
     repo = r"/api/v3/repos/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)"
     return [
+        (r"/_standin/repos/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)", ControlRepositoryHandler),
         (rf"{repo}/git/ref/heads/(.+)", RefHandler),
         (rf"{repo}/git/refs", RefsHandler),
         (rf"{repo}/contents/(.+)", ContentsHandler),

@@ -99,7 +99,7 @@ def test_the_database_is_dumped_on_schedule_by_a_pod_its_policy_admits(cluster_d
     secret = by_kind(objects, "Secret")[0]["metadata"]["name"]
     assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "password"}
     assert "pg_dump --format=custom" in container["command"][-1]
-    assert f"-mtime +{settings['databaseBackup']['keepDays']}" in container["command"][-1]
+    assert env["BACKUPS"]["value"] == pod["spec"]["containers"][0]["volumeMounts"][0]["mountPath"]
     # Its own claim, not the database's volume.
     claim = pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
     claims = {c["metadata"]["name"]: c for c in by_kind(objects, "PersistentVolumeClaim")}
@@ -249,3 +249,70 @@ def test_course_images_are_the_registrys(cluster_deployment, capsys):
     printed = capsys.readouterr().out.split()
     assert sorted(printed) == sorted({c["image"] for c in courses.values()})
     assert printed, "the registry has courses, so there are images to load"
+
+
+# The dump Job's script, run here as the CronJob's pod runs it: pg_dump and date are
+# stand-ins on PATH (no server to dump; a pinned clock), the claim a folder.
+STANDIN_PG_DUMP = """#!/bin/sh
+# Stand-in pg_dump for the test (not PostgreSQL's): writes a file where --file says,
+# or fails as pg_dump does when the server is unreachable.
+if [ -n "${PG_DUMP_FAILS:-}" ]; then
+  echo 'pg_dump: error: connection to server failed: Connection refused (stand-in)' >&2
+  exit 1
+fi
+for arg in "$@"; do
+  case "$arg" in --file=*) echo "stand-in dump" > "${arg#--file=}" ;; esac
+done
+"""
+STANDIN_DATE = """#!/bin/sh
+# Stand-in date for the test: the pinned time, in the format the script asks for.
+echo 20261116T031500Z
+"""
+
+
+def dump_job(tmp_path, *, fails: bool = False) -> tuple[subprocess.CompletedProcess, int]:
+    """Run prod's dump script in `tmp_path/backups`; its result and the `keep` it uses."""
+    deployment = load("prod")
+    (cronjob,) = by_kind(cluster_services.manifests(deployment), "CronJob")
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name, text in (("pg_dump", STANDIN_PG_DUMP), ("date", STANDIN_DATE)):
+        (tools / name).write_text(text)
+        (tools / name).chmod(0o755)
+    env = {"PATH": f"{tools}:/usr/bin:/bin", "BACKUPS": str(tmp_path / "backups")}
+    if fails:
+        env["PG_DUMP_FAILS"] = "1"
+    done = subprocess.run(container["command"], env=env, capture_output=True, text=True)
+    return done, cluster_services.settings(deployment)["databaseBackup"]["keep"]
+
+
+def old_dumps(folder, days: int) -> list[str]:
+    """Dumps of the nights of October 2026, one a night, as earlier runs left them."""
+    folder.mkdir()
+    names = [f"hub-202610{day:02d}T031500Z.dump" for day in range(1, days + 1)]
+    for name in names:
+        (folder / name).write_text("an earlier dump")
+    (folder / "README.txt").write_text("an operator's note, not a dump")
+    return names
+
+
+def test_the_dump_job_keeps_the_newest_dumps_and_nothing_else_is_touched(tmp_path):
+    keep = cluster_services.settings(load("prod"))["databaseBackup"]["keep"]
+    earlier = old_dumps(tmp_path / "backups", keep + 3)
+    done, keep = dump_job(tmp_path)
+    assert done.returncode == 0, done.stderr
+    left = sorted(p.name for p in (tmp_path / "backups").iterdir())
+    newest = "hub-20261116T031500Z.dump"
+    assert left == sorted([*earlier[-(keep - 1) :], newest, "README.txt"])
+    assert (tmp_path / "backups" / newest).read_text() == "stand-in dump\n"
+    assert done.stdout.count("pruned ") == 4 and f"kept: {keep}" in done.stdout
+
+
+def test_a_failed_dump_prunes_nothing_and_leaves_no_dump(tmp_path):
+    keep = cluster_services.settings(load("prod"))["databaseBackup"]["keep"]
+    earlier = old_dumps(tmp_path / "backups", keep + 3)
+    done, _ = dump_job(tmp_path, fails=True)
+    assert done.returncode != 0 and "Connection refused" in done.stderr
+    left = sorted(p.name for p in (tmp_path / "backups").iterdir() if p.name.startswith("hub-"))
+    assert left == earlier, "the good dumps stay while dumps fail"

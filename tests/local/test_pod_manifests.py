@@ -290,3 +290,86 @@ def test_with_github_unix_ids_the_hooks_hand_the_home_to_the_github_uid(cluster_
     assert chown_to["COURSEHUB_UID"] == str(github_id)
     assert chown_to["COURSEHUB_GID"] == str(pod["spec"]["securityContext"]["fsGroup"])
     assert github_id + 1 in pod["spec"]["securityContext"]["supplementalGroups"], "team ids"
+
+
+def shared_mounts(pod: dict, volume: str) -> dict[str, list[str]]:
+    """The subPaths of `volume` each container (init containers too) mounts."""
+    found: dict[str, list[str]] = {}
+    for item in pod["spec"]["containers"] + pod["spec"].get("initContainers", []):
+        for mount in item.get("volumeMounts", []):
+            if mount["name"] == volume:
+                found.setdefault(item["name"], []).append(mount.get("subPath", ""))
+    return found
+
+
+@pytest.mark.parametrize("hooks_from", ["image", "admin"])
+def test_the_admin_folder_is_its_instructors_and_out_of_students_reach(
+    cluster_deployment, hooks_from
+):
+    """What root runs from the admin folder, no student can write: the kubelet makes the
+    folder root's, an instructor's pod makes it theirs (0700) before anything runs, and a
+    student's containers mount neither it nor a folder holding it; with hooks: admin only
+    the image's runner (root, checking the owner) mounts it in a student's pod."""
+    from coursehub.hooks import ADMIN_FOLDER_CONTAINER, ADMIN_RUNNER
+
+    values = load(cluster_deployment).values
+    shared = values["custom"]["sharedData"]
+    for slug in sorted(courses_of(cluster_deployment)):
+        admin = f"{shared['admin']['subPath']}/{slug}"
+        extra = {"custom": {"courses": {slug: {"hooks": hooks_from}}}}
+        student = manifest(cluster_deployment, slug, "student", extra)
+        for name, subpaths in shared_mounts(student, shared["volume"]).items():
+            runner = container(student, name).get("command", [""])[0].endswith(ADMIN_RUNNER)
+            for subpath in subpaths:
+                holds_admin = admin == subpath or admin.startswith(subpath.rstrip("/") + "/")
+                if holds_admin or subpath == "":
+                    assert hooks_from == "admin" and runner, (slug, name, subpath)
+        instructor = manifest(cluster_deployment, slug, "instructor", extra)
+        names = [c["name"] for c in instructor["spec"]["initContainers"]]
+        claim = container(instructor, ADMIN_FOLDER_CONTAINER)
+        hook_positions = [i for i, n in enumerate(names) if n.startswith("hook-")]
+        assert names.index(ADMIN_FOLDER_CONTAINER) < min(hook_positions), names
+        assert [m.get("subPath") for m in claim["volumeMounts"]] == [admin]
+        notebook = container(instructor, "notebook")
+        uid = str(notebook.get("securityContext", {}).get("runAsUser", values["singleuser"]["uid"]))
+        assert claim["command"][-2] == uid, "the folder goes to the uid the server runs as"
+        assert claim["securityContext"]["capabilities"] == {
+            "drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}  # fmt: skip
+
+
+def run_claim(folder, uid: int, gid: int) -> str:
+    """The instructor's admin-folder step, as the rendered pod runs it, on `folder`."""
+    import subprocess
+
+    from coursehub.hooks import CLAIM_ADMIN_FOLDER
+
+    done = subprocess.run(
+        ["sh", "-c", CLAIM_ADMIN_FOLDER, "claim", str(folder), str(uid), str(gid)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout
+
+
+def test_the_admin_folder_step_takes_only_roots_folder_and_closes_it(tmp_path):
+    import os
+
+    me, group = os.geteuid(), os.getegid()
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o777)
+    mine.chmod(0o777)
+    # Already the server's: kept, and closed to everyone else.
+    assert run_claim(mine, me, group).strip() == f"admin folder {mine}: owner {me}, mode 700"
+    # Someone else's (another instructor's, or a uid the server does not run as): untouched.
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o750)
+    owner = 4242 if me == 0 else me
+    os.chown(theirs, owner, -1)
+    run_claim(theirs, owner + 1, group)
+    assert (theirs.stat().st_uid, oct(theirs.stat().st_mode & 0o777)) == (owner, "0o750")
+    if me == 0:
+        # As the kubelet leaves it: root's, with the volume root's mode.
+        new = tmp_path / "new"
+        new.mkdir(mode=0o777)
+        new.chmod(0o777)
+        assert "owner 1000, mode 700" in run_claim(new, 1000, 100)
+        assert (new.stat().st_uid, new.stat().st_gid) == (1000, 100)
