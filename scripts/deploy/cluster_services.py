@@ -212,7 +212,7 @@ def database_backup(
     Its own claim, so losing the database's volume does not lose the copies;
     the server's image, so pg_dump is never older than the server. Each run
     keeps the newest `keep` dumps (backup_script); `coursehub restore`
-    (scripts/hub_backup.py) reads them back with pg_restore.
+    (scripts/lifecycle/hub_backup.py) reads them back with pg_restore.
     """
     spec = settings(deployment)["databaseBackup"]
     name, namespace = f"{target['service']}-backup", target["namespace"]

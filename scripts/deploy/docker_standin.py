@@ -1,11 +1,12 @@
 """A stand-in Docker engine and registry: the Engine API calls docker-py and the docker CLI make
 for hubploy's build and push, answered and recorded, with no container built.
 
-This machine has no dockerd. The rehearsal (scripts/rehearsal.py) and the course image
-pipeline's tests (tests/test_course_image.py) point DOCKER_HOST here, so hubploy, repo2docker,
-docker-py and the docker CLI (build, login, push) run unchanged and their requests are what the
-real engine would get; no container is run (`docker run` gets a 404). Its registry answers the
-Registry v2 manifest lookup (HEAD /v2/<name>/manifests/<tag>, as scripts/registry_check.py
+This machine has no dockerd. The rehearsal (scripts/deploy/rehearsal.py) and the course image
+pipeline's tests (tests/lifecycle/test_course_image.py) point DOCKER_HOST here, so hubploy,
+repo2docker, docker-py and the docker CLI (build, login, push) run unchanged and their
+requests are what the real engine would get; no container is run (`docker run` gets a 404).
+Its registry answers the
+Registry v2 manifest lookup (HEAD /v2/<name>/manifests/<tag>, as scripts/config/registry_check.py
 asks) for images named with the stand-in's own address as their host.
 It fails as dockerd does where the input is wrong: a build context without its
 Dockerfile, an unknown instruction, a COPY of a file the context lacks, a push of an image never
@@ -277,8 +278,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _manifest(self, reference: str):
         """The registry's answer to a manifest lookup of `reference`, as Registry v2 gives it."""
         if reference not in self.engine.registry:
-            return self._send(404, {"errors": [{"code": "MANIFEST_UNKNOWN",
-                                                "message": "manifest unknown (stand-in registry)"}]})  # fmt: skip
+            message = "manifest unknown (stand-in registry)"
+            unknown = {"code": "MANIFEST_UNKNOWN", "message": message}
+            return self._send(404, {"errors": [unknown]})
         return self._send(200, {"schemaVersion": 2, "mediaType": MANIFEST_TYPE})
 
     def do_GET(self):

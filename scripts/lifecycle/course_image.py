@@ -7,10 +7,10 @@ checks and a person merges. The template a course repository copies
 these steps; the weekly rebuild (.github/workflows/rebuild-images.yml) runs
 `rebuild` for every course of the registry, for the base images' security updates.
 
-    python -m coursehub_tools.course_image hooks ../course      # before the build
-    python -m coursehub_tools.course_image exists IMAGE         # after the push
-    python -m coursehub_tools.course_image propose --course data-science-101 --image IMAGE
-    python -m coursehub_tools.course_image rebuild              # every course, one pull request
+    python -m coursehub_tools.lifecycle.course_image hooks ../course      # before the build
+    python -m coursehub_tools.lifecycle.course_image exists IMAGE         # after the push
+    python -m coursehub_tools.lifecycle.course_image propose --course data-science-101 --image IMAGE
+    python -m coursehub_tools.lifecycle.course_image rebuild      # every course, one pull request
 
 The pull request goes through GitHub's REST API ($GITHUB_API_URL, as Actions
 sets it) to $COURSEHUB_REGISTRY_REPO (owner/name) with $GH_TOKEN, a token with
@@ -33,10 +33,10 @@ from pathlib import Path
 
 import requests
 
-from coursehub_tools import registry_check
-from coursehub_tools.course_lifecycle import _yaml, course_file
-from coursehub_tools.deployconfig import load
-from coursehub_tools.yamlfiles import ROOT, read_yaml, relative
+from coursehub_tools.config import registry_check
+from coursehub_tools.config.deployconfig import load
+from coursehub_tools.config.yamlfiles import ROOT, read_yaml, relative
+from coursehub_tools.lifecycle.course_lifecycle import _yaml, course_file
 
 HOOKS = ("as-root.sh", "as-user.sh", "run-admin-hook.sh")
 COPY_HOOKS = re.compile(r"^COPY\s+(--\S+\s+)*hooks/?\s+(\S+?)/?\s*$", re.MULTILINE)

@@ -2,8 +2,8 @@
 
 The workflows' own steps run in order, as the runner runs them, against
 stand-ins that say they are ones: the Docker engine and registry
-(scripts/docker_standin.py: repo2docker and the docker CLI talk to it, nothing
-is built) and GitHub's REST API (scripts/github_standin_repos.py, with
+(scripts/deploy/docker_standin.py: repo2docker and the docker CLI talk to it, nothing
+is built) and GitHub's REST API (scripts/local/github_standin_repos.py, with
 coursehub's registry as a repository). The course repository is what a course
 makes from the template: deploy/deployments/coursehub/image/ with the workflow,
 and examples/data-science-101's notebooks.
@@ -23,10 +23,10 @@ import pytest
 import requests
 import yaml
 
-from coursehub_tools import docker_standin
-from coursehub_tools.deployconfig import ROOT
-from coursehub_tools.localhub.supervisor import free_port, wait_for_port
-from coursehub_tools.rehearsal import expression
+from coursehub_tools.config.deployconfig import ROOT
+from coursehub_tools.deploy import docker_standin
+from coursehub_tools.deploy.rehearsal import expression
+from coursehub_tools.local.hub.supervisor import free_port, wait_for_port
 
 pytestmark = pytest.mark.unit
 
@@ -54,8 +54,8 @@ def github(tmp_path):
     """The GitHub stand-in with coursehub's registry as a repository, and a token for it."""
     port = free_port()
     command = [
-        sys.executable, "-m", "coursehub_tools.github_standin", "--port", str(port),
-        "--fixture", str(ROOT / "scripts/localhub/github-users.yaml"),
+        sys.executable, "-m", "coursehub_tools.local.github_standin", "--port", str(port),
+        "--fixture", str(ROOT / "scripts/local/hub/github-users.yaml"),
         "--client-id", "test", "--client-secret", "test",
     ]  # fmt: skip
     log = (tmp_path / "github.log").open("w")
@@ -287,7 +287,7 @@ def propose(github: str, token: str | None, image: str) -> subprocess.CompletedP
     env.pop("GH_TOKEN", None)
     if token is not None:
         env["GH_TOKEN"] = token
-    command = [sys.executable, "-m", "coursehub_tools.course_image", "propose",
+    command = [sys.executable, "-m", "coursehub_tools.lifecycle.course_image", "propose",
                "--course", COURSE, "--image", image]  # fmt: skip
     return subprocess.run(command, env=env, capture_output=True, text=True)
 
@@ -358,7 +358,7 @@ def test_the_weekly_rebuild_proposes_every_course_that_built_and_says_which_fail
         workflow, "rebuild", ROOT, event="schedule", env=job_environment(tmp_path, host, github),
         secrets={"IMAGES_PUSH_TOKEN": "push-token", "IMAGES_PR_TOKEN": bot_token},
         repository=REGISTRY_REPO, output_dir=tmp_path,
-        extra_args={"python3 -m coursehub_tools.course_image rebuild": here},
+        extra_args={"python3 -m coursehub_tools.lifecycle.course_image rebuild": here},
     )  # fmt: skip
     (login, rebuild) = [done for _, done in ran]
     assert login.returncode == 0, login.stderr

@@ -2,7 +2,7 @@
 
 The values layer (deploy/deployments/coursehub/config/cloudsql.yaml) over prod is
 rendered by the pinned chart with helm; the instance, the hub's identity and the
-backups are the plan `coursehub-gke` prints from deploy/cluster/gke.yaml's
+backups are the plan `coursehub gke` prints from deploy/cluster/gke.yaml's
 cloudSql. Each name one side uses is read from the other, so they cannot drift.
 """
 
@@ -13,9 +13,11 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
-from coursehub_tools import chart, chart_parity, cluster_services, gke, helm
-from coursehub_tools.deployconfig import ROOT, Layer, load
-from coursehub_tools.yamlfiles import read_yaml
+from coursehub_tools.config import chart, helm
+from coursehub_tools.config.deployconfig import ROOT, Layer, load
+from coursehub_tools.config.yamlfiles import read_yaml
+from coursehub_tools.deploy import cluster_services, gke
+from coursehub_tools.local import chart_parity
 
 pytestmark = pytest.mark.chart
 LAYER = "deploy/deployments/coursehub/config/cloudsql.yaml"
