@@ -19,7 +19,7 @@ from pathlib import Path
 
 from coursehub_tools.config.yamlfiles import ROOT, ConfigError
 
-SMOKE_TEST = Path("tests") / "test_cluster.py"
+SMOKE_TEST = Path("tests") / "deploy" / "test_cluster.py"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head")
 # The names tests/deploy/test_cluster.py gives the hub's API base URL ("<public url>/hub/api").
 API_BASES = ("hub", "hub_api")
