@@ -24,7 +24,7 @@ def test_the_calls_are_the_ones_the_smoke_test_makes():
 
 def test_a_call_added_to_the_smoke_test_is_found(tmp_path):
     smoke_test = tmp_path / smoke_test_calls.SMOKE_TEST
-    smoke_test.parent.mkdir()
+    smoke_test.parent.mkdir(parents=True)
     text = (smoke_test_calls.ROOT / smoke_test_calls.SMOKE_TEST).read_text()
     added = '\n\ndef test_more():\n    requests.patch(f"{hub}/groups/{g}/properties", headers=h)\n'
     smoke_test.write_text(text + added)
