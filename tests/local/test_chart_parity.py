@@ -19,7 +19,7 @@ import yaml
 
 from coursehub_tools.config import chart, helm
 from coursehub_tools.config.deployconfig import ROOT, Layer, load
-from coursehub_tools.deploy.cluster import deployed
+from coursehub_tools.deploy.cluster import runtime_layers
 from coursehub_tools.local import chart_parity
 from coursehub_tools.local.hub.facts import FACTS_VARIABLE, LocalFacts
 from coursehub_tools.local.hub.layout import (
@@ -68,6 +68,17 @@ def chart_dir() -> Path:
     return chart.pinned().folder
 
 
+def as_the_kept_chart_renders(name: str):
+    """The deployment as a deploy run has it, but for the generated layers' revision
+    (custom.generated): a deploy also stamps that into its chart folder's version
+    (hubploy_deploy.stamp_chart) so that helm refuses --reuse-values, and the kept,
+    unstamped chart here would refuse it (tests/config/test_generated_layer.py)."""
+    layers = [
+        layer for layer in runtime_layers(name) if "generated" not in layer.values.get("custom", {})
+    ]
+    return load(name, decrypt=False, extra_layers=layers)
+
+
 def cases(values: dict) -> list[dict]:
     """A student and an instructor of every course, each on the course's first day."""
     return [
@@ -98,7 +109,7 @@ def helms_and_ours(deployment, helm_binary: Path, chart_dir: Path, work: Path):
 def test_our_layout_is_the_hub_pods(cluster_deployment, helm_binary, chart_dir, tmp_path):
     """Every file helm mounts for the hub, byte for byte; the chart's two files differ
     from the chart's own only in the mount root."""
-    deployment = deployed(cluster_deployment, decrypt=False)
+    deployment = as_the_kept_chart_renders(cluster_deployment)
     helms, _env, ours, _our_env = helms_and_ours(deployment, helm_binary, chart_dir, tmp_path)
     for name in CHART_FILES:
         kept = (chart_dir / "files" / "hub" / name).read_text()
@@ -126,7 +137,7 @@ def test_the_charts_config_is_the_same_over_our_layout(
 ):
     import kubernetes_validate
 
-    deployment = deployed(cluster_deployment, decrypt=False)
+    deployment = as_the_kept_chart_renders(cluster_deployment)
     theirs, ours = configs_and_pods(deployment, helm_binary, chart_dir, tmp_path)
     assert chart_parity.differences(theirs["config"], ours["config"], lambda *_: False) == []
     assert theirs["pods"] == ours["pods"]
@@ -212,7 +223,7 @@ def test_the_local_hub_runs_the_charts_config_but_for_the_swaps(
 ):
     """The local hub's effective config (its jupyterhub_config.py loaded as JupyterHub
     loads it) over a cluster deployment's hub pod is the chart's, but for SWAPPED."""
-    deployment = deployed(cluster_deployment, decrypt=False)
+    deployment = as_the_kept_chart_renders(cluster_deployment)
     helms, env, _ours, _our_env = helms_and_ours(deployment, helm_binary, chart_dir, tmp_path)
     charts = load_hub_config(helms / "jupyterhub_config.py", env, quiet=True)
     facts = LocalFacts(
