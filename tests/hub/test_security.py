@@ -106,6 +106,7 @@ def test_cookie_and_xsrf_defaults_are_jupyterhubs(deployment):
     assert set(jupyterhub.get("tornado_settings", {})) <= {
         "slow_spawn_timeout",
         "slow_stop_timeout",
+        "spawn_throttle_retry_range",  # the 429 page's retry (book/class-arrival.md)
     }, "nothing about cookies or XSRF"
     for key in ("cookie_options", "cookie_max_age_days", "cookie_secret", "xsrf_cookies"):
         assert key not in jupyterhub
